@@ -1,0 +1,3 @@
+from feedback_api.cli import app
+
+app()

@@ -1,0 +1,242 @@
+"""The ``feedback-api`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+from uuid import UUID
+
+import typer
+
+from feedback_api.auth.scopes import ALL_SCOPES
+from feedback_api.config import Settings, get_settings
+from feedback_api.db import create_engine, create_sessionmaker, start_embedded_server
+
+app = typer.Typer(help="feedback-api: a headless customer-feedback service.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
+key_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(key_app, name="key")
+
+
+def _database_url(settings: Settings) -> tuple[str, bool]:
+    """The configured URL, or the embedded server's (started if needed)."""
+    if settings.database_url:
+        return settings.database_url, False
+    return start_embedded_server(settings.data_dir), True
+
+
+def _run_db(settings: Settings, url: str, work: Any) -> Any:
+    async def runner() -> Any:
+        engine = create_engine(url, settings)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(runner())
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+async def _create_tenant(
+    session: Any, name: str, slug: str | None, timezone: str, locale: str
+) -> dict[str, Any]:
+    from feedback_api.keys.schemas import ApiKeyCreated
+    from feedback_api.tenants.schemas import TenantRead
+    from feedback_api.tenants.service import tenant as tenant_service
+
+    tenant, key, secret = await tenant_service.create(
+        session, name=name, slug=slug, timezone=timezone, locale=locale
+    )
+    return {
+        "tenant": TenantRead.model_validate(tenant).model_dump(mode="json"),
+        "api_key": ApiKeyCreated.of(key, secret).model_dump(mode="json"),
+    }
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations up to the latest."""
+    from feedback_api.migrate import upgrade
+
+    settings = get_settings()
+    url, _ = _database_url(settings)
+    upgrade(url)
+    typer.echo("database is up to date")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="API processes.")] = 1,
+) -> None:
+    """Run the API. Without FEEDBACK_DATABASE_URL, starts an embedded PostgreSQL."""
+    import uvicorn
+
+    from feedback_api.migrate import upgrade
+
+    settings = get_settings()
+    url, embedded = _database_url(settings)
+    upgrade(url)
+    if embedded:
+        _bootstrap_default_tenant(settings, url)
+        # Worker processes inherit the URL and attach to the server this process started.
+        os.environ["FEEDBACK_DATABASE_URL"] = url
+    typer.echo(f"feedback-api listening on http://{host}:{port} (docs: /docs)", err=True)
+    uvicorn.run(
+        "feedback_api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )
+
+
+def _bootstrap_default_tenant(settings: Settings, url: str) -> None:
+    from feedback_api.tenants.service import tenant as tenant_service
+
+    async def work(session: Any) -> dict[str, Any] | None:
+        if await tenant_service.any_exists(session):
+            return None
+        return await _create_tenant(session, "Default", "default", "UTC", "en")
+
+    created = _run_db(settings, url, work)
+    if created is not None:
+        secret = created["api_key"]["secret"]
+        typer.echo(
+            "\nCreated tenant 'default'. Its admin key (every scope) is shown only now:\n\n"
+            f"    {secret}\n\n"
+            f"    export FEEDBACK_KEY={secret}\n",
+            err=True,
+        )
+
+
+@tenant_app.command("create")
+def tenant_create(
+    name: Annotated[str, typer.Option(help="Display name.")],
+    slug: Annotated[str | None, typer.Option(help="Unique slug; derived if omitted.")] = None,
+    timezone: Annotated[str, typer.Option(help="IANA time zone, e.g. Asia/Shanghai.")] = "UTC",
+    locale: Annotated[str, typer.Option(help="BCP 47 language tag.")] = "en",
+) -> None:
+    """Create a tenant; prints it with a secret key holding every scope (shown once)."""
+    from pydantic import ValidationError
+
+    from feedback_api.exceptions import FeedbackError
+    from feedback_api.tenants.schemas import TenantCreate
+
+    try:
+        body = TenantCreate(name=name, slug=slug, timezone=timezone, locale=locale)
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    settings = get_settings()
+    url, _ = _database_url(settings)
+    try:
+        created = _run_db(
+            settings,
+            url,
+            lambda s: _create_tenant(s, body.name, body.slug, body.timezone, body.locale),
+        )
+    except FeedbackError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    _print_json(created)
+
+
+@key_app.command("create")
+def key_create(
+    tenant: Annotated[UUID, typer.Option(help="Tenant id.")],
+    name: Annotated[str, typer.Option(help="What the key is for.")],
+    scope: Annotated[
+        list[str] | None, typer.Option(help=f"Repeatable. One of: {', '.join(ALL_SCOPES)}.")
+    ] = None,
+    publishable: Annotated[bool, typer.Option(help="A publishable key for apps.")] = False,
+) -> None:
+    """Create an API key; prints it with the key itself (shown once)."""
+    from pydantic import ValidationError
+
+    from feedback_api.keys.schemas import ApiKeyCreate, ApiKeyCreated
+    from feedback_api.keys.service import api_key as api_key_service
+    from feedback_api.tenants.service import tenant as tenant_service
+
+    try:
+        body = ApiKeyCreate.model_validate(
+            {"name": name, "scopes": scope or None, "publishable": publishable}
+        )
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    settings = get_settings()
+    url, _ = _database_url(settings)
+
+    async def work(session: Any) -> dict[str, Any]:
+        await tenant_service.get(session, tenant)
+        key, secret = await api_key_service.create(
+            session,
+            tenant,
+            name=body.name,
+            scopes=[s.value for s in body.scopes or ()],
+            publishable=body.publishable,
+        )
+        return ApiKeyCreated.of(key, secret).model_dump(mode="json")
+
+    _print_json(_guarded(settings, url, work))
+
+
+@key_app.command("revoke")
+def key_revoke(
+    tenant: Annotated[UUID, typer.Option(help="Tenant id.")],
+    key_id: Annotated[UUID, typer.Argument(help="Key id.")],
+) -> None:
+    """Revoke an API key at once."""
+    from feedback_api.keys.schemas import ApiKeyRead
+    from feedback_api.keys.service import api_key as api_key_service
+
+    settings = get_settings()
+    url, _ = _database_url(settings)
+
+    async def work(session: Any) -> dict[str, Any]:
+        key = await api_key_service.revoke(session, tenant, key_id, actor=None)
+        return ApiKeyRead.model_validate(key).model_dump(mode="json")
+
+    _print_json(_guarded(settings, url, work))
+
+
+def _guarded(settings: Settings, url: str, work: Any) -> Any:
+    from feedback_api.exceptions import FeedbackError
+
+    try:
+        return _run_db(settings, url, work)
+    except FeedbackError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def openapi(
+    output: Annotated[Path, typer.Option(help="Where to write; '-' for stdout.")] = Path(
+        "openapi/openapi.json"
+    ),
+) -> None:
+    """Write the OpenAPI document (the committed contract)."""
+    from feedback_api.openapi import render
+
+    text = render()
+    if str(output) == "-":
+        sys.stdout.write(text)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+        typer.echo(f"wrote {output}", err=True)

@@ -1,0 +1,35 @@
+"""Settings, read from the environment with the prefix ``FEEDBACK_``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FEEDBACK_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql+asyncpg://… of an external PostgreSQL 14+. Unset: embedded server.",
+    )
+    data_dir: Path = Field(default=Path(".feedback-data"), description="Embedded server's folder.")
+    admin_token: SecretStr | None = Field(
+        default=None, description="Platform admin bearer token for /v1/tenants. Unset: disabled."
+    )
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    clock_skew_seconds: int = Field(default=300, ge=0)
+    idempotency_ttl_hours: int = Field(default=24, ge=24)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import delete, literal_column, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from feedback_api.kit.ids import new_id
+from feedback_api.models import Customer
+
+
+class CustomerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def upsert(
+        self, tenant_id: UUID, external_ref: str, values: dict[str, Any]
+    ) -> tuple[Customer, bool]:
+        """Insert or replace; returns the row and whether it was created."""
+        inserting = insert(Customer).values(
+            tenant_id=tenant_id, id=new_id(), external_ref=external_ref, **values
+        )
+        stmt = inserting.on_conflict_do_update(
+            index_elements=[Customer.tenant_id, Customer.external_ref],
+            set_={
+                **{k: inserting.excluded[k] for k in values},
+                "updated_at": literal_column("now()"),
+            },
+        ).returning(Customer, literal_column("xmax = 0").label("created"))
+        row = (
+            await self.session.execute(stmt, execution_options={"populate_existing": True})
+        ).one()
+        return row[0], bool(row[1])
+
+    async def get_by_ref(self, tenant_id: UUID, external_ref: str) -> Customer | None:
+        stmt = select(Customer).where(
+            Customer.tenant_id == tenant_id, Customer.external_ref == external_ref
+        )
+        return (await self.session.scalars(stmt)).one_or_none()
+
+    async def ids_by_ref(self, tenant_id: UUID, refs: Collection[str]) -> dict[str, UUID]:
+        stmt = select(Customer.external_ref, Customer.id).where(
+            Customer.tenant_id == tenant_id, Customer.external_ref.in_(refs)
+        )
+        return dict((await self.session.execute(stmt)).tuples())
+
+    async def insert_bare(self, tenant_id: UUID, refs: Collection[str]) -> dict[str, UUID]:
+        """Create customers known only by their ref; refs that exist already are skipped."""
+        stmt = (
+            insert(Customer)
+            .values([{"tenant_id": tenant_id, "id": new_id(), "external_ref": r} for r in refs])
+            .on_conflict_do_nothing(index_elements=[Customer.tenant_id, Customer.external_ref])
+            .returning(Customer.external_ref, Customer.id)
+        )
+        return dict((await self.session.execute(stmt)).tuples())
+
+    async def list_page(
+        self,
+        tenant_id: UUID,
+        *,
+        email: str | None,
+        attributes: dict[str, str],
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+    ) -> list[Customer]:
+        stmt = select(Customer).where(Customer.tenant_id == tenant_id)
+        if email is not None:
+            stmt = stmt.where(Customer.email == email)
+        if attributes:
+            # jsonb containment uses the GIN (jsonb_path_ops) index.
+            stmt = stmt.where(Customer.attributes.contains(attributes))
+        if after is not None:
+            stmt = stmt.where(tuple_(Customer.created_at, Customer.id) < tuple_(*after))
+        stmt = stmt.order_by(Customer.created_at.desc(), Customer.id.desc()).limit(limit)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def delete(self, tenant_id: UUID, customer_id: UUID) -> None:
+        await self.session.execute(
+            delete(Customer).where(Customer.tenant_id == tenant_id, Customer.id == customer_id)
+        )

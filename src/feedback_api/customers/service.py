@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from feedback_api.customers.repository import CustomerRepository
+from feedback_api.exceptions import NotFound
+from feedback_api.kit.pagination import paginate
+from feedback_api.models import Customer
+
+
+class CustomerService:
+    async def upsert(
+        self, session: AsyncSession, tenant_id: UUID, external_ref: str, values: dict[str, Any]
+    ) -> tuple[Customer, bool]:
+        return await CustomerRepository(session).upsert(tenant_id, external_ref, values)
+
+    async def get(self, session: AsyncSession, tenant_id: UUID, external_ref: str) -> Customer:
+        customer = await CustomerRepository(session).get_by_ref(tenant_id, external_ref)
+        if customer is None:
+            raise NotFound(f"no customer with external_ref {external_ref!r}")
+        return customer
+
+    async def ensure(
+        self, session: AsyncSession, tenant_id: UUID, refs: Collection[str]
+    ) -> dict[str, UUID]:
+        """Ids for these refs, creating bare customers for the ones not seen before.
+
+        Most feedback comes from known customers, so look first and insert only the rest."""
+        if not refs:
+            return {}
+        repo = CustomerRepository(session)
+        ids = await repo.ids_by_ref(tenant_id, refs)
+        missing = [r for r in refs if r not in ids]
+        if missing:
+            ids |= await repo.insert_bare(tenant_id, missing)
+            raced = [r for r in missing if r not in ids]
+            if raced:  # created by a concurrent request between our read and our insert
+                ids |= await repo.ids_by_ref(tenant_id, raced)
+        return ids
+
+    async def list_page(
+        self,
+        session: AsyncSession,
+        tenant_id: UUID,
+        *,
+        email: str | None,
+        attributes: dict[str, str],
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+    ) -> tuple[list[Customer], str | None]:
+        rows = await CustomerRepository(session).list_page(
+            tenant_id, email=email, attributes=attributes, limit=limit + 1, after=after
+        )
+        return paginate(rows, limit, lambda c: (c.created_at, c.id))
+
+    async def delete(self, session: AsyncSession, tenant_id: UUID, customer_id: UUID) -> None:
+        await CustomerRepository(session).delete(tenant_id, customer_id)
+
+
+customer = CustomerService()

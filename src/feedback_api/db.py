@@ -1,0 +1,87 @@
+"""Engine, the request session, and the embedded PostgreSQL server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from feedback_api.config import Settings
+
+EMBEDDED_DATABASE = "feedback"
+
+
+def normalize_url(url: str) -> str:
+    """Accept ``postgresql://`` / ``postgres://`` URLs too and use the asyncpg driver."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    if parsed.password == "":
+        parsed = parsed.set(password=None)
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_engine(url: str, settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        normalize_url(url),
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_recycle=1800,
+        connect_args={
+            # JIT planning costs more than it saves on short OLTP statements.
+            "server_settings": {"application_name": "feedback-api", "jit": "off"},
+        },
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def start_embedded_server(data_dir: Path) -> str:
+    """Start (or attach to) the embedded PostgreSQL in ``data_dir`` and return its URL.
+
+    pgserver ships a real PostgreSQL 16 in a wheel. It listens on a Unix socket only, so it
+    never clashes with another server's port; as root it runs postgres as a dedicated OS user.
+    The server stops when the last process that started it exits.
+    """
+    from pgserver.postgres_server import get_server
+
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = get_server(data_dir / "pg", cleanup_mode="stop")
+    exists = server.psql(
+        f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}';"
+    ).strip()
+    if "(1 row)" not in exists:
+        server.psql(f"CREATE DATABASE {EMBEDDED_DATABASE};")
+    return normalize_url(str(server.get_uri(EMBEDDED_DATABASE)))
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request; it commits after the endpoint returns and *before* the
+    response is sent (``scope="function"``), so an acknowledged write is durable."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session:
+        yield session
+        await session.commit()
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]

@@ -1,0 +1,97 @@
+"""The error family. Every error has an HTTP status and a stable, documented ``code``.
+
+Handlers in ``app.py`` render them as RFC 9457 ``application/problem+json``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class FeedbackError(Exception):
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, detail: str | None = None, *, errors: list[dict[str, Any]] | None = None):
+        self.detail = detail or self.title
+        self.errors = errors or []
+        super().__init__(self.detail)
+
+
+class Unauthenticated(FeedbackError):
+    status = 401
+    code = "unauthenticated"
+    title = "Missing or invalid credentials"
+
+
+class Forbidden(FeedbackError):
+    status = 403
+    code = "forbidden"
+    title = "Not allowed"
+
+
+class MissingScope(Forbidden):
+    code = "missing_scope"
+    title = "The API key lacks a required scope"
+
+
+class PublishableKeyForbidden(Forbidden):
+    code = "publishable_key_forbidden"
+    title = "A publishable key may not do this"
+
+
+class NotFound(FeedbackError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(FeedbackError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class ExternalIdConflict(Conflict):
+    code = "external_id_conflict"
+    title = "external_id already used for different content"
+
+
+class IdempotencyInFlight(Conflict):
+    code = "idempotency_key_in_use"
+    title = "A request with this Idempotency-Key is still being processed"
+
+
+class SlugTaken(Conflict):
+    code = "slug_taken"
+    title = "This slug is already taken"
+
+
+class IdempotencyKeyMismatch(FeedbackError):
+    status = 422
+    code = "idempotency_key_reused"
+    title = "Idempotency-Key was used with a different request body"
+
+
+class InvalidRequest(FeedbackError):
+    status = 422
+    code = "validation_error"
+    title = "The request is not valid"
+
+
+class InvalidCursor(InvalidRequest):
+    code = "invalid_cursor"
+    title = "The cursor is not valid"
+
+
+class PayloadTooLarge(FeedbackError):
+    status = 413
+    code = "payload_too_large"
+    title = "Request body too large"
+
+
+class UnsupportedMediaType(FeedbackError):
+    status = 415
+    code = "unsupported_media_type"
+    title = "Request body must be application/json"

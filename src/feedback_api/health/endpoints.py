@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from feedback_api.kit.schemas import Problem
+from feedback_api.problems import problem_response
+
+router = APIRouter(tags=["operations"])
+
+
+class Health(BaseModel):
+    status: str
+
+
+@router.get("/healthz")
+async def healthz() -> Health:
+    """The process is up. Use for liveness probes."""
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    responses={503: {"model": Problem, "description": "The database does not answer."}},
+)
+async def readyz(request: Request) -> Response:
+    """The database answers. Use for readiness probes and load balancers."""
+    engine: AsyncEngine = request.app.state.engine
+    try:
+        async with asyncio.timeout(2):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except Exception:
+        return problem_response(503, "not_ready", "Not ready", "the database does not answer")
+    return Response(Health(status="ok").model_dump_json(), media_type="application/json")
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

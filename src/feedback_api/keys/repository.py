@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import Row, select, text, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from feedback_api.models import ApiKey, Tenant
+
+
+class ApiKeyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def find_active_by_hash(self, key_hash: str) -> Row[ApiKey, str] | None:
+        stmt = (
+            select(ApiKey, Tenant.timezone)
+            .join(Tenant, Tenant.id == ApiKey.tenant_id)
+            .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+        )
+        return (await self.session.execute(stmt)).first()
+
+    async def touch(self, key_id: UUID) -> None:
+        # SKIP LOCKED: a burst of requests on one key must not queue behind each other
+        # just to record last use; whoever gets the row updates it, the others move on.
+        await self.session.execute(
+            text(
+                "UPDATE api_keys SET last_used_at = now() WHERE id = ("
+                " SELECT id FROM api_keys WHERE id = :id"
+                " AND (last_used_at IS NULL OR last_used_at < now() - interval '60 seconds')"
+                " FOR UPDATE SKIP LOCKED)"
+            ),
+            {"id": key_id},
+        )
+
+    async def add(self, key: ApiKey) -> ApiKey:
+        self.session.add(key)
+        await self.session.flush()
+        await self.session.refresh(key)
+        return key
+
+    async def list_page(
+        self, tenant_id: UUID, *, limit: int, after: tuple[datetime, UUID] | None
+    ) -> list[ApiKey]:
+        stmt = select(ApiKey).where(ApiKey.tenant_id == tenant_id)
+        if after is not None:
+            stmt = stmt.where(tuple_(ApiKey.created_at, ApiKey.id) < tuple_(*after))
+        stmt = stmt.order_by(ApiKey.created_at.desc(), ApiKey.id.desc()).limit(limit)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def revoke(self, tenant_id: UUID, key_id: UUID) -> ApiKey | None:
+        stmt = (
+            update(ApiKey)
+            .where(ApiKey.tenant_id == tenant_id, ApiKey.id == key_id)
+            .values(revoked_at=text("coalesce(revoked_at, now())"))
+            .returning(ApiKey)
+        )
+        return (await self.session.scalars(stmt)).one_or_none()

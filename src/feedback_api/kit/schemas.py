@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from typing import Any, Generic, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class InputSchema(BaseModel):
+    """Request bodies: unknown fields are an error, never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ReadSchema(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )
+
+
+class ProblemFieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where the problem is, e.g. ['body', 'score'].")
+    code: str = Field(description="Machine-readable reason, e.g. 'greater_than_equal'.")
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = Field(description="A URI naming the problem type.")
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable machine-readable code; switch on this, not on text.")
+    errors: list[ProblemFieldError] = Field(default_factory=list)
+    request_id: str | None = None
+
+    model_config = ConfigDict(extra="allow")
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI declarations of the problem+json answers an endpoint may give."""
+    descriptions = {
+        400: "Bad request",
+        401: "Missing or invalid API key",
+        403: "The key lacks the scope, or is a publishable key",
+        404: "Not found (or owned by another tenant)",
+        409: "Conflict",
+        413: "Body too large",
+        415: "Body is not application/json",
+        422: "Validation failed; see `errors`",
+    }
+    return {
+        status: {
+            "model": Problem,
+            "description": descriptions.get(status, "Error"),
+            "content": {"application/problem+json": {}},
+        }
+        for status in sorted({*statuses, 401, 415, 422} if statuses else statuses)
+    }
+
+
+class UpdateSchema(InputSchema):
+    """PATCH bodies: only the fields sent change. A field may be omitted, not set to null."""
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> Self:
+        nulls = [name for name in self.model_fields_set if getattr(self, name) is None]
+        if nulls:
+            raise ValueError(f"these fields cannot be null: {', '.join(sorted(nulls))}")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)

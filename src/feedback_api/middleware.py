@@ -1,0 +1,140 @@
+"""One pure-ASGI middleware (no BaseHTTPMiddleware: it costs a task per request): request
+id, body size and media type limits, access log and Prometheus metrics."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from prometheus_client import Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from feedback_api.exceptions import FeedbackError, PayloadTooLarge, UnsupportedMediaType
+from feedback_api.problems import problem_bytes
+
+logger = structlog.get_logger("feedback_api.access")
+
+REQUEST_DURATION = Histogram(
+    "feedback_http_request_duration_seconds",
+    "HTTP request latency by route template and status.",
+    ["method", "route", "status"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        supplied = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        status_holder = [500]
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            if scope["method"].encode() in _BODY_METHODS:
+                receive = await self._check_body(headers, receive)
+            await self.app(scope, receive, send_with_id)
+        except FeedbackError as exc:
+            await self._send_problem(exc, request_id, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            REQUEST_DURATION.labels(scope["method"], template, str(status_holder[0])).observe(
+                elapsed
+            )
+            logger.info(
+                "request",
+                method=scope["method"],
+                path=template,
+                status=status_holder[0],
+                duration_ms=round(elapsed * 1000, 2),
+            )
+
+    async def _check_body(self, headers: dict[bytes, bytes], receive: Receive) -> Receive:
+        length_header = headers.get(b"content-length")
+        if length_header is not None:
+            try:
+                length = int(length_header)
+            except ValueError:
+                raise FeedbackError("Content-Length is not a number") from None
+            if length > self.max_body_bytes:
+                raise PayloadTooLarge(f"the body may be at most {self.max_body_bytes} bytes")
+            if length and not _is_json(headers.get(b"content-type", b"").decode("latin-1")):
+                raise UnsupportedMediaType("send the body as application/json")
+            return receive
+        # No Content-Length (chunked): read it here, within the limit, then replay it.
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise PayloadTooLarge(f"the body may be at most {self.max_body_bytes} bytes")
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if body and not _is_json(headers.get(b"content-type", b"").decode("latin-1")):
+            raise UnsupportedMediaType("send the body as application/json")
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return replay
+
+    async def _send_problem(self, exc: FeedbackError, request_id: str, send: Send) -> None:
+        body = problem_bytes(
+            status=exc.status,
+            code=exc.code,
+            title=exc.title,
+            detail=exc.detail,
+            request_id=request_id,
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": exc.status,
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import (
+    ARRAY,
+    CheckConstraint,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from feedback_api.kit.models import Base
+
+
+class Response(Base):
+    """One piece of feedback: a score on a scale about a touchpoint, maybe with a comment."""
+
+    __tablename__ = "responses"
+    __table_args__ = (
+        CheckConstraint("kind IN ('nps', 'csat', 'ces', 'rating')", name="kind"),
+        CheckConstraint(
+            "channel IN ('app', 'web', 'email', 'sms', 'phone', 'in_person', 'qr', 'crm', "
+            "'import', 'other')",
+            name="channel",
+        ),
+        CheckConstraint("score BETWEEN scale_min AND scale_max", name="score_on_scale"),
+        ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"]),
+        Index(
+            "uq_responses_tenant_id_external_id",
+            "tenant_id",
+            "external_id",
+            unique=True,
+            postgresql_where=text("external_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_responses_tenant_id_occurred_at_id",
+            "tenant_id",
+            "occurred_at",
+            "id",
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index(
+            "ix_responses_tenant_id_customer_id",
+            "tenant_id",
+            "customer_id",
+            postgresql_where=text("customer_id IS NOT NULL"),
+        ),
+        Index("ix_responses_tags", "tags", postgresql_using="gin"),
+    )
+
+    tenant_id: Mapped[UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    score: Mapped[int] = mapped_column(SmallInteger)
+    scale_min: Mapped[int] = mapped_column(SmallInteger)
+    scale_max: Mapped[int] = mapped_column(SmallInteger)
+    comment: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    channel: Mapped[str] = mapped_column(String(16))
+    touchpoint: Mapped[str | None] = mapped_column(String(100))
+    survey: Mapped[str | None] = mapped_column(String(100))
+    customer_id: Mapped[UUID | None]
+    agent_ref: Mapped[str | None] = mapped_column(String(255))
+    location_ref: Mapped[str | None] = mapped_column(String(255))
+    language: Mapped[str | None] = mapped_column(String(35))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    api_key_id: Mapped[UUID | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    deleted_at: Mapped[datetime | None]

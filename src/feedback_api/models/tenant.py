@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from feedback_api.kit.models import Base, IdMixin, TimestampMixin
+
+
+class Tenant(IdMixin, TimestampMixin, Base):
+    __tablename__ = "tenants"
+
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64), server_default="UTC")
+    locale: Mapped[str] = mapped_column(String(35), server_default="en")

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from feedback_api.customers.schemas import CustomerRead
+from feedback_api.responses.schemas import ResponseRead
+
+
+class ExportedResponse(ResponseRead):
+    deleted_at: datetime | None
+
+
+class CustomerExport(BaseModel):
+    """Everything we hold about one customer (data-subject access request)."""
+
+    exported_at: datetime
+    customer: CustomerRead
+    responses: list[ExportedResponse] = Field(description="Deleted ones included.")

@@ -1,0 +1,188 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.responses import Response
+from pydantic import AwareDatetime
+
+from feedback_api.auth.context import AuthContext
+from feedback_api.auth.dependencies import require
+from feedback_api.auth.scopes import Scope
+from feedback_api.db import SessionDep, SettingsDep
+from feedback_api.idempotency.dependencies import IdempotencyKeyHeader, run_idempotent
+from feedback_api.kit.params import Cursor, Limit, parse_cursor
+from feedback_api.kit.schemas import Page, problem_responses
+from feedback_api.responses.repository import ResponseFilters
+from feedback_api.responses.schemas import (
+    BatchRequest,
+    BatchResult,
+    Channel,
+    Kind,
+    ResponseCreate,
+    ResponseRead,
+    ResponseUpdate,
+)
+from feedback_api.responses.service import response as response_service
+
+router = APIRouter(prefix="/responses", tags=["responses"])
+
+ResponsesWrite = Annotated[AuthContext, Depends(require(Scope.RESPONSES_WRITE))]
+ResponsesRead = Annotated[AuthContext, Depends(require(Scope.RESPONSES_READ))]
+RatingsSubmit = Annotated[
+    AuthContext, Depends(require(Scope.RESPONSES_WRITE, allow_publishable=True))
+]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ResponseRead,
+    responses={
+        200: {
+            "model": ResponseRead,
+            "description": "Already stored: same `external_id` and "
+            "content. The original is returned.",
+        },
+        **problem_responses(403, 409, 413),
+    },
+)
+async def create_response(
+    body: ResponseCreate,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    auth: RatingsSubmit,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """Submit one piece of feedback.
+
+    Works with a secret key (`responses:write`) or a publishable key. A publishable key may
+    only use channel `app` or `web` and may not set `customer`, `agent_ref`, `location_ref`,
+    `external_id` or `occurred_at`.
+
+    Safe to retry: send `external_id` (your id for the feedback) and/or an
+    `Idempotency-Key` header. Stored before the answer is sent."""
+
+    async def handler() -> tuple[int, ResponseRead]:
+        read, created = await response_service.create(
+            session, auth, body, timedelta(seconds=settings.clock_skew_seconds)
+        )
+        return (201 if created else 200), read
+
+    return await run_idempotent(
+        session=session,
+        auth=auth,
+        settings=settings,
+        request=request,
+        key=idempotency_key,
+        payload=body.model_dump(mode="json", exclude_unset=True),
+        handler=handler,
+    )
+
+
+@router.post(
+    "/batch",
+    response_model=BatchResult,
+    responses=problem_responses(403, 413),
+)
+async def create_responses_batch(
+    body: BatchRequest,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    auth: ResponsesWrite,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """Submit up to 1,000 responses at once, e.g. a history import.
+
+    Each item is validated on its own and gets its own result (`index`, `status`, `id` or
+    `error`). Valid items are stored even when others fail, all in one transaction. Items
+    with an `external_id` seen before answer 200 (same content) or 409 (different)."""
+
+    async def handler() -> tuple[int, BatchResult]:
+        result = await response_service.create_batch(
+            session, auth, body.items, timedelta(seconds=settings.clock_skew_seconds)
+        )
+        return 200, result
+
+    return await run_idempotent(
+        session=session,
+        auth=auth,
+        settings=settings,
+        request=request,
+        key=idempotency_key,
+        payload=body.model_dump(mode="json"),
+        handler=handler,
+    )
+
+
+@router.get("", responses=problem_responses(403))
+async def list_responses(
+    session: SessionDep,
+    auth: ResponsesRead,
+    kind: Kind | None = None,
+    channel: Channel | None = None,
+    touchpoint: Annotated[str | None, Query(max_length=100)] = None,
+    survey: Annotated[str | None, Query(max_length=100)] = None,
+    customer: Annotated[str | None, Query(max_length=255, description="External ref.")] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    score_min: Annotated[int | None, Query(ge=-1000, le=1000)] = None,
+    score_max: Annotated[int | None, Query(ge=-1000, le=1000)] = None,
+    occurred_from: Annotated[
+        AwareDatetime | None, Query(alias="from", description="Inclusive, on `occurred_at`.")
+    ] = None,
+    occurred_to: Annotated[
+        AwareDatetime | None, Query(alias="to", description="Exclusive, on `occurred_at`.")
+    ] = None,
+    has_comment: bool | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[ResponseRead]:
+    """List responses, most recent `occurred_at` first, with filters."""
+    filters = ResponseFilters(
+        kind=kind.value if kind else None,
+        channel=channel.value if channel else None,
+        touchpoint=touchpoint,
+        survey=survey,
+        customer=customer,
+        tag=tag.strip().lower() if tag else None,
+        score_min=score_min,
+        score_max=score_max,
+        occurred_from=occurred_from,
+        occurred_to=occurred_to,
+        has_comment=has_comment,
+    )
+    after = parse_cursor(cursor, datetime, UUID)
+    items, next_cursor = await response_service.list_page(
+        session, auth.tenant_id, filters, limit=limit, after=after
+    )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{response_id}", responses=problem_responses(403, 404))
+async def get_response(response_id: UUID, session: SessionDep, auth: ResponsesRead) -> ResponseRead:
+    """One response by id."""
+    return await response_service.get(session, auth.tenant_id, response_id)
+
+
+@router.patch("/{response_id}", responses=problem_responses(403, 404))
+async def update_response(
+    response_id: UUID, body: ResponseUpdate, session: SessionDep, auth: ResponsesWrite
+) -> ResponseRead:
+    """Change a response's `tags` or `attributes` (each replaced as a whole when sent).
+
+    Scores and comments are what the customer said, so they cannot be edited."""
+    return await response_service.update(session, auth.tenant_id, response_id, body.changes())
+
+
+@router.delete(
+    "/{response_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(403, 404),
+)
+async def delete_response(response_id: UUID, session: SessionDep, auth: ResponsesWrite) -> None:
+    """Delete a response: it leaves lists and metrics. Its `external_id` stays taken."""
+    await response_service.delete(session, auth.tenant_id, response_id, actor_key_id=auth.key_id)

@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Row, Select, func, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from feedback_api.models import Customer, Response
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFilters:
+    kind: str | None = None
+    channel: str | None = None
+    touchpoint: str | None = None
+    survey: str | None = None
+    customer: str | None = None
+    tag: str | None = None
+    score_min: int | None = None
+    score_max: int | None = None
+    occurred_from: datetime | None = None
+    occurred_to: datetime | None = None
+    has_comment: bool | None = None
+
+
+ResponseRow = Row[Response, str | None]
+
+
+class ResponseRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @staticmethod
+    def _with_customer_ref() -> Select[Response, str | None]:
+        # Reads return the customer's external ref beside the row, never its uuid.
+        return select(Response, Customer.external_ref).outerjoin(
+            Customer,
+            (Customer.tenant_id == Response.tenant_id) & (Customer.id == Response.customer_id),
+        )
+
+    def _select(self, tenant_id: UUID) -> Select[Response, str | None]:
+        return self._with_customer_ref().where(
+            Response.tenant_id == tenant_id, Response.deleted_at.is_(None)
+        )
+
+    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> set[UUID]:
+        """Insert; rows whose external_id exists already are skipped. Returns inserted ids."""
+        stmt = (
+            insert(Response)
+            .on_conflict_do_nothing(
+                index_elements=[Response.tenant_id, Response.external_id],
+                index_where=text("external_id IS NOT NULL"),
+            )
+            .returning(Response.id)
+        )
+        if len(rows) == 1:  # a single-row statement is cached and cheaper to send
+            result = await self.session.execute(stmt.values(**rows[0]))
+        else:
+            result = await self.session.execute(stmt, list(rows))
+        return set(result.scalars().all())
+
+    async def get(self, tenant_id: UUID, response_id: UUID) -> ResponseRow | None:
+        stmt = self._select(tenant_id).where(Response.id == response_id)
+        return (await self.session.execute(stmt)).first()
+
+    async def by_external_ids(
+        self, tenant_id: UUID, external_ids: Collection[str]
+    ) -> dict[str, ResponseRow]:
+        """Deleted ones included: an external_id stays taken after its response is deleted."""
+        stmt = self._with_customer_ref().where(
+            Response.tenant_id == tenant_id, Response.external_id.in_(external_ids)
+        )
+        rows = (await self.session.execute(stmt)).all()
+        return {row[0].external_id: row for row in rows if row[0].external_id is not None}
+
+    async def list_page(
+        self,
+        tenant_id: UUID,
+        filters: ResponseFilters,
+        *,
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+    ) -> Sequence[ResponseRow]:
+        stmt = self._select(tenant_id)
+        f = filters
+        if f.kind is not None:
+            stmt = stmt.where(Response.kind == f.kind)
+        if f.channel is not None:
+            stmt = stmt.where(Response.channel == f.channel)
+        if f.touchpoint is not None:
+            stmt = stmt.where(Response.touchpoint == f.touchpoint)
+        if f.survey is not None:
+            stmt = stmt.where(Response.survey == f.survey)
+        if f.customer is not None:
+            stmt = stmt.where(Customer.external_ref == f.customer)
+        if f.tag is not None:
+            stmt = stmt.where(Response.tags.contains([f.tag]))
+        if f.score_min is not None:
+            stmt = stmt.where(Response.score >= f.score_min)
+        if f.score_max is not None:
+            stmt = stmt.where(Response.score <= f.score_max)
+        if f.occurred_from is not None:
+            stmt = stmt.where(Response.occurred_at >= f.occurred_from)
+        if f.occurred_to is not None:
+            stmt = stmt.where(Response.occurred_at < f.occurred_to)
+        if f.has_comment is not None:
+            has = Response.comment.is_not(None) & (Response.comment != "")
+            stmt = stmt.where(has if f.has_comment else ~has)
+        if after is not None:
+            stmt = stmt.where(tuple_(Response.occurred_at, Response.id) < tuple_(*after))
+        stmt = stmt.order_by(Response.occurred_at.desc(), Response.id.desc()).limit(limit)
+        return (await self.session.execute(stmt)).all()
+
+    async def update(self, tenant_id: UUID, response_id: UUID, values: dict[str, Any]) -> bool:
+        stmt = (
+            update(Response)
+            .where(
+                Response.tenant_id == tenant_id,
+                Response.id == response_id,
+                Response.deleted_at.is_(None),
+            )
+            .values(**values, updated_at=func.now())
+            .returning(Response.id)
+        )
+        return (await self.session.execute(stmt)).first() is not None
+
+    async def soft_delete(self, tenant_id: UUID, response_id: UUID) -> bool:
+        return await self.update(tenant_id, response_id, {"deleted_at": func.now()})
+
+    async def all_for_customer(self, tenant_id: UUID, customer_id: UUID) -> Sequence[Response]:
+        stmt = (
+            select(Response)
+            .where(Response.tenant_id == tenant_id, Response.customer_id == customer_id)
+            .order_by(Response.occurred_at, Response.id)
+        )
+        return (await self.session.scalars(stmt)).all()
+
+    async def anonymise_for_customer(self, tenant_id: UUID, customer_id: UUID) -> list[UUID]:
+        """Unlink and strip free text and ids that lead back to the person; keep score,
+        kind, channel, touchpoint, tags and time for the aggregates."""
+        stmt = (
+            update(Response)
+            .where(Response.tenant_id == tenant_id, Response.customer_id == customer_id)
+            .values(
+                customer_id=None,
+                comment=None,
+                attributes={},
+                language=None,
+                external_id=None,
+                updated_at=func.now(),
+            )
+            .returning(Response.id)
+        )
+        return list((await self.session.scalars(stmt)).all())

@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, StrictInt, model_validator
+
+from feedback_api.kit.schemas import InputSchema, UpdateSchema
+from feedback_api.kit.types import Attributes, ExternalRef, LanguageTag
+
+MAX_COMMENT_LENGTH = 5000
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 64
+MAX_BATCH_ITEMS = 1000
+MAX_RATING_SPAN = 100
+
+
+class Kind(StrEnum):
+    NPS = "nps"
+    CSAT = "csat"
+    CES = "ces"
+    RATING = "rating"
+
+
+class Channel(StrEnum):
+    APP = "app"
+    WEB = "web"
+    EMAIL = "email"
+    SMS = "sms"
+    PHONE = "phone"
+    IN_PERSON = "in_person"
+    QR = "qr"
+    CRM = "crm"
+    IMPORT = "import"
+    OTHER = "other"
+
+
+FIXED_SCALES: dict[Kind, tuple[int, int]] = {
+    Kind.NPS: (0, 10),
+    Kind.CSAT: (1, 5),
+    Kind.CES: (1, 7),
+}
+
+
+def _normalise_tags(tags: list[str]) -> list[str]:
+    # Tags are labels for counting, so "Late" and "late " are the same tag.
+    seen: dict[str, None] = {}
+    for tag in tags:
+        seen.setdefault(tag.strip().lower(), None)
+    return [t for t in seen if t]
+
+
+Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_LENGTH)]
+Tags = Annotated[
+    list[Tag],
+    Field(max_length=MAX_TAGS, description=f"Up to {MAX_TAGS} labels; stored lowercased, unique."),
+    AfterValidator(_normalise_tags),
+]
+ShortText = Annotated[str, Field(min_length=1, max_length=100)]
+Ref = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class ResponseCreate(InputSchema):
+    kind: Kind = Field(
+        description="`nps` (0–10), `csat` (1–5), `ces` (1–7) or `rating` (give `scale_min` "
+        "and `scale_max`)."
+    )
+    score: StrictInt = Field(description="An integer on the kind's scale.")
+    scale_min: StrictInt | None = Field(
+        default=None, description="Required for `rating`; implied for the other kinds."
+    )
+    scale_max: StrictInt | None = Field(
+        default=None, description="Required for `rating`; implied for the other kinds."
+    )
+    comment: str | None = Field(default=None, max_length=MAX_COMMENT_LENGTH)
+    tags: Tags = Field(default_factory=list)
+    channel: Channel = Field(description="Where the feedback was given.")
+    touchpoint: ShortText | None = Field(
+        default=None, description="What was experienced, e.g. `delivery`, `installation`."
+    )
+    survey: ShortText | None = Field(default=None, description="Your key for the survey asked.")
+    customer: ExternalRef | None = Field(
+        default=None,
+        description="The customer's external ref; an unknown ref creates a bare customer. "
+        "Omit for anonymous feedback.",
+    )
+    agent_ref: Ref | None = Field(default=None, description="Who served (for routing/coaching).")
+    location_ref: Ref | None = Field(default=None, description="Where, e.g. a store.")
+    language: LanguageTag | None = None
+    attributes: Attributes = Field(default_factory=dict)
+    occurred_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the feedback was given (RFC 3339 with offset). Defaults to now; "
+        "past times are fine for imports, future times beyond a small clock skew are not.",
+    )
+    external_id: Ref | None = Field(
+        default=None,
+        description="Your id for this feedback, unique per tenant. Sending it again with the "
+        "same content returns the original (200); with different content, 409.",
+    )
+
+    @model_validator(mode="after")
+    def _check_scale(self) -> ResponseCreate:
+        if self.kind is Kind.RATING:
+            if self.scale_min is None or self.scale_max is None:
+                raise ValueError("a rating needs scale_min and scale_max")
+            if not -1000 <= self.scale_min < self.scale_max <= 1000:
+                raise ValueError("need -1000 <= scale_min < scale_max <= 1000")
+            if self.scale_max - self.scale_min > MAX_RATING_SPAN:
+                raise ValueError(f"a rating scale spans at most {MAX_RATING_SPAN} points")
+        else:
+            low, high = FIXED_SCALES[self.kind]
+            if (self.scale_min not in (None, low)) or (self.scale_max not in (None, high)):
+                raise ValueError(f"{self.kind.value} is always on the scale {low}–{high}")
+            self.scale_min, self.scale_max = low, high
+        if not self.scale_min <= self.score <= self.scale_max:
+            raise ValueError(
+                f"score must be between {self.scale_min} and {self.scale_max} for {self.kind.value}"
+            )
+        return self
+
+
+class ResponseUpdate(UpdateSchema):
+    tags: Tags | None = None
+    attributes: Attributes | None = None
+
+
+class ResponseRead(BaseModel):
+    id: UUID
+    kind: Kind
+    score: int
+    scale_min: int
+    scale_max: int
+    comment: str | None
+    tags: list[str]
+    channel: Channel
+    touchpoint: str | None
+    survey: str | None
+    customer: str | None = Field(description="External ref of the customer; null = anonymous.")
+    agent_ref: str | None
+    location_ref: str | None
+    language: str | None
+    attributes: dict[str, Any]
+    external_id: str | None
+    occurred_at: datetime
+    received_at: datetime
+    updated_at: datetime
+
+
+class BatchRequest(InputSchema):
+    items: list[Any] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_ITEMS,
+        description=f"Up to {MAX_BATCH_ITEMS} response objects, each as for `POST /v1/responses`.",
+    )
+
+
+class ItemError(BaseModel):
+    code: str
+    detail: str
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class BatchItemResult(BaseModel):
+    index: int = Field(description="Position of the item in the request.")
+    status: Literal[200, 201, 409, 422] = Field(
+        description="201 stored; 200 already stored (same `external_id`, same content); "
+        "409 `external_id` used for other content; 422 invalid."
+    )
+    id: UUID | None = None
+    error: ItemError | None = None
+
+
+class BatchResult(BaseModel):
+    items: list[BatchItemResult]
+    created: int
+    duplicates: int
+    failed: int

@@ -1,0 +1,315 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from feedback_api.audit.service import audit as audit_service
+from feedback_api.auth.context import AuthContext
+from feedback_api.customers.service import customer as customer_service
+from feedback_api.exceptions import (
+    ExternalIdConflict,
+    FeedbackError,
+    InvalidRequest,
+    NotFound,
+    PublishableKeyForbidden,
+)
+from feedback_api.kit.crypto import canonical_hash
+from feedback_api.kit.ids import new_id
+from feedback_api.kit.pagination import paginate
+from feedback_api.kit.time import utcnow
+from feedback_api.models import Response
+from feedback_api.responses.repository import ResponseFilters, ResponseRepository, ResponseRow
+from feedback_api.responses.schemas import (
+    BatchItemResult,
+    BatchResult,
+    Channel,
+    ItemError,
+    ResponseCreate,
+    ResponseRead,
+)
+
+PUBLISHABLE_CHANNELS = frozenset({Channel.APP, Channel.WEB})
+PUBLISHABLE_FORBIDDEN_FIELDS = (
+    "customer",
+    "agent_ref",
+    "location_ref",
+    "external_id",
+    "occurred_at",
+)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one item: stored (201), already stored (200) or refused."""
+
+    status: int
+    read: ResponseRead | None = None
+    error: FeedbackError | None = None
+
+
+def to_read(response: Response, customer_ref: str | None) -> ResponseRead:
+    return ResponseRead(
+        id=response.id,
+        kind=response.kind,  # type: ignore[arg-type]
+        score=response.score,
+        scale_min=response.scale_min,
+        scale_max=response.scale_max,
+        comment=response.comment,
+        tags=response.tags,
+        channel=response.channel,  # type: ignore[arg-type]
+        touchpoint=response.touchpoint,
+        survey=response.survey,
+        customer=customer_ref,
+        agent_ref=response.agent_ref,
+        location_ref=response.location_ref,
+        language=response.language,
+        attributes=response.attributes,
+        external_id=response.external_id,
+        occurred_at=response.occurred_at,
+        received_at=response.received_at,
+        updated_at=response.updated_at,
+    )
+
+
+def row_to_read(row: ResponseRow) -> ResponseRead:
+    return to_read(row[0], row[1])
+
+
+def _error_payload(error: FeedbackError) -> ItemError:
+    return ItemError(code=error.code, detail=error.detail, errors=error.errors)
+
+
+def validation_error(exc: ValidationError, prefix: Sequence[str | int]) -> InvalidRequest:
+    errors = [
+        {"loc": [*prefix, *e["loc"]], "code": e["type"], "message": e["msg"]}
+        for e in exc.errors(include_url=False)
+    ]
+    return InvalidRequest("the item is not valid", errors=errors)
+
+
+class ResponseService:
+    def check_item(
+        self, item: ResponseCreate, auth: AuthContext, now: datetime, skew: timedelta
+    ) -> None:
+        """Rules that need the caller or the clock, beyond what the schema checks."""
+        if auth.is_publishable:
+            used = [f for f in PUBLISHABLE_FORBIDDEN_FIELDS if getattr(item, f) is not None]
+            if used:
+                raise PublishableKeyForbidden(
+                    f"publishable keys may not set: {', '.join(used)}; "
+                    "send these from your backend with a secret key"
+                )
+            if item.channel not in PUBLISHABLE_CHANNELS:
+                raise PublishableKeyForbidden("publishable keys may only use channel app or web")
+        if item.occurred_at is not None and item.occurred_at > now + skew:
+            raise InvalidRequest(
+                "occurred_at is in the future",
+                errors=[
+                    {
+                        "loc": ["body", "occurred_at"],
+                        "code": "future_time",
+                        "message": f"may be at most {int(skew.total_seconds())} s ahead of "
+                        "the server clock",
+                    }
+                ],
+            )
+
+    async def store(
+        self, session: AsyncSession, auth: AuthContext, items: Sequence[ResponseCreate]
+    ) -> list[Outcome]:
+        """Store valid items in the caller's transaction, deduplicating by external_id."""
+        now = utcnow()
+        outcomes: list[Outcome | None] = [None] * len(items)
+        hashes = [canonical_hash(i.model_dump(mode="json", exclude_unset=True)) for i in items]
+
+        # Within one batch, the first item with an external_id wins; later ones are
+        # duplicates of it (same content) or conflicts (different content).
+        seen: set[str] = set()
+        later: set[int] = set()
+        for index, item in enumerate(items):
+            if item.external_id is None:
+                continue
+            if item.external_id in seen:
+                later.add(index)
+            seen.add(item.external_id)
+
+        refs = {i.customer for n, i in enumerate(items) if i.customer and n not in later}
+        customer_ids = await customer_service.ensure(session, auth.tenant_id, refs)
+        rows: list[dict[str, Any]] = []
+        row_index: list[int] = []
+        for index, item in enumerate(items):
+            if index in later:
+                continue
+            rows.append(
+                {
+                    "tenant_id": auth.tenant_id,
+                    "id": new_id(),
+                    "kind": item.kind.value,
+                    "score": item.score,
+                    "scale_min": item.scale_min,
+                    "scale_max": item.scale_max,
+                    "comment": item.comment,
+                    "tags": item.tags,
+                    "channel": item.channel.value,
+                    "touchpoint": item.touchpoint,
+                    "survey": item.survey,
+                    "customer_id": customer_ids[item.customer] if item.customer else None,
+                    "agent_ref": item.agent_ref,
+                    "location_ref": item.location_ref,
+                    "language": item.language,
+                    "attributes": item.attributes,
+                    "external_id": item.external_id,
+                    "request_hash": hashes[index],
+                    "api_key_id": auth.key_id,
+                    "occurred_at": item.occurred_at or now,
+                    "received_at": now,
+                    "updated_at": now,
+                }
+            )
+            row_index.append(index)
+
+        repo = ResponseRepository(session)
+        inserted = await repo.insert_many(rows) if rows else set()
+        skipped: list[tuple[int, dict[str, Any]]] = []
+        for index, row in zip(row_index, rows, strict=True):
+            if row["id"] in inserted:
+                outcomes[index] = Outcome(201, read=to_read(Response(**row), items[index].customer))
+            else:
+                skipped.append((index, row))
+
+        # Skipped rows and in-batch repeats meet the stored original (which may be a row
+        # this very batch inserted): same content is a replay, anything else a conflict.
+        repeats = [i for i, _ in skipped] + sorted(later)
+        if repeats:
+            wanted = {e for i in repeats if (e := items[i].external_id) is not None}
+            existing = await repo.by_external_ids(auth.tenant_id, wanted)
+            for index in repeats:
+                external_id = items[index].external_id
+                assert external_id is not None
+                original, ref = existing[external_id]
+                if original.deleted_at is not None:
+                    error = ExternalIdConflict(
+                        f"external_id {external_id!r} belonged to a response that was deleted"
+                    )
+                    outcomes[index] = Outcome(409, error=error)
+                elif original.request_hash != hashes[index]:
+                    error = ExternalIdConflict(
+                        f"external_id {external_id!r} is used by response {original.id} "
+                        "with different content"
+                    )
+                    outcomes[index] = Outcome(409, error=error)
+                else:
+                    outcomes[index] = Outcome(200, read=to_read(original, ref))
+        return [o for o in outcomes if o is not None]
+
+    async def create(
+        self, session: AsyncSession, auth: AuthContext, item: ResponseCreate, skew: timedelta
+    ) -> tuple[ResponseRead, bool]:
+        """Store one response. Returns it and whether it is new (False: a retry)."""
+        self.check_item(item, auth, utcnow(), skew)
+        (outcome,) = await self.store(session, auth, [item])
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.read is not None
+        return outcome.read, outcome.status == 201
+
+    async def create_batch(
+        self, session: AsyncSession, auth: AuthContext, raw_items: Sequence[Any], skew: timedelta
+    ) -> BatchResult:
+        """Validate each item on its own; store the valid ones in this one transaction."""
+        now = utcnow()
+        results: dict[int, BatchItemResult] = {}
+        valid: list[tuple[int, ResponseCreate]] = []
+        for index, raw in enumerate(raw_items):
+            try:
+                item = ResponseCreate.model_validate(raw)
+                self.check_item(item, auth, now, skew)
+            except ValidationError as exc:
+                error = validation_error(exc, ["body", "items", index])
+                results[index] = BatchItemResult(
+                    index=index, status=422, error=_error_payload(error)
+                )
+                continue
+            except FeedbackError as exc:
+                for e in exc.errors:
+                    e["loc"] = ["body", "items", index, *e["loc"][1:]]
+                results[index] = BatchItemResult(index=index, status=422, error=_error_payload(exc))
+                continue
+            valid.append((index, item))
+
+        outcomes = await self.store(session, auth, [item for _, item in valid])
+        for (index, _), outcome in zip(valid, outcomes, strict=True):
+            results[index] = BatchItemResult(
+                index=index,
+                status=outcome.status,  # type: ignore[arg-type]
+                id=outcome.read.id if outcome.read else None,
+                error=_error_payload(outcome.error) if outcome.error else None,
+            )
+        ordered = [results[i] for i in range(len(raw_items))]
+        return BatchResult(
+            items=ordered,
+            created=sum(r.status == 201 for r in ordered),
+            duplicates=sum(r.status == 200 for r in ordered),
+            failed=sum(r.status >= 400 for r in ordered),
+        )
+
+    async def get(self, session: AsyncSession, tenant_id: UUID, response_id: UUID) -> ResponseRead:
+        row = await ResponseRepository(session).get(tenant_id, response_id)
+        if row is None:
+            raise NotFound("no such response")
+        return row_to_read(row)
+
+    async def list_page(
+        self,
+        session: AsyncSession,
+        tenant_id: UUID,
+        filters: ResponseFilters,
+        *,
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+    ) -> tuple[list[ResponseRead], str | None]:
+        rows = await ResponseRepository(session).list_page(
+            tenant_id, filters, limit=limit + 1, after=after
+        )
+        reads = [row_to_read(r) for r in rows]
+        return paginate(reads, limit, lambda r: (r.occurred_at, r.id))
+
+    async def update(
+        self, session: AsyncSession, tenant_id: UUID, response_id: UUID, values: dict[str, Any]
+    ) -> ResponseRead:
+        if values and not await ResponseRepository(session).update(tenant_id, response_id, values):
+            raise NotFound("no such response")
+        return await self.get(session, tenant_id, response_id)
+
+    async def delete(
+        self, session: AsyncSession, tenant_id: UUID, response_id: UUID, *, actor_key_id: UUID
+    ) -> None:
+        if not await ResponseRepository(session).soft_delete(tenant_id, response_id):
+            raise NotFound("no such response")
+        await audit_service.record(
+            session,
+            tenant_id,
+            action="response.deleted",
+            target_type="response",
+            target_id=str(response_id),
+            actor_key_id=actor_key_id,
+        )
+
+    async def all_for_customer(
+        self, session: AsyncSession, tenant_id: UUID, customer_id: UUID
+    ) -> Sequence[Response]:
+        return await ResponseRepository(session).all_for_customer(tenant_id, customer_id)
+
+    async def anonymise_for_customer(
+        self, session: AsyncSession, tenant_id: UUID, customer_id: UUID
+    ) -> list[UUID]:
+        return await ResponseRepository(session).anonymise_for_customer(tenant_id, customer_id)
+
+
+response = ResponseService()
