@@ -230,12 +230,6 @@ def upgrade() -> None:
             "score BETWEEN scale_min AND scale_max", name=op.f("ck_responses_score_on_scale")
         ),
         sa.ForeignKeyConstraint(
-            ["api_key_id"],
-            ["api_keys.id"],
-            name=op.f("fk_responses_api_key_id_api_keys"),
-            ondelete="SET NULL",
-        ),
-        sa.ForeignKeyConstraint(
             ["tenant_id", "customer_id"],
             ["customers.tenant_id", "customers.id"],
             name=op.f("fk_responses_tenant_id_customer_id_customers"),

@@ -8,6 +8,7 @@ from uuid import UUID
 from sqlalchemy import delete, literal_column, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from feedback_api.kit.ids import new_id
 from feedback_api.models import Customer
@@ -24,13 +25,17 @@ class CustomerRepository:
         inserting = insert(Customer).values(
             tenant_id=tenant_id, id=new_id(), external_ref=external_ref, **values
         )
-        stmt = inserting.on_conflict_do_update(
+        upsert = inserting.on_conflict_do_update(
             index_elements=[Customer.tenant_id, Customer.external_ref],
             set_={
                 **{k: inserting.excluded[k] for k in values},
                 "updated_at": literal_column("now()"),
             },
-        ).returning(Customer, literal_column("xmax = 0").label("created"))
+        )
+        # xmax = 0 only on a freshly inserted row version: tells created from updated.
+        stmt: ReturningInsert[Customer, bool] = upsert.returning(
+            Customer, literal_column("xmax = 0").label("created")
+        )
         row = (
             await self.session.execute(stmt, execution_options={"populate_existing": True})
         ).one()
@@ -46,7 +51,7 @@ class CustomerRepository:
         stmt = select(Customer.external_ref, Customer.id).where(
             Customer.tenant_id == tenant_id, Customer.external_ref.in_(refs)
         )
-        return dict((await self.session.execute(stmt)).tuples())
+        return dict((await self.session.execute(stmt)).all())
 
     async def insert_bare(self, tenant_id: UUID, refs: Collection[str]) -> dict[str, UUID]:
         """Create customers known only by their ref; refs that exist already are skipped."""
@@ -56,7 +61,7 @@ class CustomerRepository:
             .on_conflict_do_nothing(index_elements=[Customer.tenant_id, Customer.external_ref])
             .returning(Customer.external_ref, Customer.id)
         )
-        return dict((await self.session.execute(stmt)).tuples())
+        return dict((await self.session.execute(stmt)).all())
 
     async def list_page(
         self,

@@ -63,7 +63,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             "description": descriptions.get(status, "Error"),
             "content": {"application/problem+json": {}},
         }
-        for status in sorted({*statuses, 401, 415, 422} if statuses else statuses)
+        for status in sorted({*statuses, 401, 415, 422})
     }
 
 

@@ -5,7 +5,6 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
-    ARRAY,
     CheckConstraint,
     ForeignKey,
     ForeignKeyConstraint,
@@ -16,7 +15,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from feedback_api.kit.models import Base
@@ -78,7 +77,10 @@ class Response(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     external_id: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
-    api_key_id: Mapped[UUID | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+    # Which key submitted it. No foreign key on purpose: keys are revoked, never deleted,
+    # and an FK check would take a share lock on the key row on every insert, queueing
+    # ingest behind the once-a-minute `last_used_at` update of that same row.
+    api_key_id: Mapped[UUID | None]
     occurred_at: Mapped[datetime]
     received_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, Select, func, select, text, tuple_, update
+from sqlalchemy import Row, Select, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -116,7 +116,9 @@ class ResponseRepository:
         stmt = stmt.order_by(Response.occurred_at.desc(), Response.id.desc()).limit(limit)
         return (await self.session.execute(stmt)).all()
 
-    async def update(self, tenant_id: UUID, response_id: UUID, values: dict[str, Any]) -> bool:
+    async def update(
+        self, tenant_id: UUID, response_id: UUID, values: dict[str, Any], *, now: datetime
+    ) -> bool:
         stmt = (
             update(Response)
             .where(
@@ -124,13 +126,13 @@ class ResponseRepository:
                 Response.id == response_id,
                 Response.deleted_at.is_(None),
             )
-            .values(**values, updated_at=func.now())
+            .values(**values, updated_at=now)
             .returning(Response.id)
         )
         return (await self.session.execute(stmt)).first() is not None
 
-    async def soft_delete(self, tenant_id: UUID, response_id: UUID) -> bool:
-        return await self.update(tenant_id, response_id, {"deleted_at": func.now()})
+    async def soft_delete(self, tenant_id: UUID, response_id: UUID, *, now: datetime) -> bool:
+        return await self.update(tenant_id, response_id, {"deleted_at": now}, now=now)
 
     async def all_for_customer(self, tenant_id: UUID, customer_id: UUID) -> Sequence[Response]:
         stmt = (
@@ -140,7 +142,9 @@ class ResponseRepository:
         )
         return (await self.session.scalars(stmt)).all()
 
-    async def anonymise_for_customer(self, tenant_id: UUID, customer_id: UUID) -> list[UUID]:
+    async def anonymise_for_customer(
+        self, tenant_id: UUID, customer_id: UUID, *, now: datetime
+    ) -> list[UUID]:
         """Unlink and strip free text and ids that lead back to the person; keep score,
         kind, channel, touchpoint, tags and time for the aggregates."""
         stmt = (
@@ -152,7 +156,7 @@ class ResponseRepository:
                 attributes={},
                 language=None,
                 external_id=None,
-                updated_at=func.now(),
+                updated_at=now,
             )
             .returning(Response.id)
         )

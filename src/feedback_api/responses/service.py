@@ -283,14 +283,16 @@ class ResponseService:
     async def update(
         self, session: AsyncSession, tenant_id: UUID, response_id: UUID, values: dict[str, Any]
     ) -> ResponseRead:
-        if values and not await ResponseRepository(session).update(tenant_id, response_id, values):
+        if values and not await ResponseRepository(session).update(
+            tenant_id, response_id, values, now=utcnow()
+        ):
             raise NotFound("no such response")
         return await self.get(session, tenant_id, response_id)
 
     async def delete(
         self, session: AsyncSession, tenant_id: UUID, response_id: UUID, *, actor_key_id: UUID
     ) -> None:
-        if not await ResponseRepository(session).soft_delete(tenant_id, response_id):
+        if not await ResponseRepository(session).soft_delete(tenant_id, response_id, now=utcnow()):
             raise NotFound("no such response")
         await audit_service.record(
             session,
@@ -309,7 +311,9 @@ class ResponseService:
     async def anonymise_for_customer(
         self, session: AsyncSession, tenant_id: UUID, customer_id: UUID
     ) -> list[UUID]:
-        return await ResponseRepository(session).anonymise_for_customer(tenant_id, customer_id)
+        return await ResponseRepository(session).anonymise_for_customer(
+            tenant_id, customer_id, now=utcnow()
+        )
 
 
 response = ResponseService()

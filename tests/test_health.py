@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+
+from tests.fixtures.auth import TenantHandle, assert_problem
+
+
+class TestProbes:
+    async def test_healthz(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/healthz")
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok"}
+
+    async def test_readyz_checks_the_database(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/readyz")
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok"}
+
+    async def test_prometheus_metrics(self, client: httpx.AsyncClient) -> None:
+        await client.get("/healthz")
+        response = await client.get("/metrics")
+        assert response.status_code == 200
+        assert "feedback_http_request_duration_seconds" in response.text
+
+
+class TestRequestId:
+    async def test_echoes_a_supplied_request_id(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+        assert response.headers["x-request-id"] == "abc-123"
+
+    async def test_generates_one_and_puts_it_in_problems(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/v1/nowhere")
+        body = assert_problem(response, 404, "not_found")
+        assert body["request_id"] == response.headers["x-request-id"]
+
+    async def test_replaces_an_unsafe_request_id(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"})
+        assert response.headers["x-request-id"] != "bad id\twith spaces"
+
+
+class TestTransportErrors:
+    async def test_unknown_route_is_a_problem(self, client: httpx.AsyncClient) -> None:
+        assert_problem(await client.get("/v1/unknown"), 404, "not_found")
+
+    async def test_wrong_method_is_a_problem(self, tenant: TenantHandle) -> None:
+        assert_problem(await tenant.put("/v1/responses"), 405, "method_not_allowed")
+
+    async def test_missing_key(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/v1/responses")
+        assert_problem(response, 401, "unauthenticated")
+        assert response.headers["www-authenticate"] == "Bearer"
+
+    async def test_unknown_key(self, client: httpx.AsyncClient) -> None:
+        response = await client.get(
+            "/v1/responses", headers={"Authorization": "Bearer fbk_sk_not-a-real-key"}
+        )
+        assert_problem(response, 401, "unauthenticated")
+
+    async def test_non_json_body_is_415(self, tenant: TenantHandle) -> None:
+        response = await tenant.post(
+            "/v1/responses", content=b"kind=nps", headers={"Content-Type": "text/plain"}
+        )
+        assert_problem(response, 415, "unsupported_media_type")
+
+    async def test_malformed_json_is_400(self, tenant: TenantHandle) -> None:
+        response = await tenant.post(
+            "/v1/responses", content=b'{"kind": ', headers={"Content-Type": "application/json"}
+        )
+        assert_problem(response, 400, "invalid_json")
+
+    async def test_body_over_the_limit_is_413(self, tenant: TenantHandle) -> None:
+        huge = b'{"items": [' + b'{"a": "' + b"x" * (9 * 1024 * 1024) + b'"}]}'
+        response = await tenant.post(
+            "/v1/responses/batch", content=huge, headers={"Content-Type": "application/json"}
+        )
+        assert_problem(response, 413, "payload_too_large")
+
+    async def test_chunked_body_over_the_limit_is_413(self, tenant: TenantHandle) -> None:
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(10):
+                yield b"x" * (1024 * 1024)
+
+        response = await tenant.post(
+            "/v1/responses/batch", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+        assert_problem(response, 413, "payload_too_large")
