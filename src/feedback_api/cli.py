@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -94,6 +95,9 @@ def serve(
         # Worker processes inherit the URL and attach to the server this process started.
         os.environ["FEEDBACK_DATABASE_URL"] = url
     typer.echo(f"feedback-api listening on http://{host}:{port} (docs: /docs)", err=True)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; with this handler that ends in
+    # a normal exit, so atexit hooks run and the embedded PostgreSQL is stopped cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         "feedback_api.app:create_app",
         factory=True,

@@ -15,13 +15,13 @@ from feedback_api.db import SessionDep, SettingsDep
 from feedback_api.idempotency.dependencies import IdempotencyKeyHeader, run_idempotent
 from feedback_api.kit.params import Cursor, Limit, parse_cursor
 from feedback_api.kit.schemas import Page, problem_responses
-from feedback_api.responses.repository import ResponseFilters
 from feedback_api.responses.schemas import (
     BatchRequest,
     BatchResult,
     Channel,
     Kind,
     ResponseCreate,
+    ResponseFilters,
     ResponseRead,
     ResponseUpdate,
 )

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -11,22 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.models import Customer, Response
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseFilters:
-    kind: str | None = None
-    channel: str | None = None
-    touchpoint: str | None = None
-    survey: str | None = None
-    customer: str | None = None
-    tag: str | None = None
-    score_min: int | None = None
-    score_max: int | None = None
-    occurred_from: datetime | None = None
-    occurred_to: datetime | None = None
-    has_comment: bool | None = None
-
+from feedback_api.responses.schemas import ResponseFilters
 
 ResponseRow = Row[Response, str | None]
 

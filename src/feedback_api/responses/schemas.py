@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -178,3 +179,18 @@ class BatchResult(BaseModel):
     created: int
     duplicates: int
     failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFilters:
+    kind: str | None = None
+    channel: str | None = None
+    touchpoint: str | None = None
+    survey: str | None = None
+    customer: str | None = None
+    tag: str | None = None
+    score_min: int | None = None
+    score_max: int | None = None
+    occurred_from: datetime | None = None
+    occurred_to: datetime | None = None
+    has_comment: bool | None = None

@@ -24,13 +24,14 @@ from feedback_api.kit.ids import new_id
 from feedback_api.kit.pagination import paginate
 from feedback_api.kit.time import utcnow
 from feedback_api.models import Response
-from feedback_api.responses.repository import ResponseFilters, ResponseRepository, ResponseRow
+from feedback_api.responses.repository import ResponseRepository, ResponseRow
 from feedback_api.responses.schemas import (
     BatchItemResult,
     BatchResult,
     Channel,
     ItemError,
     ResponseCreate,
+    ResponseFilters,
     ResponseRead,
 )
 
