@@ -9,8 +9,8 @@ from feedback_api.keys.endpoints import router as keys_router
 from feedback_api.responses.endpoints import router as responses_router
 from feedback_api.tenants.endpoints import router as tenants_router
 
-router = APIRouter(prefix="/v1")
-router.include_router(tenants_router)
-router.include_router(keys_router)
-router.include_router(customers_router)
-router.include_router(responses_router)
+API_PREFIX = "/v1"
+
+# Included into the app one by one (not through a parent /v1 router): every level of
+# router nesting is walked on every request.
+ROUTERS: tuple[APIRouter, ...] = (tenants_router, keys_router, customers_router, responses_router)

@@ -83,7 +83,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
+    # async: a plain def dependency would hop to the thread pool on every request.
     settings: Settings = request.app.state.settings
     return settings
 

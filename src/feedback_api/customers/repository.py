@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
 from feedback_api.kit.ids import new_id
+from feedback_api.kit.rawsql import driver_connection
 from feedback_api.models import Customer
 
 
@@ -48,20 +49,29 @@ class CustomerRepository:
         return (await self.session.scalars(stmt)).one_or_none()
 
     async def ids_by_ref(self, tenant_id: UUID, refs: Collection[str]) -> dict[str, UUID]:
-        stmt = select(Customer.external_ref, Customer.id).where(
-            Customer.tenant_id == tenant_id, Customer.external_ref.in_(refs)
+        conn = await driver_connection(self.session)  # ingest hot path, see kit.rawsql
+        rows = await conn.fetch(
+            "SELECT external_ref, id FROM customers"
+            " WHERE tenant_id = $1 AND external_ref = ANY($2::text[])",
+            tenant_id,
+            list(refs),
         )
-        return dict((await self.session.execute(stmt)).all())
+        return {row[0]: row[1] for row in rows}
 
     async def insert_bare(self, tenant_id: UUID, refs: Collection[str]) -> dict[str, UUID]:
         """Create customers known only by their ref; refs that exist already are skipped."""
-        stmt = (
-            insert(Customer)
-            .values([{"tenant_id": tenant_id, "id": new_id(), "external_ref": r} for r in refs])
-            .on_conflict_do_nothing(index_elements=[Customer.tenant_id, Customer.external_ref])
-            .returning(Customer.external_ref, Customer.id)
+        refs = list(refs)
+        conn = await driver_connection(self.session)
+        rows = await conn.fetch(
+            "INSERT INTO customers (tenant_id, id, external_ref)"
+            " SELECT $1, u.id, u.ref FROM unnest($2::uuid[], $3::text[]) AS u(id, ref)"
+            " ON CONFLICT (tenant_id, external_ref) DO NOTHING"
+            " RETURNING external_ref, id",
+            tenant_id,
+            [new_id() for _ in refs],
+            refs,
         )
-        return dict((await self.session.execute(stmt)).all())
+        return {row[0]: row[1] for row in rows}
 
     async def list_page(
         self,

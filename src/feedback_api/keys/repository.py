@@ -1,25 +1,39 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
-from sqlalchemy import Row, select, text, tuple_, update
+from sqlalchemy import select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from feedback_api.models import ApiKey, Tenant
+from feedback_api.kit.rawsql import driver_connection
+from feedback_api.models import ApiKey
+
+
+class ActiveKey(NamedTuple):
+    id: UUID
+    tenant_id: UUID
+    kind: str
+    scopes: list[str]
+    last_used_at: datetime | None
+    timezone: str
 
 
 class ApiKeyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def find_active_by_hash(self, key_hash: str) -> Row[ApiKey, str] | None:
-        stmt = (
-            select(ApiKey, Tenant.timezone)
-            .join(Tenant, Tenant.id == ApiKey.tenant_id)
-            .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+    async def find_active_by_hash(self, key_hash: str) -> ActiveKey | None:
+        # Runs on every request: straight on asyncpg (see kit.rawsql).
+        conn = await driver_connection(self.session)
+        row = await conn.fetchrow(
+            "SELECT k.id, k.tenant_id, k.kind, k.scopes, k.last_used_at, t.timezone"
+            " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
+            " WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
+            key_hash,
         )
-        return (await self.session.execute(stmt)).first()
+        return ActiveKey(*row) if row is not None else None
 
     async def touch(self, key_id: UUID) -> None:
         # SKIP LOCKED: a burst of requests on one key must not queue behind each other

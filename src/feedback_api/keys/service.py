@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +19,12 @@ from feedback_api.kit.crypto import (
     hash_key,
 )
 from feedback_api.kit.pagination import paginate
+from feedback_api.kit.time import utcnow
 from feedback_api.models import ApiKey
+
+# last_used_at is written at most this often per key: a write per request would cost more
+# than the request itself.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
 class ScopeEscalation(Forbidden):
@@ -35,14 +40,15 @@ class ApiKeyService:
         row = await repo.find_active_by_hash(hash_key(presented))
         if row is None:
             return None
-        key, timezone = row
-        await repo.touch(key.id)
+        key_id, tenant_id, kind, scopes, last_used_at, timezone = row
+        if last_used_at is None or utcnow() - last_used_at > LAST_USED_RESOLUTION:
+            await repo.touch(key_id)
         return AuthContext(
-            tenant_id=key.tenant_id,
+            tenant_id=tenant_id,
             tenant_timezone=timezone,
-            key_id=key.id,
-            kind=key.kind,
-            scopes=frozenset(key.scopes),
+            key_id=key_id,
+            kind=kind,
+            scopes=frozenset(scopes),
         )
 
     async def create(

@@ -2,16 +2,59 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import Row, Select, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Row, Select, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from feedback_api.kit.rawsql import driver_connection
 from feedback_api.models import Customer, Response
 from feedback_api.responses.schemas import ResponseFilters
 
+
+class NewResponse(NamedTuple):
+    """A row to insert, in the column order of INSERT_MANY's arrays."""
+
+    id: UUID
+    kind: str
+    score: int
+    scale_min: int
+    scale_max: int
+    comment: str | None
+    tags: str  # JSON array
+    channel: str
+    touchpoint: str | None
+    survey: str | None
+    customer_id: UUID | None
+    agent_ref: str | None
+    location_ref: str | None
+    language: str | None
+    attributes: str  # JSON object
+    external_id: str | None
+    request_hash: str
+    api_key_id: UUID | None
+    occurred_at: datetime
+    received_at: datetime
+
+
+INSERT_MANY = """
+INSERT INTO responses (tenant_id, id, kind, score, scale_min, scale_max, comment, tags, channel,
+    touchpoint, survey, customer_id, agent_ref, location_ref, language, attributes, external_id,
+    request_hash, api_key_id, occurred_at, received_at, updated_at)
+SELECT $1, u.id, u.kind, u.score, u.scale_min, u.scale_max, u.comment,
+    ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)), u.channel, u.touchpoint, u.survey,
+    u.customer_id, u.agent_ref, u.location_ref, u.language, u.attributes::jsonb, u.external_id,
+    u.request_hash, u.api_key_id, u.occurred_at, u.received_at, u.received_at
+FROM unnest($2::uuid[], $3::text[], $4::int2[], $5::int2[], $6::int2[], $7::text[], $8::text[],
+    $9::text[], $10::text[], $11::text[], $12::uuid[], $13::text[], $14::text[], $15::text[],
+    $16::text[], $17::text[], $18::text[], $19::uuid[], $20::timestamptz[], $21::timestamptz[])
+    AS u(id, kind, score, scale_min, scale_max, comment, tags, channel, touchpoint, survey,
+    customer_id, agent_ref, location_ref, language, attributes, external_id, request_hash,
+    api_key_id, occurred_at, received_at)
+ON CONFLICT (tenant_id, external_id) WHERE external_id IS NOT NULL DO NOTHING
+RETURNING id
+"""
 ResponseRow = Row[Response, str | None]
 
 
@@ -32,21 +75,14 @@ class ResponseRepository:
             Response.tenant_id == tenant_id, Response.deleted_at.is_(None)
         )
 
-    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> set[UUID]:
-        """Insert; rows whose external_id exists already are skipped. Returns inserted ids."""
-        stmt = (
-            insert(Response)
-            .on_conflict_do_nothing(
-                index_elements=[Response.tenant_id, Response.external_id],
-                index_where=text("external_id IS NOT NULL"),
-            )
-            .returning(Response.id)
-        )
-        if len(rows) == 1:  # a single-row statement is cached and cheaper to send
-            result = await self.session.execute(stmt.values(**rows[0]))
-        else:
-            result = await self.session.execute(stmt, list(rows))
-        return set(result.scalars().all())
+    async def insert_many(self, tenant_id: UUID, rows: Sequence[NewResponse]) -> set[UUID]:
+        """Insert in one statement; rows whose external_id is taken are skipped. Returns the
+        ids inserted. On asyncpg directly (see kit.rawsql): one array per column, so one
+        prepared statement serves a single response and a batch of 1,000 alike."""
+        conn = await driver_connection(self.session)
+        columns = list(zip(*rows, strict=True))
+        records = await conn.fetch(INSERT_MANY, tenant_id, *columns)
+        return {record[0] for record in records}
 
     async def get(self, tenant_id: UUID, response_id: UUID) -> ResponseRow | None:
         stmt = self._select(tenant_id).where(Response.id == response_id)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,7 +25,7 @@ from feedback_api.kit.ids import new_id
 from feedback_api.kit.pagination import paginate
 from feedback_api.kit.time import utcnow
 from feedback_api.models import Response
-from feedback_api.responses.repository import ResponseRepository, ResponseRow
+from feedback_api.responses.repository import NewResponse, ResponseRepository, ResponseRow
 from feedback_api.responses.schemas import (
     BatchItemResult,
     BatchResult,
@@ -50,6 +51,7 @@ class Outcome:
     """What happened to one item: stored (201), already stored (200) or refused."""
 
     status: int
+    id: UUID | None = None
     read: ResponseRead | None = None
     error: FeedbackError | None = None
 
@@ -75,6 +77,30 @@ def to_read(response: Response, customer_ref: str | None) -> ResponseRead:
         occurred_at=response.occurred_at,
         received_at=response.received_at,
         updated_at=response.updated_at,
+    )
+
+
+def _new_read(row: NewResponse, item: ResponseCreate) -> ResponseRead:
+    return ResponseRead(
+        id=row.id,
+        kind=item.kind,
+        score=item.score,
+        scale_min=row.scale_min,
+        scale_max=row.scale_max,
+        comment=item.comment,
+        tags=item.tags,
+        channel=item.channel,
+        touchpoint=item.touchpoint,
+        survey=item.survey,
+        customer=item.customer,
+        agent_ref=item.agent_ref,
+        location_ref=item.location_ref,
+        language=item.language,
+        attributes=item.attributes,
+        external_id=item.external_id,
+        occurred_at=row.occurred_at,
+        received_at=row.received_at,
+        updated_at=row.received_at,
     )
 
 
@@ -122,9 +148,15 @@ class ResponseService:
             )
 
     async def store(
-        self, session: AsyncSession, auth: AuthContext, items: Sequence[ResponseCreate]
+        self,
+        session: AsyncSession,
+        auth: AuthContext,
+        items: Sequence[ResponseCreate],
+        *,
+        with_reads: bool,
     ) -> list[Outcome]:
-        """Store valid items in the caller's transaction, deduplicating by external_id."""
+        """Store valid items in the caller's transaction, deduplicating by external_id.
+        `with_reads` also renders each stored response (a batch needs only ids)."""
         now = utcnow()
         outcomes: list[Outcome | None] = [None] * len(items)
         hashes = [canonical_hash(i.model_dump(mode="json", exclude_unset=True)) for i in items]
@@ -142,51 +174,50 @@ class ResponseService:
 
         refs = {i.customer for n, i in enumerate(items) if i.customer and n not in later}
         customer_ids = await customer_service.ensure(session, auth.tenant_id, refs)
-        rows: list[dict[str, Any]] = []
+        rows: list[NewResponse] = []
         row_index: list[int] = []
         for index, item in enumerate(items):
             if index in later:
                 continue
             rows.append(
-                {
-                    "tenant_id": auth.tenant_id,
-                    "id": new_id(),
-                    "kind": item.kind.value,
-                    "score": item.score,
-                    "scale_min": item.scale_min,
-                    "scale_max": item.scale_max,
-                    "comment": item.comment,
-                    "tags": item.tags,
-                    "channel": item.channel.value,
-                    "touchpoint": item.touchpoint,
-                    "survey": item.survey,
-                    "customer_id": customer_ids[item.customer] if item.customer else None,
-                    "agent_ref": item.agent_ref,
-                    "location_ref": item.location_ref,
-                    "language": item.language,
-                    "attributes": item.attributes,
-                    "external_id": item.external_id,
-                    "request_hash": hashes[index],
-                    "api_key_id": auth.key_id,
-                    "occurred_at": item.occurred_at or now,
-                    "received_at": now,
-                    "updated_at": now,
-                }
+                NewResponse(
+                    id=new_id(),
+                    kind=item.kind.value,
+                    score=item.score,
+                    scale_min=item.scale_min,  # type: ignore[arg-type]  # set by validation
+                    scale_max=item.scale_max,  # type: ignore[arg-type]
+                    comment=item.comment,
+                    tags=json.dumps(item.tags),
+                    channel=item.channel.value,
+                    touchpoint=item.touchpoint,
+                    survey=item.survey,
+                    customer_id=customer_ids[item.customer] if item.customer else None,
+                    agent_ref=item.agent_ref,
+                    location_ref=item.location_ref,
+                    language=item.language,
+                    attributes=json.dumps(item.attributes),
+                    external_id=item.external_id,
+                    request_hash=hashes[index],
+                    api_key_id=auth.key_id,
+                    occurred_at=item.occurred_at or now,
+                    received_at=now,
+                )
             )
             row_index.append(index)
 
         repo = ResponseRepository(session)
-        inserted = await repo.insert_many(rows) if rows else set()
-        skipped: list[tuple[int, dict[str, Any]]] = []
+        inserted = await repo.insert_many(auth.tenant_id, rows) if rows else set()
+        skipped: list[int] = []
         for index, row in zip(row_index, rows, strict=True):
-            if row["id"] in inserted:
-                outcomes[index] = Outcome(201, read=to_read(Response(**row), items[index].customer))
+            if row.id in inserted:
+                read = _new_read(row, items[index]) if with_reads else None
+                outcomes[index] = Outcome(201, row.id, read=read)
             else:
-                skipped.append((index, row))
+                skipped.append(index)
 
         # Skipped rows and in-batch repeats meet the stored original (which may be a row
         # this very batch inserted): same content is a replay, anything else a conflict.
-        repeats = [i for i, _ in skipped] + sorted(later)
+        repeats = skipped + sorted(later)
         if repeats:
             wanted = {e for i in repeats if (e := items[i].external_id) is not None}
             existing = await repo.by_external_ids(auth.tenant_id, wanted)
@@ -206,7 +237,8 @@ class ResponseService:
                     )
                     outcomes[index] = Outcome(409, error=error)
                 else:
-                    outcomes[index] = Outcome(200, read=to_read(original, ref))
+                    read = to_read(original, ref) if with_reads else None
+                    outcomes[index] = Outcome(200, original.id, read=read)
         return [o for o in outcomes if o is not None]
 
     async def create(
@@ -214,7 +246,7 @@ class ResponseService:
     ) -> tuple[ResponseRead, bool]:
         """Store one response. Returns it and whether it is new (False: a retry)."""
         self.check_item(item, auth, utcnow(), skew)
-        (outcome,) = await self.store(session, auth, [item])
+        (outcome,) = await self.store(session, auth, [item], with_reads=True)
         if outcome.error is not None:
             raise outcome.error
         assert outcome.read is not None
@@ -244,12 +276,12 @@ class ResponseService:
                 continue
             valid.append((index, item))
 
-        outcomes = await self.store(session, auth, [item for _, item in valid])
+        outcomes = await self.store(session, auth, [item for _, item in valid], with_reads=False)
         for (index, _), outcome in zip(valid, outcomes, strict=True):
             results[index] = BatchItemResult(
                 index=index,
                 status=outcome.status,  # type: ignore[arg-type]
-                id=outcome.read.id if outcome.read else None,
+                id=outcome.id,
                 error=_error_payload(outcome.error) if outcome.error else None,
             )
         ordered = [results[i] for i in range(len(raw_items))]
