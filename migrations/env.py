@@ -7,6 +7,7 @@ import asyncio
 import os
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -32,9 +33,15 @@ def run_offline() -> None:
         context.run_migrations()
 
 
+# Several replicas may start at once and each runs `upgrade` on start-up: a transaction-level
+# advisory lock makes them take turns; the later ones then find nothing left to do.
+MIGRATION_LOCK = 7_274_610_331
+
+
 def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
     with context.begin_transaction():
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         context.run_migrations()
 
 
