@@ -73,6 +73,11 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 
 @pytest.fixture
 def app(settings: Settings, engine: AsyncEngine, session: AsyncSession) -> FastAPI:
+    return build_app(settings, engine, session)
+
+
+def build_app(settings: Settings, engine: AsyncEngine, session: AsyncSession) -> FastAPI:
+    """The app on the test's session: its commits are savepoints of the test transaction."""
     app = create_app(settings)
     app.state.engine = engine
     app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)

@@ -18,11 +18,14 @@ class TestProbes:
         assert response.status_code == 200
         assert response.json() == {"status": "ok"}
 
-    async def test_prometheus_metrics(self, client: httpx.AsyncClient) -> None:
-        await client.get("/healthz")
-        response = await client.get("/metrics")
+    async def test_prometheus_metrics_by_route_template(self, tenant: TenantHandle) -> None:
+        await tenant.get("/v1/responses/00000000-0000-0000-0000-000000000000")
+        response = await tenant.client.get("/metrics")
         assert response.status_code == 200
-        assert "feedback_http_request_duration_seconds" in response.text
+        assert (
+            'feedback_http_request_duration_seconds_count{method="GET",'
+            'route="/v1/responses/{response_id}",status="404"}'
+        ) in response.text
 
 
 class TestRequestId:

@@ -318,6 +318,14 @@ class TestBatch:
         assert again.json()["duplicates"] == 1000
         assert await count_responses(session, tenant) == 1000
 
+    async def test_external_ids_of_another_tenant_do_not_count(
+        self, tenant: TenantHandle, other_tenant: TenantHandle
+    ) -> None:
+        items = [{**NPS, "external_id": "shared-1"}, {**NPS, "external_id": "shared-2"}]
+        await other_tenant.post("/v1/responses/batch", json={"items": items})
+        ours = await tenant.post("/v1/responses/batch", json={"items": items})
+        assert [r["status"] for r in ours.json()["items"]] == [201, 201]
+
     async def test_size_limits(self, tenant: TenantHandle) -> None:
         assert_problem(
             await tenant.post("/v1/responses/batch", json={"items": [NPS] * 1001}),

@@ -1,4 +1,4 @@
-"""The /v1 router, assembled from each domain's endpoints."""
+"""The /v1 API, assembled from each domain's endpoints."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from feedback_api.keys.endpoints import router as keys_router
 from feedback_api.responses.endpoints import router as responses_router
 from feedback_api.tenants.endpoints import router as tenants_router
 
-API_PREFIX = "/v1"
-
-# Included into the app one by one (not through a parent /v1 router): every level of
-# router nesting is walked on every request.
+# Each router carries its full /v1/... prefix and is included into the app directly: every
+# level of router nesting is walked on every request, and a route's own `path` is then the
+# full template that logs and metrics report.
 ROUTERS: tuple[APIRouter, ...] = (tenants_router, keys_router, customers_router, responses_router)

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from feedback_api import __version__
-from feedback_api.api import API_PREFIX, ROUTERS
+from feedback_api.api import ROUTERS
 from feedback_api.config import Settings, get_settings
 from feedback_api.db import create_engine, create_sessionmaker, start_embedded_server
 from feedback_api.health.endpoints import router as health_router
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.include_router(health_router)
     for router in ROUTERS:
-        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router)
     install_exception_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

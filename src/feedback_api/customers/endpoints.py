@@ -20,7 +20,7 @@ from feedback_api.kit.schemas import Page, problem_responses
 from feedback_api.privacy.schemas import CustomerExport
 from feedback_api.privacy.service import privacy as privacy_service
 
-router = APIRouter(prefix="/customers", tags=["customers"])
+router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
 CustomersWrite = Annotated[AuthContext, Depends(require(Scope.CUSTOMERS_WRITE))]
 CustomersRead = Annotated[AuthContext, Depends(require(Scope.CUSTOMERS_READ))]

@@ -15,7 +15,7 @@ from feedback_api.keys.service import api_key as api_key_service
 from feedback_api.kit.params import Cursor, Limit, parse_cursor
 from feedback_api.kit.schemas import Page, problem_responses
 
-router = APIRouter(prefix="/api-keys", tags=["api keys"])
+router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 
 KeysManage = Annotated[AuthContext, Depends(require(Scope.KEYS_MANAGE))]
 

@@ -27,7 +27,7 @@ from feedback_api.responses.schemas import (
 )
 from feedback_api.responses.service import response as response_service
 
-router = APIRouter(prefix="/responses", tags=["responses"])
+router = APIRouter(prefix="/v1/responses", tags=["responses"])
 
 ResponsesWrite = Annotated[AuthContext, Depends(require(Scope.RESPONSES_WRITE))]
 ResponsesRead = Annotated[AuthContext, Depends(require(Scope.RESPONSES_READ))]

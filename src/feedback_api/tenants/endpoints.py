@@ -16,7 +16,7 @@ from feedback_api.kit.schemas import Page, problem_responses
 from feedback_api.tenants.schemas import TenantCreate, TenantCreated, TenantRead, TenantUpdate
 from feedback_api.tenants.service import tenant as tenant_service
 
-router = APIRouter(tags=["tenants"])
+router = APIRouter(prefix="/v1", tags=["tenants"])
 
 AnyKey = Annotated[AuthContext, Depends(require())]
 TenantManage = Annotated[AuthContext, Depends(require(Scope.TENANT_MANAGE))]

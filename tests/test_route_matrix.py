@@ -1,0 +1,100 @@
+"""Every route, checked against the key kinds and scopes that may not use it. A new route
+must be added to ROUTES (the last test fails otherwise), which makes its scope explicit."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.fixtures.auth import TenantHandle, assert_problem
+
+SOME_ID = str(uuid.uuid4())
+BODIES = {
+    "POST /v1/api-keys": {"name": "x", "publishable": True},
+    "PATCH /v1/tenant": {"name": "x"},
+    "PUT /v1/customers/{external_ref}": {},
+    "POST /v1/responses": {"kind": "nps", "score": 9, "channel": "crm"},
+    "POST /v1/responses/batch": {"items": [{"kind": "nps", "score": 9, "channel": "crm"}]},
+    "PATCH /v1/responses/{response_id}": {"tags": []},
+}
+# route -> the scope it needs (None: any secret key)
+ROUTES: dict[str, str | None] = {
+    "GET /v1/tenant": None,
+    "PATCH /v1/tenant": "tenant:manage",
+    "GET /v1/api-keys": "keys:manage",
+    "POST /v1/api-keys": "keys:manage",
+    "DELETE /v1/api-keys/{key_id}": "keys:manage",
+    "GET /v1/customers": "customers:read",
+    "GET /v1/customers/{external_ref}": "customers:read",
+    "GET /v1/customers/{external_ref}/export": "customers:read",
+    "PUT /v1/customers/{external_ref}": "customers:write",
+    "DELETE /v1/customers/{external_ref}": "customers:write",
+    "GET /v1/responses": "responses:read",
+    "GET /v1/responses/{response_id}": "responses:read",
+    "POST /v1/responses": "responses:write",
+    "POST /v1/responses/batch": "responses:write",
+    "PATCH /v1/responses/{response_id}": "responses:write",
+    "DELETE /v1/responses/{response_id}": "responses:write",
+}
+ADMIN_ROUTES = {"GET /v1/tenants", "POST /v1/tenants"}
+PUBLISHABLE_ALLOWED = {"POST /v1/responses"}
+
+
+def _url(route: str) -> tuple[str, str]:
+    method, path = route.split(" ", 1)
+    path = path.replace("{external_ref}", "crm-1").replace("{key_id}", SOME_ID)
+    return method, path.replace("{response_id}", SOME_ID)
+
+
+async def _call(tenant: TenantHandle, route: str, key: str | None) -> httpx.Response:
+    method, path = _url(route)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return await tenant.client.request(method, path, json=BODIES.get(route), headers=headers)
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+async def test_without_a_key_is_401(tenant: TenantHandle, route: str) -> None:
+    assert_problem(await _call(tenant, route, None), 401, "unauthenticated")
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+async def test_a_revoked_key_is_401(tenant: TenantHandle, route: str) -> None:
+    key = await tenant.key(ROUTES[route] or "metrics:read")
+    keys = (await tenant.get("/v1/api-keys")).json()["items"]
+    key_id = next(k["id"] for k in keys if k["prefix"] == key[:12])
+    await tenant.delete(f"/v1/api-keys/{key_id}")
+    assert_problem(await _call(tenant, route, key), 401, "unauthenticated")
+
+
+@pytest.mark.parametrize("route", sorted(set(ROUTES) - PUBLISHABLE_ALLOWED))
+async def test_a_publishable_key_is_403(tenant: TenantHandle, route: str) -> None:
+    key = await tenant.key(publishable=True)
+    assert_problem(await _call(tenant, route, key), 403, "publishable_key_forbidden")
+
+
+@pytest.mark.parametrize("route", sorted(r for r, s in ROUTES.items() if s))
+async def test_a_key_without_the_scope_is_403(tenant: TenantHandle, route: str) -> None:
+    other_scope = "metrics:read"
+    key = await tenant.key(other_scope)
+    assert_problem(await _call(tenant, route, key), 403, "missing_scope")
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+async def test_the_scope_alone_is_enough(tenant: TenantHandle, route: str) -> None:
+    scope = ROUTES[route]
+    key = await tenant.key(scope or "metrics:read")
+    response = await _call(tenant, route, key)
+    assert response.status_code not in (401, 403), response.text
+
+
+def test_every_route_is_in_the_matrix(app: FastAPI) -> None:
+    routes = {
+        f"{method.upper()} {path}"
+        for path, operations in app.openapi()["paths"].items()
+        if path.startswith("/v1/")
+        for method in operations
+    }
+    assert routes == set(ROUTES) | ADMIN_ROUTES
