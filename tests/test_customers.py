@@ -47,6 +47,13 @@ class TestUpsertCustomer:
         key = await tenant.key("customers:read")
         assert_problem(await tenant.put("/v1/customers/x", json={}, key=key), 403, "missing_scope")
 
+    async def test_refs_that_feedback_could_not_name_are_refused(
+        self, tenant: TenantHandle
+    ) -> None:
+        for ref in ("with%20space", "a%3Fb", "x" * 256):
+            response = await tenant.put(f"/v1/customers/{ref}", json={})
+            assert_problem(response, 422, "validation_error")
+
     async def test_same_ref_in_two_tenants_is_two_customers(
         self, tenant: TenantHandle, other_tenant: TenantHandle
     ) -> None:

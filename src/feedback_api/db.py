@@ -37,6 +37,9 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_recycle=1800,
+        # Database errors must not carry statement parameters (comments, e-mail addresses)
+        # into logs.
+        hide_parameters=True,
         connect_args={
             # JIT planning costs more than it saves on short OLTP statements.
             "server_settings": {"application_name": "feedback-api", "jit": "off"},

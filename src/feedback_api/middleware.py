@@ -59,11 +59,16 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            rejected: FeedbackError | None = None
             if scope["method"].encode() in _BODY_METHODS:
-                receive = await self._check_body(headers, receive)
-            await self.app(scope, receive, send_with_id)
-        except FeedbackError as exc:
-            await self._send_problem(exc, request_id, send_with_id)
+                try:
+                    receive = await self._check_body(headers, receive)
+                except FeedbackError as exc:
+                    rejected = exc
+            if rejected is not None:
+                await self._send_problem(rejected, request_id, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")

@@ -25,7 +25,13 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 CustomersWrite = Annotated[AuthContext, Depends(require(Scope.CUSTOMERS_WRITE))]
 CustomersRead = Annotated[AuthContext, Depends(require(Scope.CUSTOMERS_READ))]
 Ref = Annotated[
-    str, Path(min_length=1, max_length=255, description="Your system's id for the customer.")
+    str,
+    Path(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[^\s/?#]+$",
+        description="Your system's id for the customer (no spaces, `/`, `?` or `#`).",
+    ),
 ]
 ATTRIBUTE_FILTER_PREFIX = "attr."
 
@@ -35,7 +41,7 @@ ATTRIBUTE_FILTER_PREFIX = "attr."
     response_model=CustomerRead,
     responses={
         201: {"model": CustomerRead, "description": "Created."},
-        **problem_responses(403),
+        **problem_responses(403, body=True),
     },
 )
 async def upsert_customer(

@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 KeysManage = Annotated[AuthContext, Depends(require(Scope.KEYS_MANAGE))]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=problem_responses(403))
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problem_responses(403, body=True))
 async def create_api_key(
     body: ApiKeyCreate, session: SessionDep, auth: KeysManage
 ) -> ApiKeyCreated:

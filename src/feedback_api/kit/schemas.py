@@ -45,10 +45,11 @@ class Problem(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI declarations of the problem+json answers an endpoint may give."""
+def problem_responses(*statuses: int, body: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI declarations of the problem+json answers an endpoint may give: 401 and 422
+    always, 400 (malformed JSON), 413 and 415 for endpoints that take a body."""
     descriptions = {
-        400: "Bad request",
+        400: "The body is not valid JSON",
         401: "Missing or invalid API key",
         403: "The key lacks the scope, or is a publishable key",
         404: "Not found (or owned by another tenant)",
@@ -63,7 +64,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             "description": descriptions.get(status, "Error"),
             "content": {"application/problem+json": {}},
         }
-        for status in sorted({*statuses, 401, 415, 422})
+        for status in sorted({*statuses, 401, 422, *((400, 413, 415) if body else ())})
     }
 
 

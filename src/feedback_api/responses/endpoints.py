@@ -46,7 +46,7 @@ RatingsSubmit = Annotated[
             "description": "Already stored: same `external_id` and "
             "content. The original is returned.",
         },
-        **problem_responses(403, 409, 413),
+        **problem_responses(403, 409, body=True),
     },
 )
 async def create_response(
@@ -86,7 +86,7 @@ async def create_response(
 @router.post(
     "/batch",
     response_model=BatchResult,
-    responses=problem_responses(403, 413),
+    responses=problem_responses(403, body=True),
 )
 async def create_responses_batch(
     body: BatchRequest,
@@ -168,7 +168,7 @@ async def get_response(response_id: UUID, session: SessionDep, auth: ResponsesRe
     return await response_service.get(session, auth.tenant_id, response_id)
 
 
-@router.patch("/{response_id}", responses=problem_responses(403, 404))
+@router.patch("/{response_id}", responses=problem_responses(403, 404, body=True))
 async def update_response(
     response_id: UUID, body: ResponseUpdate, session: SessionDep, auth: ResponsesWrite
 ) -> ResponseRead:

@@ -26,7 +26,7 @@ TenantManage = Annotated[AuthContext, Depends(require(Scope.TENANT_MANAGE))]
     "/tenants",
     status_code=status.HTTP_201_CREATED,
     dependencies=[AdminDep],
-    responses=problem_responses(409),
+    responses=problem_responses(409, body=True),
 )
 async def create_tenant(body: TenantCreate, session: SessionDep) -> TenantCreated:
     """Create a tenant (platform admin only).
@@ -58,7 +58,7 @@ async def get_own_tenant(session: SessionDep, auth: AnyKey) -> TenantRead:
     return TenantRead.model_validate(await tenant_service.get(session, auth.tenant_id))
 
 
-@router.patch("/tenant", responses=problem_responses(403, 409))
+@router.patch("/tenant", responses=problem_responses(403, 409, body=True))
 async def update_own_tenant(
     body: TenantUpdate, session: SessionDep, auth: TenantManage
 ) -> TenantRead:
