@@ -7,7 +7,7 @@ HASH := $(shell $(PYTHON) -c "import hashlib,sys;print(hashlib.sha1(open('pyproj
 RUN_STAMP := $(VENV)/.run-$(HASH)
 DEV_STAMP := $(VENV)/.dev-$(HASH)
 
-.PHONY: run test lint openapi bench clean
+.PHONY: run test lint openapi bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,13 @@ openapi: $(RUN_STAMP)
 ## bench: measure ingest (see docs/benchmarks.md)
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/ingest.py $(ARGS)
+
+## fuzz: property-based tests of the running API against openapi/openapi.json (Schemathesis)
+##       make fuzz KEY=fbk_sk_… [URL=http://127.0.0.1:8000]
+URL ?= http://127.0.0.1:8000
+fuzz: $(DEV_STAMP)
+	$(BIN)/schemathesis run openapi/openapi.json --url $(URL) -H "Authorization: Bearer $(KEY)" \
+	  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
 
 clean:
 	rm -rf $(VENV) .feedback-data .mypy_cache .ruff_cache .pytest_cache

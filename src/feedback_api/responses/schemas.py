@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, StrictInt, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from feedback_api.kit.schemas import InputSchema, UpdateSchema
 from feedback_api.kit.types import Attributes, ExternalRef, LanguageTag
@@ -124,8 +125,9 @@ class ResponseCreate(InputSchema):
 
 
 class ResponseUpdate(UpdateSchema):
-    tags: Tags | None = None
-    attributes: Attributes | None = None
+    # `| SkipJsonSchema[None]`: omitted is fine, null is not (see UpdateSchema).
+    tags: Tags | SkipJsonSchema[None] = None
+    attributes: Attributes | SkipJsonSchema[None] = None
 
 
 class ResponseRead(BaseModel):

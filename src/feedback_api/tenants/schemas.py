@@ -4,6 +4,7 @@ from datetime import datetime
 from uuid import UUID
 
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from feedback_api.keys.schemas import ApiKeyCreated
 from feedback_api.kit.schemas import InputSchema, ReadSchema, UpdateSchema
@@ -20,10 +21,11 @@ class TenantCreate(InputSchema):
 
 
 class TenantUpdate(UpdateSchema):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    slug: Slug | None = None
-    timezone: TimeZoneName | None = None
-    locale: LanguageTag | None = None
+    # `| SkipJsonSchema[None]`: omitted is fine, null is not (see UpdateSchema).
+    name: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=200)
+    slug: Slug | SkipJsonSchema[None] = None
+    timezone: TimeZoneName | SkipJsonSchema[None] = None
+    locale: LanguageTag | SkipJsonSchema[None] = None
 
 
 class TenantRead(ReadSchema):
