@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -22,7 +23,7 @@ class TenantCreate(InputSchema):
 
 class TenantUpdate(UpdateSchema):
     # `| SkipJsonSchema[None]`: omitted is fine, null is not (see UpdateSchema).
-    name: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=200)
+    name: Annotated[str, Field(min_length=1, max_length=200)] | SkipJsonSchema[None] = None
     slug: Slug | SkipJsonSchema[None] = None
     timezone: TimeZoneName | SkipJsonSchema[None] = None
     locale: LanguageTag | SkipJsonSchema[None] = None
