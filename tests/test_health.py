@@ -4,6 +4,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 
+from feedback_api.app import create_app
+from feedback_api.config import Settings
+from feedback_api.db import create_engine, create_sessionmaker
 from tests.fixtures.auth import TenantHandle, assert_problem
 
 
@@ -89,3 +92,23 @@ class TestTransportErrors:
             "/v1/responses/batch", content=chunks(), headers={"Content-Type": "application/json"}
         )
         assert_problem(response, 413, "payload_too_large")
+
+
+class TestDatabaseDown:
+    async def test_requests_get_503_with_retry_after(self, settings: Settings) -> None:
+        url = "postgresql+asyncpg://nobody@127.0.0.1:1/nothing"
+        app = create_app(settings.model_copy(update={"database_url": url}))
+        app.state.engine = create_engine(url, settings)
+        app.state.sessionmaker = create_sessionmaker(app.state.engine)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                ready = await client.get("/readyz")
+                listed = await client.get(
+                    "/v1/responses", headers={"Authorization": "Bearer fbk_sk_whatever"}
+                )
+        finally:
+            await app.state.engine.dispose()
+        assert_problem(ready, 503, "not_ready")
+        assert_problem(listed, 503, "database_unavailable")
+        assert listed.headers["retry-after"] == "5"

@@ -10,6 +10,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from feedback_api.exceptions import FeedbackError
@@ -111,6 +112,21 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return problem_response(exc.status_code, code, title, detail, headers=exc.headers)
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    # Not the client's fault and usually brief: say so, and when to try again.
+    logger.error("database_unavailable", error_type=type(exc).__name__)
+    busy = isinstance(exc, sa_exc.TimeoutError)
+    return problem_response(
+        503,
+        "database_busy" if busy else "database_unavailable",
+        "Service unavailable",
+        "all database connections are in use; retry shortly"
+        if busy
+        else "the database cannot be reached; retry shortly",
+        headers={"Retry-After": "1" if busy else "5"},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled_error", error_type=type(exc).__name__)
     return problem_response(
@@ -122,4 +138,11 @@ def install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FeedbackError, _feedback_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for unavailable in (
+        sa_exc.TimeoutError,
+        sa_exc.InterfaceError,
+        sa_exc.OperationalError,
+        OSError,
+    ):
+        app.add_exception_handler(unavailable, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)

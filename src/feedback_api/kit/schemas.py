@@ -46,8 +46,8 @@ class Problem(BaseModel):
 
 
 def problem_responses(*statuses: int, body: bool = False) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI declarations of the problem+json answers an endpoint may give: 401 and 422
-    always, 400 (malformed JSON), 413 and 415 for endpoints that take a body."""
+    """OpenAPI declarations of the problem+json answers an endpoint may give: 401, 422 and
+    503 always, 400 (malformed JSON), 413 and 415 for endpoints that take a body."""
     descriptions = {
         400: "The body is not valid JSON",
         401: "Missing or invalid API key",
@@ -57,6 +57,7 @@ def problem_responses(*statuses: int, body: bool = False) -> dict[int | str, dic
         413: "Body too large",
         415: "Body is not application/json",
         422: "Validation failed; see `errors`",
+        503: "The database is unavailable or busy; retry after `Retry-After` seconds",
     }
     return {
         status: {
@@ -64,7 +65,7 @@ def problem_responses(*statuses: int, body: bool = False) -> dict[int | str, dic
             "description": descriptions.get(status, "Error"),
             "content": {"application/problem+json": {}},
         }
-        for status in sorted({*statuses, 401, 422, *((400, 413, 415) if body else ())})
+        for status in sorted({*statuses, 401, 422, 503, *((400, 413, 415) if body else ())})
     }
 
 
