@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -56,4 +59,19 @@ class TestMigrations:
         downgrade(empty_database, "base")
         assert _inspect(empty_database, _tables) == {"alembic_version"}
         upgrade(empty_database)
+        assert _inspect(empty_database, _diff) == []
+
+    def test_replicas_starting_together_take_turns(self, empty_database: str) -> None:
+        env = {**os.environ, "FEEDBACK_DATABASE_URL": empty_database}
+        replicas = [
+            subprocess.Popen(
+                [sys.executable, "-m", "feedback_api", "migrate"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            for _ in range(3)
+        ]
+        outputs = [replica.communicate(timeout=120)[0].decode() for replica in replicas]
+        assert [r.returncode for r in replicas] == [0, 0, 0], outputs
         assert _inspect(empty_database, _diff) == []
