@@ -19,6 +19,7 @@ from tests.fixtures.database import (
     prepare_template,
     template_name,
 )
+from tests.fixtures.live import live, other_live  # noqa: F401  (fixtures)
 
 ADMIN_TOKEN = "test-admin-token"
 

@@ -4,40 +4,15 @@ the worker's database without the per-test rollback and delete their tenant afte
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import httpx
-import pytest
-from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from feedback_api.app import create_app
-from feedback_api.config import Settings
-from feedback_api.models import Customer, Response, Tenant
-from feedback_api.tenants.service import tenant as tenant_service
-from tests.fixtures.auth import bearer
+from feedback_api.models import Customer, Response
+from tests.fixtures.live import Live
 
 NPS = {"kind": "nps", "score": 9, "channel": "crm", "customer": "racer"}
 CONCURRENCY = 20
-
-
-@pytest.fixture
-async def live(
-    engine: AsyncEngine, settings: Settings
-) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str], async_sessionmaker]]:  # type: ignore[type-arg]
-    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
-    async with sessionmaker() as session:
-        tenant, _, secret = await tenant_service.create(session, name="Live", slug=None)
-        await session.commit()
-    app = create_app(settings)
-    app.state.engine = engine
-    app.state.sessionmaker = sessionmaker
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        yield client, bearer(secret), sessionmaker
-    async with sessionmaker() as session:
-        await session.execute(delete(Tenant).where(Tenant.id == tenant.id))
-        await session.commit()
 
 
 async def _count(sessionmaker: async_sessionmaker, model: type) -> int:  # type: ignore[type-arg]
@@ -48,9 +23,9 @@ async def _count(sessionmaker: async_sessionmaker, model: type) -> int:  # type:
 class TestConcurrentRetries:
     async def test_same_idempotency_key_stores_one_row(
         self,
-        live: tuple[httpx.AsyncClient, dict[str, str], async_sessionmaker],  # type: ignore[type-arg]
+        live: Live,
     ) -> None:
-        client, headers, sessionmaker = live
+        client, headers, sessionmaker = live.client, live.headers, live.sessionmaker
         before = await _count(sessionmaker, Response)
         responses = await asyncio.gather(
             *[
@@ -79,9 +54,9 @@ class TestConcurrentRetries:
 
     async def test_same_external_id_stores_one_row(
         self,
-        live: tuple[httpx.AsyncClient, dict[str, str], async_sessionmaker],  # type: ignore[type-arg]
+        live: Live,
     ) -> None:
-        client, headers, sessionmaker = live
+        client, headers, sessionmaker = live.client, live.headers, live.sessionmaker
         before = await _count(sessionmaker, Response)
         body = {**NPS, "external_id": "crm-race", "customer": "new-racer"}
         responses = await asyncio.gather(

@@ -38,6 +38,8 @@ ROUTES: dict[str, str | None] = {
     "POST /v1/responses/batch": "responses:write",
     "PATCH /v1/responses/{response_id}": "responses:write",
     "DELETE /v1/responses/{response_id}": "responses:write",
+    "GET /v1/events": "events:read",
+    "GET /v1/events/{event_id}": "events:read",
 }
 ADMIN_ROUTES = {"GET /v1/tenants", "POST /v1/tenants"}
 PUBLISHABLE_ALLOWED = {"POST /v1/responses"}
@@ -46,6 +48,7 @@ PUBLISHABLE_ALLOWED = {"POST /v1/responses"}
 def _url(route: str) -> tuple[str, str]:
     method, path = route.split(" ", 1)
     path = path.replace("{external_ref}", "crm-1").replace("{key_id}", SOME_ID)
+    path = path.replace("{event_id}", SOME_ID)
     return method, path.replace("{response_id}", SOME_ID)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from feedback_api.customers.endpoints import router as customers_router
+from feedback_api.events.endpoints import router as events_router
 from feedback_api.keys.endpoints import router as keys_router
 from feedback_api.responses.endpoints import router as responses_router
 from feedback_api.tenants.endpoints import router as tenants_router
@@ -12,4 +13,10 @@ from feedback_api.tenants.endpoints import router as tenants_router
 # Each router carries its full /v1/... prefix and is included into the app directly: every
 # level of router nesting is walked on every request, and a route's own `path` is then the
 # full template that logs and metrics report.
-ROUTERS: tuple[APIRouter, ...] = (tenants_router, keys_router, customers_router, responses_router)
+ROUTERS: tuple[APIRouter, ...] = (
+    tenants_router,
+    keys_router,
+    customers_router,
+    responses_router,
+    events_router,
+)

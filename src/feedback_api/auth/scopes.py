@@ -17,6 +17,7 @@ class Scope(StrEnum):
     WEBHOOKS_MANAGE = "webhooks:manage"
     KEYS_MANAGE = "keys:manage"
     TENANT_MANAGE = "tenant:manage"
+    EVENTS_READ = "events:read"
 
 
 ALL_SCOPES: tuple[str, ...] = tuple(s.value for s in Scope)

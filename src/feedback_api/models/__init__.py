@@ -4,8 +4,18 @@ from feedback_api.kit.models import Base
 from feedback_api.models.api_key import ApiKey
 from feedback_api.models.audit_log import AuditLog
 from feedback_api.models.customer import Customer
+from feedback_api.models.event import Event
 from feedback_api.models.idempotency_key import IdempotencyKey
 from feedback_api.models.response import Response
 from feedback_api.models.tenant import Tenant
 
-__all__ = ["ApiKey", "AuditLog", "Base", "Customer", "IdempotencyKey", "Response", "Tenant"]
+__all__ = [
+    "ApiKey",
+    "AuditLog",
+    "Base",
+    "Customer",
+    "Event",
+    "IdempotencyKey",
+    "Response",
+    "Tenant",
+]

@@ -18,3 +18,10 @@ class CustomerExport(BaseModel):
     exported_at: datetime
     customer: CustomerRead
     responses: list[ExportedResponse] = Field(description="Deleted ones included.")
+
+
+class CustomerErased(BaseModel):
+    """`data` of `customer.erased`: just enough to erase the customer downstream too."""
+
+    external_ref: str
+    erased_at: datetime

@@ -13,9 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from feedback_api.audit.service import audit as audit_service
 from feedback_api.customers.schemas import CustomerRead
 from feedback_api.customers.service import customer as customer_service
+from feedback_api.events.catalogue import EventType
+from feedback_api.events.service import event as event_service
 from feedback_api.idempotency.service import idempotency as idempotency_service
 from feedback_api.kit.time import utcnow
-from feedback_api.privacy.schemas import CustomerExport, ExportedResponse
+from feedback_api.privacy.schemas import CustomerErased, CustomerExport, ExportedResponse
 from feedback_api.responses.service import response as response_service
 from feedback_api.responses.service import to_read
 
@@ -41,7 +43,14 @@ class PrivacyService:
         customer = await customer_service.get(session, tenant_id, ref)
         anonymised = await response_service.anonymise_for_customer(session, tenant_id, customer.id)
         await idempotency_service.forget_customer(session, tenant_id, ref)
+        await event_service.scrub_customer(session, tenant_id, ref)
         await customer_service.delete(session, tenant_id, customer.id)
+        await event_service.emit(
+            session,
+            tenant_id,
+            EventType.CUSTOMER_ERASED,
+            [CustomerErased(external_ref=ref, erased_at=utcnow())],
+        )
         await audit_service.record(
             session,
             tenant_id,

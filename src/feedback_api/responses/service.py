@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from feedback_api.audit.service import audit as audit_service
 from feedback_api.auth.context import AuthContext
 from feedback_api.customers.service import customer as customer_service
+from feedback_api.events.catalogue import EventType
+from feedback_api.events.service import event as event_service
 from feedback_api.exceptions import (
     ExternalIdConflict,
     FeedbackError,
@@ -156,7 +158,7 @@ class ResponseService:
         with_reads: bool,
     ) -> list[Outcome]:
         """Store valid items in the caller's transaction, deduplicating by external_id.
-        `with_reads` also renders each stored response (a batch needs only ids)."""
+        `with_reads` also renders the originals of repeats (a batch needs only ids)."""
         now = utcnow()
         outcomes: list[Outcome | None] = [None] * len(items)
         hashes = [canonical_hash(i.model_dump(mode="json", exclude_unset=True)) for i in items]
@@ -208,12 +210,15 @@ class ResponseService:
         repo = ResponseRepository(session)
         inserted = await repo.insert_many(auth.tenant_id, rows) if rows else set()
         skipped: list[int] = []
+        created: list[ResponseRead] = []
         for index, row in zip(row_index, rows, strict=True):
             if row.id in inserted:
-                read = _new_read(row, items[index]) if with_reads else None
+                read = _new_read(row, items[index])
+                created.append(read)
                 outcomes[index] = Outcome(201, row.id, read=read)
             else:
                 skipped.append(index)
+        await event_service.emit(session, auth.tenant_id, EventType.RESPONSE_CREATED, created)
 
         # Skipped rows and in-batch repeats meet the stored original (which may be a row
         # this very batch inserted): same content is a replay, anything else a conflict.
@@ -237,8 +242,8 @@ class ResponseService:
                     )
                     outcomes[index] = Outcome(409, error=error)
                 else:
-                    read = to_read(original, ref) if with_reads else None
-                    outcomes[index] = Outcome(200, original.id, read=read)
+                    replay = to_read(original, ref) if with_reads else None
+                    outcomes[index] = Outcome(200, original.id, read=replay)
         return [o for o in outcomes if o is not None]
 
     async def create(
@@ -316,17 +321,23 @@ class ResponseService:
     async def update(
         self, session: AsyncSession, tenant_id: UUID, response_id: UUID, values: dict[str, Any]
     ) -> ResponseRead:
-        if values and not await ResponseRepository(session).update(
+        if not values:
+            return await self.get(session, tenant_id, response_id)
+        if not await ResponseRepository(session).update(
             tenant_id, response_id, values, now=utcnow()
         ):
             raise NotFound("no such response")
-        return await self.get(session, tenant_id, response_id)
+        read = await self.get(session, tenant_id, response_id)
+        await event_service.emit(session, tenant_id, EventType.RESPONSE_UPDATED, [read])
+        return read
 
     async def delete(
         self, session: AsyncSession, tenant_id: UUID, response_id: UUID, *, actor_key_id: UUID
     ) -> None:
+        before = await self.get(session, tenant_id, response_id)
         if not await ResponseRepository(session).soft_delete(tenant_id, response_id, now=utcnow()):
-            raise NotFound("no such response")
+            raise NotFound("no such response")  # deleted concurrently
+        await event_service.emit(session, tenant_id, EventType.RESPONSE_DELETED, [before])
         await audit_service.record(
             session,
             tenant_id,

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+from uuid import UUID
+
+from sqlalchemy import delete, select, text, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from feedback_api.kit.rawsql import driver_connection
+from feedback_api.models import Event
+
+
+class NewEvent(NamedTuple):
+    id: UUID
+    type: str
+    schema_version: int
+    occurred_at: datetime
+    data: str  # JSON object
+
+
+INSERT_MANY = """
+INSERT INTO events (tenant_id, id, type, schema_version, occurred_at, data)
+SELECT $1, u.id, u.type, u.schema_version, u.occurred_at, u.data::jsonb
+FROM unnest($2::uuid[], $3::text[], $4::int2[], $5::timestamptz[], $6::text[])
+    AS u(id, type, schema_version, occurred_at, data)
+"""
+
+# Only events of transactions older than every transaction still running: those can no
+# longer be joined by an event with a smaller (xid, id), so a cursor never skips one.
+SETTLED = text("events.xid < (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint")
+
+
+class EventRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert_many(self, tenant_id: UUID, events: Sequence[NewEvent]) -> None:
+        # On the ingest hot path: straight on asyncpg, in the session's transaction.
+        conn = await driver_connection(self.session)
+        await conn.execute(INSERT_MANY, tenant_id, *zip(*events, strict=True))
+
+    async def page(
+        self,
+        tenant_id: UUID,
+        *,
+        after: tuple[int, UUID] | None,
+        type_exact: str | None,
+        type_prefix: str | None,
+        limit: int,
+    ) -> list[Event]:
+        stmt = select(Event).where(Event.tenant_id == tenant_id, SETTLED)
+        if after is not None:
+            stmt = stmt.where(tuple_(Event.xid, Event.id) > tuple_(*after))
+        if type_exact is not None:
+            stmt = stmt.where(Event.type == type_exact)
+        if type_prefix is not None:
+            stmt = stmt.where(Event.type.startswith(type_prefix, autoescape=True))
+        stmt = stmt.order_by(Event.xid, Event.id).limit(limit)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def get(self, tenant_id: UUID, event_id: UUID) -> Event | None:
+        stmt = select(Event).where(Event.tenant_id == tenant_id, Event.id == event_id, SETTLED)
+        return (await self.session.scalars(stmt)).one_or_none()
+
+    async def scrub(self, tenant_id: UUID, field: str, value: str, blank: dict[str, Any]) -> int:
+        """Overwrite personal fields in the payloads of events whose data[field] = value."""
+        stmt = (
+            update(Event)
+            .where(Event.tenant_id == tenant_id, Event.data[field].astext == value)
+            .values(data=Event.data.op("||")(blank))
+        )
+        result = await self.session.execute(stmt)
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def delete_created_before(self, cutoff: datetime) -> int:
+        result = await self.session.execute(delete(Event).where(Event.created_at < cutoff))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from feedback_api.events.catalogue import CATALOGUE, EventType
+from feedback_api.events.repository import EventRepository, NewEvent
+from feedback_api.exceptions import NotFound
+from feedback_api.kit.ids import new_id
+from feedback_api.kit.pagination import encode_cursor
+from feedback_api.kit.time import utcnow
+from feedback_api.models import Event
+
+
+class EventService:
+    async def emit(
+        self,
+        session: AsyncSession,
+        tenant_id: UUID,
+        type_: EventType,
+        payloads: Sequence[BaseModel],
+        *,
+        occurred_at: datetime | None = None,
+    ) -> None:
+        """Record that something happened, in the caller's transaction: the event exists if
+        and only if the change it describes was committed."""
+        if not payloads:
+            return
+        when = occurred_at or utcnow()
+        version = CATALOGUE[type_].schema_version
+        await EventRepository(session).insert_many(
+            tenant_id,
+            [NewEvent(new_id(), type_.value, version, when, p.model_dump_json()) for p in payloads],
+        )
+
+    async def page(
+        self,
+        session: AsyncSession,
+        tenant_id: UUID,
+        *,
+        after: tuple[int, UUID] | None,
+        type_filter: str | None,
+        limit: int,
+    ) -> tuple[list[Event], str | None, bool]:
+        exact = prefix = None
+        if type_filter is not None:
+            if type_filter.endswith(".*"):
+                prefix = type_filter[:-1]
+            else:
+                exact = type_filter
+        rows = await EventRepository(session).page(
+            tenant_id, after=after, type_exact=exact, type_prefix=prefix, limit=limit + 1
+        )
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        if rows:
+            cursor: str | None = encode_cursor(rows[-1].xid, rows[-1].id)
+        else:
+            cursor = encode_cursor(*after) if after is not None else None
+        return rows, cursor, has_more
+
+    async def get(self, session: AsyncSession, tenant_id: UUID, event_id: UUID) -> Event:
+        event = await EventRepository(session).get(tenant_id, event_id)
+        if event is None:
+            raise NotFound("no such event")
+        return event
+
+    async def scrub_customer(self, session: AsyncSession, tenant_id: UUID, ref: str) -> int:
+        """Erasure: strip personal data from the stored payloads of this customer's events."""
+        return await EventRepository(session).scrub(
+            tenant_id,
+            "customer",
+            ref,
+            {
+                "customer": None,
+                "comment": None,
+                "attributes": {},
+                "language": None,
+                "external_id": None,
+            },
+        )
+
+
+event = EventService()
