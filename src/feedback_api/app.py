@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,11 +10,17 @@ from fastapi import FastAPI
 from feedback_api import __version__
 from feedback_api.api import ROUTERS
 from feedback_api.config import Settings, get_settings
-from feedback_api.db import create_engine, create_sessionmaker, start_embedded_server
+from feedback_api.db import (
+    asyncpg_dsn,
+    create_engine,
+    create_sessionmaker,
+    start_embedded_server,
+)
 from feedback_api.health.endpoints import router as health_router
 from feedback_api.logging import configure_logging
 from feedback_api.middleware import RequestContextMiddleware
 from feedback_api.problems import install_exception_handlers
+from feedback_api.worker import Worker
 
 DESCRIPTION = """\
 A headless customer-feedback service: capture feedback, compute honest NPS/CSAT/CES,
@@ -35,11 +42,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             url = settings.database_url or start_embedded_server(settings.data_dir)
             app.state.engine = create_engine(url, settings)
             app.state.sessionmaker = create_sessionmaker(app.state.engine)
+        stop = asyncio.Event()
+        worker_task = None
+        if settings.run_worker:
+            worker = Worker(
+                app.state.sessionmaker,
+                settings,
+                listen_dsn=asyncpg_dsn(app.state.engine.url.render_as_string(False)),
+            )
+            worker_task = asyncio.create_task(worker.run(stop))
         # Objects made at start-up live for ever: move them out of the collector's sight, so
         # full collections (the p99 latency tail) have less to walk.
         gc.collect()
         gc.freeze()
         yield
+        stop.set()
+        if worker_task is not None:
+            await worker_task
         if owns_engine:
             await app.state.engine.dispose()
 

@@ -15,7 +15,12 @@ import typer
 
 from feedback_api.auth.scopes import ALL_SCOPES
 from feedback_api.config import Settings, get_settings
-from feedback_api.db import create_engine, create_sessionmaker, start_embedded_server
+from feedback_api.db import (
+    asyncpg_dsn,
+    create_engine,
+    create_sessionmaker,
+    start_embedded_server,
+)
 
 app = typer.Typer(help="feedback-api: a headless customer-feedback service.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
@@ -81,6 +86,14 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="API processes.")] = 1,
+    worker: Annotated[
+        bool | None,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Also run background jobs in each API process. Default: on with the "
+            "embedded database, off otherwise (run `feedback-api worker` instead).",
+        ),
+    ] = None,
 ) -> None:
     """Run the API. Without FEEDBACK_DATABASE_URL, starts an embedded PostgreSQL."""
     import uvicorn
@@ -92,8 +105,10 @@ def serve(
     upgrade(url)
     if embedded:
         _bootstrap_default_tenant(settings, url)
-        # Worker processes inherit the URL and attach to the server this process started.
+        # API processes inherit the URL and attach to the server this process started.
         os.environ["FEEDBACK_DATABASE_URL"] = url
+    if worker if worker is not None else embedded:
+        os.environ["FEEDBACK_RUN_WORKER"] = "true"
     typer.echo(f"feedback-api listening on http://{host}:{port} (docs: /docs)", err=True)
     # uvicorn re-raises SIGTERM after its graceful shutdown; with this handler that ends in
     # a normal exit, so atexit hooks run and the embedded PostgreSQL is stopped cleanly.
@@ -127,6 +142,39 @@ def _bootstrap_default_tenant(settings: Settings, url: str) -> None:
             f"    export FEEDBACK_KEY={secret}\n",
             err=True,
         )
+
+
+@app.command("worker")
+def run_worker(
+    concurrency: Annotated[int | None, typer.Option(min=1, help="Jobs run at once.")] = None,
+) -> None:
+    """Run background jobs (webhook deliveries, retention, …) until SIGTERM or Ctrl-C.
+
+    Run as many as you like against one database: they share the work without overlap."""
+    from feedback_api.logging import configure_logging
+    from feedback_api.worker import Worker
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    url, _ = _database_url(settings)
+
+    async def main() -> None:
+        engine = create_engine(url, settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await Worker(
+                create_sessionmaker(engine),
+                settings,
+                listen_dsn=asyncpg_dsn(url),
+                concurrency=concurrency,
+            ).run(stop)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
 
 
 @tenant_app.command("create")

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     clock_skew_seconds: int = Field(default=300, ge=0)
     idempotency_ttl_hours: int = Field(default=24, ge=24)
+    events_retention_days: int = Field(default=30, ge=1)
+    run_worker: bool = Field(
+        default=False, description="Run a worker inside each API process (serve sets it)."
+    )
+    worker_concurrency: int = Field(default=4, ge=1)
 
 
 @lru_cache

@@ -31,6 +31,15 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def asyncpg_dsn(url: str) -> str:
+    """The same database as a plain asyncpg DSN (for LISTEN connections)."""
+    return (
+        make_url(normalize_url(url))
+        .set(drivername="postgresql")
+        .render_as_string(hide_password=False)
+    )
+
+
 def create_engine(url: str, settings: Settings) -> AsyncEngine:
     return create_async_engine(
         normalize_url(url),

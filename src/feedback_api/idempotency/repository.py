@@ -48,3 +48,9 @@ class IdempotencyRepository:
             )
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def delete_expired(self) -> int:
+        result = await self.session.execute(
+            delete(IdempotencyKey).where(IdempotencyKey.expires_at <= func.now())
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]

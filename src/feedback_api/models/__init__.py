@@ -6,6 +6,7 @@ from feedback_api.models.audit_log import AuditLog
 from feedback_api.models.customer import Customer
 from feedback_api.models.event import Event
 from feedback_api.models.idempotency_key import IdempotencyKey
+from feedback_api.models.job import Job, JobSchedule
 from feedback_api.models.response import Response
 from feedback_api.models.tenant import Tenant
 
@@ -16,6 +17,8 @@ __all__ = [
     "Customer",
     "Event",
     "IdempotencyKey",
+    "Job",
+    "JobSchedule",
     "Response",
     "Tenant",
 ]

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from feedback_api.jobs.repository import JobRepository
+from feedback_api.models import Job
+
+
+class JobService:
+    async def enqueue(
+        self,
+        session: AsyncSession,
+        kind: str,
+        *,
+        tenant_id: UUID | None = None,
+        payload: dict[str, Any] | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int = 10,
+    ) -> Job:
+        """Schedule work in the caller's transaction: it exists only if the caller commits,
+        and survives any crash after that. Workers are woken at commit."""
+        repo = JobRepository(session)
+        job = await repo.add(
+            kind=kind,
+            tenant_id=tenant_id,
+            payload=payload or {},
+            run_at=run_at,
+            max_attempts=max_attempts,
+        )
+        await repo.notify()
+        return job
+
+
+job = JobService()

@@ -1,0 +1,309 @@
+"""The worker against real, committed jobs (it works in its own transactions)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from uuid import UUID
+
+import pytest
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from feedback_api.config import Settings
+from feedback_api.jobs.errors import GiveUp, RetryLater
+from feedback_api.jobs.repository import JobRepository
+from feedback_api.jobs.service import job as job_service
+from feedback_api.kit.time import utcnow
+from feedback_api.models import Event, IdempotencyKey, Job, JobSchedule
+from feedback_api.worker import Periodic, Worker
+from feedback_api.worker_context import JobContext, Task
+from tests.fixtures.live import Live
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture
+async def sessions(engine: AsyncEngine) -> AsyncIterator[Sessions]:
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def clean() -> None:
+        async with sessionmaker() as session:
+            await session.execute(delete(Job))
+            await session.execute(delete(JobSchedule))
+            await session.commit()
+
+    await clean()
+    yield sessionmaker
+    await clean()
+
+
+async def enqueue(sessions: Sessions, kind: str, n: int = 1, **payload: object) -> list[UUID]:
+    async with sessions() as session:
+        jobs = [
+            await job_service.enqueue(session, kind, payload={**payload, "n": i}) for i in range(n)
+        ]
+        await session.commit()
+    return [j.id for j in jobs]
+
+
+async def jobs_left(sessions: Sessions) -> list[Job]:
+    async with sessions() as session:
+        return list((await session.scalars(select(Job).order_by(Job.created_at))).all())
+
+
+def worker(sessions: Sessions, settings: Settings, tasks: dict[str, Task], **kw: object) -> Worker:
+    return Worker(sessions, settings, tasks=tasks, periodic=(), **kw)  # type: ignore[arg-type]
+
+
+class TestRunningJobs:
+    async def test_runs_a_committed_job_once_and_removes_it(
+        self, sessions: Sessions, settings: Settings
+    ) -> None:
+        seen: list[int] = []
+
+        async def record(ctx: JobContext) -> None:
+            seen.append(ctx.job.payload["n"])
+
+        await enqueue(sessions, "test.record", 3)
+        async with asyncio.timeout(10):
+            await worker(sessions, settings, {"test.record": record}).run_until_idle()
+        assert sorted(seen) == [0, 1, 2]
+        assert await jobs_left(sessions) == []
+
+    async def test_a_job_of_a_rolled_back_transaction_never_runs(
+        self, sessions: Sessions, settings: Settings
+    ) -> None:
+        async with sessions() as session:
+            await job_service.enqueue(session, "test.record")
+            await session.rollback()
+        seen: list[JobContext] = []
+
+        async def record(ctx: JobContext) -> None:
+            seen.append(ctx)
+
+        await worker(sessions, settings, {"test.record": record}).run_until_idle()
+        assert seen == []
+
+    async def test_two_workers_run_each_job_exactly_once(
+        self, sessions: Sessions, settings: Settings
+    ) -> None:
+        runs: list[tuple[str, int]] = []
+
+        def recorder(name: str) -> Task:
+            async def record(ctx: JobContext) -> None:
+                await asyncio.sleep(0.01)
+                runs.append((name, ctx.job.payload["n"]))
+
+            return record
+
+        await enqueue(sessions, "test.record", 40)
+        a = worker(sessions, settings, {"test.record": recorder("a")}, concurrency=4, name="a")
+        b = worker(sessions, settings, {"test.record": recorder("b")}, concurrency=4, name="b")
+        async with asyncio.timeout(20):
+            await asyncio.gather(a.run_until_idle(), b.run_until_idle())
+        assert sorted(n for _, n in runs) == list(range(40))
+        assert {name for name, _ in runs} == {"a", "b"}
+
+    async def test_a_crashed_workers_job_runs_again_after_its_lease(
+        self, sessions: Sessions, settings: Settings
+    ) -> None:
+        (job_id,) = await enqueue(sessions, "test.record")
+        async with sessions() as session:  # worker "dead" claims it, then dies
+            (claimed,) = await JobRepository(session).claim("dead", 1, timedelta(minutes=5))
+            await session.commit()
+        seen: list[int] = []
+
+        async def record(ctx: JobContext) -> None:
+            seen.append(ctx.job.attempts)
+
+        alive = worker(sessions, settings, {"test.record": record}, name="alive")
+        await alive.run_until_idle()
+        assert seen == []  # still leased
+        async with sessions() as session:  # the lease runs out
+            await session.execute(
+                update(Job).where(Job.id == job_id).values(locked_until=func.now())
+            )
+            await session.commit()
+        await alive.run_until_idle()
+        assert seen == [2]
+        async with sessions() as session:  # the dead worker cannot complete it any more
+            assert await JobRepository(session).finish(claimed.id, "dead") is False
+
+    async def test_failures_are_retried_with_backoff_then_given_up(
+        self, sessions: Sessions, settings: Settings
+    ) -> None:
+        async def boom(ctx: JobContext) -> None:
+            raise RuntimeError("receiver down")
+
+        async with sessions() as session:
+            await job_service.enqueue(session, "test.boom", max_attempts=2)
+            await session.commit()
+        w = worker(sessions, settings, {"test.boom": boom})
+        await w.run_until_idle()
+        (job,) = await jobs_left(sessions)
+        assert job.attempts == 1
+        assert job.status == "queued"
+        assert job.last_error == "RuntimeError: receiver down"
+        assert job.run_at > utcnow() + timedelta(seconds=5)
+        async with sessions() as session:
+            await session.execute(update(Job).values(run_at=func.now()))
+            await session.commit()
+        await w.run_until_idle()
+        (job,) = await jobs_left(sessions)
+        assert job.status == "dead"
+        assert job.attempts == 2
+
+    async def test_tasks_choose_their_retry_delay_or_give_up(
+        self, sessions: Sessions, settings: Settings
+    ) -> None:
+        async def later(ctx: JobContext) -> None:
+            raise RetryLater("429", delay_seconds=120)
+
+        async def never(ctx: JobContext) -> None:
+            raise GiveUp("410 Gone")
+
+        await enqueue(sessions, "test.later")
+        await enqueue(sessions, "test.never")
+        await worker(
+            sessions, settings, {"test.later": later, "test.never": never}
+        ).run_until_idle()
+        by_kind = {j.kind: j for j in await jobs_left(sessions)}
+        delay = (by_kind["test.later"].run_at - utcnow()).total_seconds()
+        assert 100 < delay <= 120
+        assert by_kind["test.never"].status == "dead"
+
+    async def test_a_job_and_its_database_effects_commit_together(
+        self, sessions: Sessions, settings: Settings
+    ) -> None:
+        async def write_then_fail(ctx: JobContext) -> None:
+            await job_service.enqueue(ctx.session, "test.follow-up")
+            raise RuntimeError("after writing")
+
+        await enqueue(sessions, "test.write")
+        await worker(sessions, settings, {"test.write": write_then_fail}).run_until_idle()
+        assert [j.kind for j in await jobs_left(sessions)] == ["test.write"]
+
+
+class TestShutdown:
+    async def test_unfinished_jobs_are_given_back(
+        self, sessions: Sessions, settings: Settings
+    ) -> None:
+        started = asyncio.Event()
+
+        async def slow(ctx: JobContext) -> None:
+            started.set()
+            await asyncio.sleep(60)
+
+        await enqueue(sessions, "test.slow")
+        w = worker(sessions, settings, {"test.slow": slow}, grace_seconds=0.2, poll_seconds=0.05)
+        stop = asyncio.Event()
+        running = asyncio.create_task(w.run(stop))
+        async with asyncio.timeout(10):
+            await started.wait()
+            stop.set()
+            await running
+        (job,) = await jobs_left(sessions)
+        assert job.locked_by is None
+        assert job.attempts == 0
+
+    def test_the_worker_command_stops_on_sigterm(self, database_url: str) -> None:
+        env = {**os.environ, "FEEDBACK_DATABASE_URL": database_url}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "feedback_api", "worker", "--concurrency", "2"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:  # wait until it is really working
+                if b"worker_started" in line:
+                    break
+            proc.send_signal(signal.SIGTERM)
+            output, _ = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 0, output.decode()
+        assert b"worker_stopped" in output
+
+
+class TestPeriodic:
+    async def test_one_job_per_slot_however_many_workers(
+        self, sessions: Sessions, settings: Settings
+    ) -> None:
+        periodic = (Periodic("test.tick", "test.tick", timedelta(hours=1)),)
+        ticks: list[int] = []
+
+        async def tick(ctx: JobContext) -> None:
+            ticks.append(1)
+
+        workers = [
+            Worker(sessions, settings, tasks={"test.tick": tick}, periodic=periodic, name=f"w{i}")
+            for i in range(3)
+        ]
+        for w in workers:
+            await w._ensure_schedules()
+        await asyncio.gather(*[w.run_until_idle() for w in workers])
+        await asyncio.gather(*[w.run_until_idle() for w in workers])
+        assert ticks == [1]
+        async with sessions() as session:
+            (schedule,) = (await session.scalars(select(JobSchedule))).all()
+        assert schedule.next_run_at > utcnow()
+
+
+class TestRetention:
+    async def test_old_events_and_expired_idempotency_keys_are_purged(
+        self, sessions: Sessions, settings: Settings, live: Live
+    ) -> None:
+        from feedback_api.worker import TASKS
+
+        await live.client.post(
+            "/v1/responses",
+            json={"kind": "nps", "score": 1, "channel": "crm"},
+            headers={**live.headers, "Idempotency-Key": "k1"},
+        )
+        await live.client.post(
+            "/v1/responses",
+            json={"kind": "nps", "score": 2, "channel": "crm"},
+            headers={**live.headers, "Idempotency-Key": "k2"},
+        )
+        async with sessions() as session:
+            first = (
+                await session.scalars(
+                    select(Event).where(Event.tenant_id == live.tenant_id).order_by(Event.xid)
+                )
+            ).first()
+            assert first is not None
+            await session.execute(
+                update(Event)
+                .where(Event.id == first.id)
+                .values(created_at=utcnow() - timedelta(days=31))
+            )
+            await session.execute(
+                update(IdempotencyKey)
+                .where(IdempotencyKey.key == "k1")
+                .values(expires_at=utcnow() - timedelta(seconds=1))
+            )
+            await session.commit()
+        await enqueue(sessions, "events.purge")
+        await enqueue(sessions, "idempotency.purge")
+        await Worker(sessions, settings, tasks=TASKS, periodic=()).run_until_idle()
+        async with sessions() as session:
+            events = (
+                await session.scalars(select(Event).where(Event.tenant_id == live.tenant_id))
+            ).all()
+            keys = (
+                await session.scalars(
+                    select(IdempotencyKey.key).where(IdempotencyKey.tenant_id == live.tenant_id)
+                )
+            ).all()
+        assert [e.data["score"] for e in events] == [2]
+        assert list(keys) == ["k2"]
