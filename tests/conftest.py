@@ -20,6 +20,7 @@ from tests.fixtures.database import (
     template_name,
 )
 from tests.fixtures.live import live, other_live  # noqa: F401  (fixtures)
+from tests.fixtures.receiver import receiver  # noqa: F401  (fixture)
 
 ADMIN_TOKEN = "test-admin-token"
 

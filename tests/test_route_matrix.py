@@ -19,6 +19,8 @@ BODIES = {
     "POST /v1/responses": {"kind": "nps", "score": 9, "channel": "crm"},
     "POST /v1/responses/batch": {"items": [{"kind": "nps", "score": 9, "channel": "crm"}]},
     "PATCH /v1/responses/{response_id}": {"tags": []},
+    "POST /v1/webhook-endpoints": {"url": "https://example.com/hooks"},
+    "PATCH /v1/webhook-endpoints/{endpoint_id}": {"enabled": True},
 }
 # route -> the scope it needs (None: any secret key)
 ROUTES: dict[str, str | None] = {
@@ -40,6 +42,15 @@ ROUTES: dict[str, str | None] = {
     "DELETE /v1/responses/{response_id}": "responses:write",
     "GET /v1/events": "events:read",
     "GET /v1/events/{event_id}": "events:read",
+    "POST /v1/webhook-endpoints": "webhooks:manage",
+    "GET /v1/webhook-endpoints": "webhooks:manage",
+    "GET /v1/webhook-endpoints/{endpoint_id}": "webhooks:manage",
+    "PATCH /v1/webhook-endpoints/{endpoint_id}": "webhooks:manage",
+    "DELETE /v1/webhook-endpoints/{endpoint_id}": "webhooks:manage",
+    "POST /v1/webhook-endpoints/{endpoint_id}/rotate-secret": "webhooks:manage",
+    "POST /v1/webhook-endpoints/{endpoint_id}/test": "webhooks:manage",
+    "GET /v1/webhook-endpoints/{endpoint_id}/deliveries": "webhooks:manage",
+    "POST /v1/webhook-deliveries/{delivery_id}/retry": "webhooks:manage",
 }
 ADMIN_ROUTES = {"GET /v1/tenants", "POST /v1/tenants"}
 PUBLISHABLE_ALLOWED = {"POST /v1/responses"}
@@ -48,7 +59,8 @@ PUBLISHABLE_ALLOWED = {"POST /v1/responses"}
 def _url(route: str) -> tuple[str, str]:
     method, path = route.split(" ", 1)
     path = path.replace("{external_ref}", "crm-1").replace("{key_id}", SOME_ID)
-    path = path.replace("{event_id}", SOME_ID)
+    for name in ("{event_id}", "{endpoint_id}", "{delivery_id}"):
+        path = path.replace(name, SOME_ID)
     return method, path.replace("{response_id}", SOME_ID)
 
 

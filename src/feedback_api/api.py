@@ -9,6 +9,7 @@ from feedback_api.events.endpoints import router as events_router
 from feedback_api.keys.endpoints import router as keys_router
 from feedback_api.responses.endpoints import router as responses_router
 from feedback_api.tenants.endpoints import router as tenants_router
+from feedback_api.webhooks.endpoints import router as webhooks_router
 
 # Each router carries its full /v1/... prefix and is included into the app directly: every
 # level of router nesting is walked on every request, and a route's own `path` is then the
@@ -19,4 +20,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     customers_router,
     responses_router,
     events_router,
+    webhooks_router,
 )

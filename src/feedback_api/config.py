@@ -36,6 +36,14 @@ class Settings(BaseSettings):
         default=False, description="Run a worker inside each API process (serve sets it)."
     )
     worker_concurrency: int = Field(default=4, ge=1)
+    webhooks_allow_http: bool = Field(
+        default=False, description="Allow plain http:// webhook URLs (development, tests)."
+    )
+    webhooks_allow_private: bool = Field(
+        default=False,
+        description="Allow webhook URLs that resolve to private, loopback or link-local "
+        "addresses (development, tests).",
+    )
 
 
 @lru_cache

@@ -13,7 +13,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +30,7 @@ from feedback_api.jobs.errors import GiveUp, RetryLater
 from feedback_api.jobs.repository import NOTIFY_CHANNEL, JobRepository
 from feedback_api.kit.time import utcnow
 from feedback_api.models import Job
+from feedback_api.webhooks import tasks as webhook_tasks
 from feedback_api.worker_context import JobContext, Task
 
 logger = structlog.get_logger("feedback_api.worker")
@@ -42,7 +43,11 @@ QUEUE_LAG = Gauge("feedback_jobs_lag_seconds", "How overdue the oldest due job i
 TASKS: dict[str, Task] = {
     "events.purge": purge_expired_events,
     "idempotency.purge": purge_expired_keys,
+    "webhooks.deliver": webhook_tasks.deliver,
 }
+# Run on every tick, each in its own transaction; they return how much work they created.
+Ticker = Callable[[AsyncSession], Awaitable[int]]
+TICKERS: tuple[Ticker, ...] = (webhook_tasks.dispatch,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,7 @@ class Worker:
         concurrency: int | None = None,
         tasks: Mapping[str, Task] = TASKS,
         periodic: Sequence[Periodic] = PERIODIC,
+        tickers: Sequence[Ticker] = TICKERS,
         lease: timedelta = timedelta(minutes=5),
         poll_seconds: float = 1.0,
         grace_seconds: float = 20.0,
@@ -85,6 +91,7 @@ class Worker:
         self.concurrency = concurrency or settings.worker_concurrency
         self.tasks = tasks
         self.periodic = periodic
+        self.tickers = tickers
         self.lease = lease
         self.poll_seconds = poll_seconds
         self.grace_seconds = grace_seconds
@@ -118,8 +125,13 @@ class Worker:
             logger.info("worker_stopped", worker=self.name)
 
     async def tick(self) -> int:
-        """Schedule due periodic jobs and start as many due jobs as there is room for."""
+        """Schedule due periodic jobs, run the tickers, and start as many due jobs as there
+        is room for."""
         await self._schedule_periodic()
+        for ticker in self.tickers:
+            async with self.sessionmaker() as session:
+                await ticker(session)
+                await session.commit()
         free = self.concurrency - len(self._running)
         if free <= 0:
             return 0

@@ -15,6 +15,8 @@ class EventType(StrEnum):
     RESPONSE_UPDATED = "response.updated"
     RESPONSE_DELETED = "response.deleted"
     CUSTOMER_ERASED = "customer.erased"
+    WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
+    WEBHOOK_TEST = "webhook.test"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,5 +37,13 @@ CATALOGUE: dict[EventType, EventSpec] = {
         1,
         "A customer was erased on request. `data`: `external_ref` and `erased_at` only, so "
         "you can erase them downstream too.",
+    ),
+    EventType.WEBHOOK_ENDPOINT_DISABLED: EventSpec(
+        1,
+        "We turned a webhook endpoint off (410 Gone, or failing for 5 days). `data`: the "
+        "endpoint, with `disabled_reason`.",
+    ),
+    EventType.WEBHOOK_TEST: EventSpec(
+        1, "Sent by `POST /v1/webhook-endpoints/{id}/test` to that endpoint only."
     ),
 }

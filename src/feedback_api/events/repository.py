@@ -41,6 +41,12 @@ class EventRepository:
         conn = await driver_connection(self.session)
         await conn.execute(INSERT_MANY, tenant_id, *zip(*events, strict=True))
 
+    async def add(self, event: Event) -> Event:
+        self.session.add(event)
+        await self.session.flush()
+        await self.session.refresh(event)
+        return event
+
     async def page(
         self,
         tenant_id: UUID,

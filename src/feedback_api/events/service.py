@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -35,6 +36,21 @@ class EventService:
         await EventRepository(session).insert_many(
             tenant_id,
             [NewEvent(new_id(), type_.value, version, when, p.model_dump_json()) for p in payloads],
+        )
+
+    async def record(
+        self, session: AsyncSession, tenant_id: UUID, type_: EventType, data: dict[str, Any]
+    ) -> Event:
+        """One event, returned as stored (for callers that act on it in the same transaction)."""
+        return await EventRepository(session).add(
+            Event(
+                tenant_id=tenant_id,
+                id=new_id(),
+                type=type_.value,
+                schema_version=CATALOGUE[type_].schema_version,
+                occurred_at=utcnow(),
+                data=data,
+            )
         )
 
     async def page(

@@ -9,6 +9,7 @@ from feedback_api.models.idempotency_key import IdempotencyKey
 from feedback_api.models.job import Job, JobSchedule
 from feedback_api.models.response import Response
 from feedback_api.models.tenant import Tenant
+from feedback_api.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -21,4 +22,7 @@ __all__ = [
     "JobSchedule",
     "Response",
     "Tenant",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import delete, exists, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from feedback_api.events.repository import SETTLED
+from feedback_api.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+
+class WebhookRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # endpoints
+    async def add(self, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+        self.session.add(endpoint)
+        await self.session.flush()
+        await self.session.refresh(endpoint)
+        return endpoint
+
+    async def get(self, tenant_id: UUID, endpoint_id: UUID) -> WebhookEndpoint | None:
+        stmt = select(WebhookEndpoint).where(
+            WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.id == endpoint_id
+        )
+        return (await self.session.scalars(stmt)).one_or_none()
+
+    async def list_page(
+        self, tenant_id: UUID, *, limit: int, after: tuple[datetime, UUID] | None
+    ) -> list[WebhookEndpoint]:
+        stmt = select(WebhookEndpoint).where(WebhookEndpoint.tenant_id == tenant_id)
+        if after is not None:
+            stmt = stmt.where(
+                tuple_(WebhookEndpoint.created_at, WebhookEndpoint.id) < tuple_(*after)
+            )
+        stmt = stmt.order_by(WebhookEndpoint.created_at.desc(), WebhookEndpoint.id.desc())
+        return list((await self.session.scalars(stmt.limit(limit))).all())
+
+    async def update(
+        self, tenant_id: UUID, endpoint_id: UUID, values: dict[str, Any]
+    ) -> WebhookEndpoint | None:
+        stmt = (
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.id == endpoint_id)
+            .values(**values)
+            .returning(WebhookEndpoint)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(stmt)).one_or_none()
+
+    async def delete(self, tenant_id: UUID, endpoint_id: UUID) -> bool:
+        result = await self.session.execute(
+            delete(WebhookEndpoint)
+            .where(WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.id == endpoint_id)
+            .returning(WebhookEndpoint.id)
+        )
+        return result.first() is not None
+
+    # dispatch
+    async def claim_endpoints_with_news(self, limit: int) -> list[WebhookEndpoint]:
+        news = exists().where(
+            Event.tenant_id == WebhookEndpoint.tenant_id,
+            tuple_(Event.xid, Event.id)
+            > tuple_(WebhookEndpoint.cursor_xid, WebhookEndpoint.cursor_event_id),
+            SETTLED,
+        )
+        stmt = (
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.enabled, news)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=WebhookEndpoint)
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def events_after_cursor(self, endpoint: WebhookEndpoint, limit: int) -> list[Event]:
+        stmt = (
+            select(Event)
+            .where(
+                Event.tenant_id == endpoint.tenant_id,
+                tuple_(Event.xid, Event.id) > tuple_(endpoint.cursor_xid, endpoint.cursor_event_id),
+                SETTLED,
+            )
+            .order_by(Event.xid, Event.id)
+            .limit(limit)
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def move_cursor(self, endpoint: WebhookEndpoint, event: Event) -> None:
+        await self.session.execute(
+            update(WebhookEndpoint)
+            .where(
+                WebhookEndpoint.tenant_id == endpoint.tenant_id,
+                WebhookEndpoint.id == endpoint.id,
+            )
+            .values(cursor_xid=event.xid, cursor_event_id=event.id)
+        )
+
+    # deliveries
+    async def add_deliveries(self, deliveries: Sequence[WebhookDelivery]) -> None:
+        self.session.add_all(deliveries)
+        await self.session.flush()
+
+    async def get_delivery(self, tenant_id: UUID, delivery_id: UUID) -> WebhookDelivery | None:
+        stmt = select(WebhookDelivery).where(
+            WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id == delivery_id
+        )
+        return (await self.session.scalars(stmt)).one_or_none()
+
+    async def get_event(self, tenant_id: UUID, event_id: UUID) -> Event | None:
+        stmt = select(Event).where(Event.tenant_id == tenant_id, Event.id == event_id)
+        return (await self.session.scalars(stmt)).one_or_none()
+
+    async def update_delivery(self, delivery: WebhookDelivery, values: dict[str, Any]) -> None:
+        await self.session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.tenant_id == delivery.tenant_id,
+                WebhookDelivery.id == delivery.id,
+            )
+            .values(**values)
+        )
+
+    async def add_attempt(self, attempt: WebhookAttempt) -> None:
+        self.session.add(attempt)
+        await self.session.flush()
+
+    async def deliveries_page(
+        self,
+        tenant_id: UUID,
+        endpoint_id: UUID,
+        *,
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+    ) -> list[WebhookDelivery]:
+        stmt = select(WebhookDelivery).where(
+            WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.endpoint_id == endpoint_id
+        )
+        if after is not None:
+            stmt = stmt.where(
+                tuple_(WebhookDelivery.created_at, WebhookDelivery.id) < tuple_(*after)
+            )
+        stmt = stmt.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+        return list((await self.session.scalars(stmt.limit(limit))).all())
+
+    async def recent_attempts(
+        self, tenant_id: UUID, delivery_ids: Sequence[UUID], per_delivery: int = 10
+    ) -> dict[UUID, list[WebhookAttempt]]:
+        stmt = (
+            select(WebhookAttempt)
+            .where(
+                WebhookAttempt.tenant_id == tenant_id,
+                WebhookAttempt.delivery_id.in_(delivery_ids),
+            )
+            .order_by(WebhookAttempt.attempted_at.desc())
+        )
+        found: dict[UUID, list[WebhookAttempt]] = {d: [] for d in delivery_ids}
+        for attempt in await self.session.scalars(stmt):
+            bucket = found[attempt.delivery_id]
+            if len(bucket) < per_delivery:
+                bucket.append(attempt)
+        return found

@@ -1,0 +1,372 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from standardwebhooks.webhooks import Webhook
+
+from feedback_api.config import Settings
+from feedback_api.kit.time import utcnow
+from feedback_api.models import Event, Job, JobSchedule, WebhookEndpoint
+from feedback_api.webhooks import service as webhook_module
+from feedback_api.webhooks import ssrf
+from feedback_api.worker import Worker
+from tests.fixtures.auth import TenantHandle, assert_problem
+from tests.fixtures.live import Live
+from tests.fixtures.receiver import Answer, Receiver
+
+NPS: dict[str, Any] = {"kind": "nps", "score": 2, "channel": "crm", "comment": "late"}
+
+
+class TestEndpoints:
+    async def test_create_shows_the_secret_once(self, tenant: TenantHandle) -> None:
+        created = await tenant.post(
+            "/v1/webhook-endpoints",
+            json={
+                "url": "https://example.com/hooks",
+                "event_types": ["response.*"],
+                "description": "CRM",
+            },
+        )
+        assert created.status_code == 201, created.text
+        body = created.json()
+        assert body["secret"].startswith("whsec_")
+        listed = (await tenant.get("/v1/webhook-endpoints")).json()["items"]
+        assert listed[0]["id"] == body["id"]
+        assert "secret" not in listed[0]
+        one = await tenant.get(f"/v1/webhook-endpoints/{body['id']}")
+        assert "secret" not in one.json()
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://example.com/hooks",
+            "https://127.0.0.1/hooks",
+            "https://169.254.169.254/latest/meta-data",
+            "https://[::1]/hooks",
+            "https://10.1.2.3/hooks",
+            "https://localhost/hooks",
+            "https://user:pass@example.com/hooks",
+            "ftp://example.com/x",
+            "not a url",
+        ],
+    )
+    async def test_refuses_urls_it_must_not_call(self, tenant: TenantHandle, url: str) -> None:
+        response = await tenant.post("/v1/webhook-endpoints", json={"url": url})
+        assert_problem(response, 422, "validation_error")
+
+    async def test_bad_filters_are_422(self, tenant: TenantHandle) -> None:
+        response = await tenant.post(
+            "/v1/webhook-endpoints",
+            json={"url": "https://example.com/h", "event_types": ["everything"]},
+        )
+        assert_problem(response, 422, "validation_error")
+
+    async def test_update_rotate_delete(self, tenant: TenantHandle) -> None:
+        created = (
+            await tenant.post("/v1/webhook-endpoints", json={"url": "https://example.com/a"})
+        ).json()
+        url = f"/v1/webhook-endpoints/{created['id']}"
+        patched = await tenant.patch(url, json={"url": "https://example.com/b", "enabled": False})
+        assert patched.json()["url"] == "https://example.com/b"
+        assert patched.json()["enabled"] is False
+        assert_problem(
+            await tenant.patch(url, json={"url": "http://x.com"}), 422, "validation_error"
+        )
+        rotated = (await tenant.post(f"{url}/rotate-secret")).json()
+        assert rotated["secret"].startswith("whsec_")
+        assert rotated["secret"] != created["secret"]
+        assert (await tenant.delete(url)).status_code == 204
+        assert_problem(await tenant.get(url), 404, "not_found")
+
+    async def test_another_tenants_endpoint_is_404_everywhere(
+        self, tenant: TenantHandle, other_tenant: TenantHandle
+    ) -> None:
+        theirs = (
+            await other_tenant.post("/v1/webhook-endpoints", json={"url": "https://e.com/h"})
+        ).json()
+        url = f"/v1/webhook-endpoints/{theirs['id']}"
+        test = await other_tenant.post(f"{url}/test")
+        for response in (
+            await tenant.get(url),
+            await tenant.patch(url, json={"enabled": False}),
+            await tenant.delete(url),
+            await tenant.post(f"{url}/rotate-secret"),
+            await tenant.post(f"{url}/test"),
+            await tenant.get(f"{url}/deliveries"),
+            await tenant.post(f"/v1/webhook-deliveries/{test.json()['id']}/retry"),
+        ):
+            assert_problem(response, 404, "not_found")
+        assert (await tenant.get("/v1/webhook-endpoints")).json()["items"] == []
+        assert (await other_tenant.get(url)).json()["enabled"] is True
+
+
+@pytest.fixture
+async def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    async with sessionmaker() as session:
+        await session.execute(delete(Job))
+        await session.execute(delete(JobSchedule))
+        await session.commit()
+    return sessionmaker
+
+
+def open_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"webhooks_allow_http": True, "webhooks_allow_private": True})
+
+
+async def register(live: Live, url: str, **extra: Any) -> dict[str, Any]:
+    response = await live.client.post(
+        "/v1/webhook-endpoints", json={"url": url, **extra}, headers=live.headers
+    )
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def deliver_all(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, workers: int = 1
+) -> None:
+    """Run workers until every due job is done (events settle, deliveries go out)."""
+    pool = [Worker(sessions, settings, periodic=(), name=f"w{i}") for i in range(workers)]
+    async with asyncio.timeout(30):
+        for _ in range(3):  # events of just-committed transactions settle within moments
+            await asyncio.gather(*[w.run_until_idle() for w in pool])
+            await asyncio.sleep(0.05)
+
+
+async def make_due(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as session:
+        await session.execute(update(Job).values(run_at=utcnow()))
+        await session.commit()
+
+
+async def deliveries(live: Live, endpoint_id: str) -> list[dict[str, Any]]:
+    response = await live.client.get(
+        f"/v1/webhook-endpoints/{endpoint_id}/deliveries", headers=live.headers
+    )
+    result: list[dict[str, Any]] = response.json()["items"]
+    return result
+
+
+@pytest.fixture
+def app_settings(settings: Settings) -> Settings:
+    """What the live app runs with: http to 127.0.0.1 allowed (the receiver lives there)."""
+    return open_settings(settings)
+
+
+class TestDelivery:
+    async def test_a_signed_delivery_arrives(
+        self, live: Live, receiver: Receiver, sessions: Any, app_settings: Settings
+    ) -> None:
+        endpoint = await register(live, receiver.url, event_types=["response.*"])
+        created = await live.client.post("/v1/responses", json=NPS, headers=live.headers)
+        await deliver_all(sessions, app_settings)
+        (request,) = receiver.received
+        payload = Webhook(endpoint["secret"]).verify(request.body, request.headers)
+        assert payload["type"] == "response.created"
+        assert payload["data"] == created.json()
+        (delivery,) = await deliveries(live, endpoint["id"])
+        assert delivery["id"] == request.headers["webhook-id"]
+        assert delivery["status"] == "succeeded"
+        assert delivery["recent_attempts"][0]["status_code"] == 200
+
+    async def test_filters_and_rolled_back_events_are_not_delivered(
+        self, live: Live, receiver: Receiver, sessions: Any, app_settings: Settings
+    ) -> None:
+        await register(live, receiver.url, event_types=["customer.erased"])
+        await live.client.post("/v1/responses", json=NPS, headers=live.headers)
+        async with sessions() as session:  # an event whose transaction rolls back
+            from feedback_api.events.catalogue import EventType
+            from feedback_api.events.service import event as event_service
+
+            await event_service.record(
+                session, live.tenant_id, EventType.CUSTOMER_ERASED, {"external_ref": "ghost"}
+            )
+            await session.rollback()
+        await deliver_all(sessions, app_settings)
+        assert receiver.received == []
+
+    async def test_retries_after_errors_and_timeouts(
+        self,
+        live: Live,
+        receiver: Receiver,
+        sessions: Any,
+        app_settings: Settings,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        monkeypatch.setattr(webhook_module, "TIMEOUT_SECONDS", 0.5)
+        endpoint = await register(live, receiver.url)
+        receiver.answers = [Answer(status=500), Answer(delay=2)]
+        await live.client.post("/v1/responses", json=NPS, headers=live.headers)
+        await deliver_all(sessions, app_settings)
+        (delivery,) = await deliveries(live, endpoint["id"])
+        assert delivery["status"] == "pending"
+        assert delivery["last_status_code"] == 500
+        next_at = delivery["next_attempt_at"]
+        assert 3 < (_parse(next_at) - utcnow()).total_seconds() < 7  # 5 s ± jitter
+        await make_due(sessions)
+        await deliver_all(sessions, app_settings)
+        (delivery,) = await deliveries(live, endpoint["id"])
+        assert delivery["recent_attempts"][0]["error"] == "no answer within 0.5 s"
+        await make_due(sessions)
+        await deliver_all(sessions, app_settings)
+        (delivery,) = await deliveries(live, endpoint["id"])
+        assert delivery["status"] == "succeeded"
+        assert delivery["attempt_count"] == 3
+        ids = {r.headers["webhook-id"] for r in receiver.received}
+        assert ids == {delivery["id"]}  # stable across retries
+
+    async def test_honours_retry_after(
+        self, live: Live, receiver: Receiver, sessions: Any, app_settings: Settings
+    ) -> None:
+        endpoint = await register(live, receiver.url)
+        receiver.answers = [Answer(status=429, headers={"Retry-After": "120"})]
+        await live.client.post("/v1/responses", json=NPS, headers=live.headers)
+        await deliver_all(sessions, app_settings)
+        (delivery,) = await deliveries(live, endpoint["id"])
+        wait = (_parse(delivery["next_attempt_at"]) - utcnow()).total_seconds()
+        assert 110 < wait <= 120
+
+    async def test_410_disables_the_endpoint_and_says_so(
+        self, live: Live, receiver: Receiver, sessions: Any, app_settings: Settings
+    ) -> None:
+        endpoint = await register(live, receiver.url, event_types=["response.created"])
+        receiver.answers = [Answer(status=410)]
+        await live.client.post("/v1/responses", json=NPS, headers=live.headers)
+        await deliver_all(sessions, app_settings)
+        state = await live.client.get(
+            f"/v1/webhook-endpoints/{endpoint['id']}", headers=live.headers
+        )
+        assert state.json()["enabled"] is False
+        assert "410" in state.json()["disabled_reason"]
+        async with sessions() as session:
+            types = (
+                await session.scalars(select(Event.type).where(Event.tenant_id == live.tenant_id))
+            ).all()
+        assert "webhook_endpoint.disabled" in types
+        await live.client.post("/v1/responses", json=NPS, headers=live.headers)
+        await deliver_all(sessions, app_settings)
+        assert len(receiver.received) == 1
+
+    async def test_failing_for_five_days_disables(
+        self, live: Live, receiver: Receiver, sessions: Any, app_settings: Settings
+    ) -> None:
+        endpoint = await register(live, receiver.url)
+        async with sessions() as session:
+            await session.execute(
+                update(WebhookEndpoint)
+                .where(WebhookEndpoint.tenant_id == live.tenant_id)
+                .values(failing_since=utcnow() - webhook_module.DISABLE_AFTER)
+            )
+            await session.commit()
+        receiver.answers = [Answer(status=500)]
+        await live.client.post("/v1/responses", json=NPS, headers=live.headers)
+        await deliver_all(sessions, app_settings)
+        state = await live.client.get(
+            f"/v1/webhook-endpoints/{endpoint['id']}", headers=live.headers
+        )
+        assert state.json()["enabled"] is False
+        assert "5 days" in state.json()["disabled_reason"]
+
+    async def test_both_secrets_sign_during_rotation(
+        self, live: Live, receiver: Receiver, sessions: Any, app_settings: Settings
+    ) -> None:
+        endpoint = await register(live, receiver.url)
+        rotated = await live.client.post(
+            f"/v1/webhook-endpoints/{endpoint['id']}/rotate-secret", headers=live.headers
+        )
+        await live.client.post("/v1/responses", json=NPS, headers=live.headers)
+        await deliver_all(sessions, app_settings)
+        (request,) = receiver.received
+        assert len(request.headers["webhook-signature"].split(" ")) == 2
+        for secret in (endpoint["secret"], rotated.json()["secret"]):
+            Webhook(secret).verify(request.body, request.headers)
+
+    async def test_test_and_manual_retry(
+        self, live: Live, receiver: Receiver, sessions: Any, app_settings: Settings
+    ) -> None:
+        endpoint = await register(live, receiver.url)
+        receiver.answers = [Answer(status=500)]
+        sent = await live.client.post(
+            f"/v1/webhook-endpoints/{endpoint['id']}/test", headers=live.headers
+        )
+        assert sent.status_code == 202
+        await deliver_all(sessions, app_settings)
+        retried = await live.client.post(
+            f"/v1/webhook-deliveries/{sent.json()['id']}/retry", headers=live.headers
+        )
+        assert retried.status_code == 202
+        await deliver_all(sessions, app_settings)
+        assert [json.loads(r.body)["type"] for r in receiver.received] == ["webhook.test"] * 2
+        (delivery,) = await deliveries(live, endpoint["id"])
+        assert delivery["status"] == "succeeded"
+
+    async def test_two_workers_deliver_each_event_once(
+        self, live: Live, receiver: Receiver, sessions: Any, app_settings: Settings
+    ) -> None:
+        await register(live, receiver.url)
+        await asyncio.gather(
+            *[live.client.post("/v1/responses", json=NPS, headers=live.headers) for _ in range(12)]
+        )
+        await deliver_all(sessions, app_settings, workers=2)
+        ids = [r.headers["webhook-id"] for r in receiver.received]
+        assert len(ids) == len(set(ids)) == 12
+
+
+class TestSsrf:
+    @pytest.mark.parametrize(
+        ("host", "resolved"),
+        [
+            ("127.0.0.1", None),
+            ("169.254.169.254", None),
+            ("[::1]", None),
+            ("hooks.internal.test", "10.0.0.7"),
+        ],
+    )
+    async def test_refused_at_connect_time(
+        self,
+        live: Live,
+        receiver: Receiver,
+        sessions: Any,
+        app_settings: Settings,
+        monkeypatch: pytest.MonkeyPatch,
+        host: str,
+        resolved: str | None,
+    ) -> None:
+        if resolved is not None:
+            real = ssrf.resolve
+
+            async def fake(name: str, port: int) -> list[str]:
+                return [resolved] if name == host else await real(name, port)
+
+            monkeypatch.setattr(ssrf, "resolve", fake)
+        endpoint = await register(live, f"http://{host}:{receiver.port}/hooks")
+        await live.client.post("/v1/responses", json=NPS, headers=live.headers)
+        closed = app_settings.model_copy(update={"webhooks_allow_private": False})
+        await deliver_all(sessions, closed)
+        (delivery,) = await deliveries(live, endpoint["id"])
+        assert "forbidden address" in delivery["recent_attempts"][0]["error"]
+        assert receiver.received == []
+
+    async def test_redirects_are_not_followed(
+        self, live: Live, receiver: Receiver, sessions: Any, app_settings: Settings
+    ) -> None:
+        endpoint = await register(live, receiver.url)
+        receiver.answers = [Answer(status=302, headers={"Location": "http://169.254.169.254/"})]
+        await live.client.post("/v1/responses", json=NPS, headers=live.headers)
+        await deliver_all(sessions, app_settings)
+        (delivery,) = await deliveries(live, endpoint["id"])
+        assert delivery["last_status_code"] == 302
+        assert delivery["status"] == "pending"  # a redirect is a failure, retried later
+        assert len(receiver.received) == 1
+
+
+def _parse(value: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value)
