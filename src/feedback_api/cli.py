@@ -177,6 +177,19 @@ def run_worker(
     asyncio.run(main())
 
 
+@app.command("dev-receiver")
+def dev_receiver(
+    secret: Annotated[str, typer.Option(help="The endpoint's whsec_… secret.")],
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1.")] = 9000,
+) -> None:
+    """A local webhook receiver for development: verifies each delivery's Standard Webhooks
+    signature and prints it. Point an endpoint at http://127.0.0.1:PORT/ (the service then
+    needs FEEDBACK_WEBHOOKS_ALLOW_HTTP=true and FEEDBACK_WEBHOOKS_ALLOW_PRIVATE=true)."""
+    from feedback_api.devtools import run_receiver
+
+    asyncio.run(run_receiver(secret, port))
+
+
 @tenant_app.command("create")
 def tenant_create(
     name: Annotated[str, typer.Option(help="Display name.")],

@@ -40,6 +40,10 @@ JOB_SECONDS = Histogram("feedback_job_duration_seconds", "Time to run a job.", [
 QUEUE_DEPTH = Gauge("feedback_jobs_due", "Jobs due and not yet done.")
 QUEUE_LAG = Gauge("feedback_jobs_lag_seconds", "How overdue the oldest due job is.")
 
+# How long a claimed job is ours. Tasks are short (a webhook call times out after 15 s);
+# after a crash, its jobs run again once this has passed.
+LEASE = timedelta(seconds=60)
+
 TASKS: dict[str, Task] = {
     "events.purge": purge_expired_events,
     "idempotency.purge": purge_expired_keys,
@@ -80,7 +84,7 @@ class Worker:
         tasks: Mapping[str, Task] = TASKS,
         periodic: Sequence[Periodic] = PERIODIC,
         tickers: Sequence[Ticker] = TICKERS,
-        lease: timedelta = timedelta(minutes=5),
+        lease: timedelta = LEASE,
         poll_seconds: float = 1.0,
         grace_seconds: float = 20.0,
         name: str | None = None,

@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook
 
@@ -29,6 +30,20 @@ from feedback_api.webhooks.schemas import (
     WebhookEndpointRead,
 )
 from feedback_api.webhooks.ssrf import BlockedAddress, guarded_client, is_forbidden
+
+DELIVERIES = Counter(
+    "feedback_webhook_deliveries_total", "Webhook delivery attempts by outcome.", ["outcome"]
+)
+DELIVERY_SECONDS = Histogram(
+    "feedback_webhook_delivery_seconds",
+    "Time for a receiver to answer a webhook delivery.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15),
+)
+DELIVERY_LAG = Histogram(
+    "feedback_webhook_lag_seconds",
+    "From the event to its successful delivery.",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 300, 3600),
+)
 
 DELIVER = "webhooks.deliver"
 # Wait after the n-th failed attempt; the first attempt is immediate: 10 attempts in all,
@@ -349,7 +364,9 @@ class WebhookService:
             error = f"no answer within {TIMEOUT_SECONDS:g} s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
-        latency_ms = int((time.perf_counter() - started) * 1000)
+        elapsed = time.perf_counter() - started
+        latency_ms = int(elapsed * 1000)
+        DELIVERY_SECONDS.observe(elapsed)
 
         attempts = delivery.attempts + 1
         await repo.add_attempt(
@@ -375,6 +392,7 @@ class WebhookService:
                 await repo.update(job_tenant, endpoint.id, {"failing_since": None})
             return
 
+        DELIVERIES.labels("failure").inc()
         failing_since = endpoint.failing_since or now
         reason = None
         if status == 410:

@@ -1,0 +1,128 @@
+"""The README's webhook walk-through with real processes: the API, a worker started late
+and restarted, and the development receiver verifying signatures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fixtures.auth import bearer
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Processes:
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        with (self.logs / f"{name}.log").open("ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "feedback_api", *args],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.procs.append(proc)
+        return proc
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text()
+
+    def wait_for(self, name: str, text: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log(name):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} not in {name} log:\n{self.log(name)}")
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def processes(database_url: str, tmp_path: Path) -> Iterator[Processes]:
+    env = {
+        **os.environ,
+        "FEEDBACK_DATABASE_URL": database_url,
+        "FEEDBACK_WEBHOOKS_ALLOW_HTTP": "true",
+        "FEEDBACK_WEBHOOKS_ALLOW_PRIVATE": "true",
+    }
+    handle = Processes(env, tmp_path)
+    yield handle
+    handle.stop_all()
+
+
+def test_webhook_walkthrough(processes: Processes) -> None:
+    created = subprocess.run(
+        [sys.executable, "-m", "feedback_api", "tenant", "create", "--name", "Webhook demo"],
+        env=processes.env,
+        capture_output=True,
+        check=True,
+    )
+    key = json.loads(created.stdout)["api_key"]["secret"]
+    api_port, receiver_port = _port(), _port()
+    processes.start("api", "serve", "--port", str(api_port), "--no-worker")
+    base = f"http://127.0.0.1:{api_port}"
+    processes.wait_for("api", "Application startup complete")
+    headers = bearer(key)
+
+    endpoint = httpx.post(
+        f"{base}/v1/webhook-endpoints",
+        json={"url": f"http://127.0.0.1:{receiver_port}/", "event_types": ["response.*"]},
+        headers=headers,
+    ).json()
+    processes.start(
+        "receiver", "dev-receiver", "--secret", endpoint["secret"], "--port", str(receiver_port)
+    )
+    processes.wait_for("receiver", "receiving on")
+
+    # No worker yet: the response is stored and its delivery waits, durably.
+    first = httpx.post(
+        f"{base}/v1/responses", json={"kind": "nps", "score": 4, "channel": "crm"}, headers=headers
+    )
+    assert first.status_code == 201
+    time.sleep(1)
+    assert "verified" not in processes.log("receiver")
+
+    worker = processes.start("worker", "worker")
+    processes.wait_for("receiver", "verified")
+    assert first.json()["id"] in processes.log("receiver")
+
+    # Stop the worker, create more work, start it again: nothing is lost.
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    second = httpx.post(
+        f"{base}/v1/responses", json={"kind": "csat", "score": 2, "channel": "crm"}, headers=headers
+    )
+    processes.start("worker2", "worker")
+    deadline = time.monotonic() + 30
+    while second.json()["id"] not in processes.log("receiver"):
+        assert time.monotonic() < deadline, processes.log("receiver")
+        time.sleep(0.1)
+    assert "REJECTED" not in processes.log("receiver")
