@@ -68,6 +68,7 @@ def test_serve_on_embedded_postgres(tmp_path: Path) -> None:
         )
         assert created.status_code == 201, created.text
         assert httpx.get(f"{base}/v1/tenant", headers=headers).json()["slug"] == "default"
+        assert "worker_started" in log.read_text()  # the embedded default runs a worker
     finally:
         _stop(proc)
     assert proc.returncode == 0

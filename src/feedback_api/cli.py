@@ -109,6 +109,7 @@ def serve(
         os.environ["FEEDBACK_DATABASE_URL"] = url
     if worker if worker is not None else embedded:
         os.environ["FEEDBACK_RUN_WORKER"] = "true"
+    get_settings.cache_clear()  # the app (in this process or forked) reads the above
     typer.echo(f"feedback-api listening on http://{host}:{port} (docs: /docs)", err=True)
     # uvicorn re-raises SIGTERM after its graceful shutdown; with this handler that ends in
     # a normal exit, so atexit hooks run and the embedded PostgreSQL is stopped cleanly.
