@@ -35,7 +35,8 @@ class Settings(BaseSettings):
     run_worker: bool = Field(
         default=False, description="Run a worker inside each API process (serve sets it)."
     )
-    worker_concurrency: int = Field(default=4, ge=1)
+    # Jobs are mostly waiting on the network (webhooks), so many run at once.
+    worker_concurrency: int = Field(default=16, ge=1)
     webhooks_allow_http: bool = Field(
         default=False, description="Allow plain http:// webhook URLs (development, tests)."
     )

@@ -49,7 +49,9 @@ TASKS: dict[str, Task] = {
     "idempotency.purge": purge_expired_keys,
     "webhooks.deliver": webhook_tasks.deliver,
 }
-# Run on every tick, each in its own transaction; they return how much work they created.
+# Run on ticks (at most every TICK_SECONDS), each in its own transaction; they return how
+# much work they created.
+TICK_SECONDS = 0.05
 Ticker = Callable[[AsyncSession], Awaitable[int]]
 TICKERS: tuple[Ticker, ...] = (webhook_tasks.dispatch,)
 
@@ -101,6 +103,8 @@ class Worker:
         self.grace_seconds = grace_seconds
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"[:64]
         self._wake = asyncio.Event()
+        self._last_periodic = 0.0
+        self._last_ticks = 0.0
         self._running: dict[asyncio.Task[None], Job] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -131,11 +135,18 @@ class Worker:
     async def tick(self) -> int:
         """Schedule due periodic jobs, run the tickers, and start as many due jobs as there
         is room for."""
-        await self._schedule_periodic()
-        for ticker in self.tickers:
-            async with self.sessionmaker() as session:
-                await ticker(session)
-                await session.commit()
+        now = time.monotonic()
+        # Ticks run on every wake-up (a job finished, a NOTIFY came): under load that is
+        # hundreds of times a second, so the housekeeping in them is rate-limited.
+        if now - self._last_periodic >= 1.0:
+            self._last_periodic = now
+            await self._schedule_periodic()
+        if now - self._last_ticks >= TICK_SECONDS:
+            self._last_ticks = now
+            for ticker in self.tickers:
+                async with self.sessionmaker() as session:
+                    await ticker(session)
+                    await session.commit()
         free = self.concurrency - len(self._running)
         if free <= 0:
             return 0

@@ -8,6 +8,7 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from feedback_api.kit.ids import new_id
 from feedback_api.models import Job, JobSchedule
 
 NOTIFY_CHANNEL = "feedback_jobs"
@@ -36,6 +37,29 @@ class JobRepository:
         self.session.add(job)
         await self.session.flush()
         return job
+
+    async def add_many(
+        self,
+        *,
+        kind: str,
+        tenant_id: UUID | None,
+        payloads: list[dict[str, Any]],
+        max_attempts: int,
+    ) -> None:
+        await self.session.execute(
+            insert(Job).values(
+                [
+                    {
+                        "id": new_id(),
+                        "kind": kind,
+                        "tenant_id": tenant_id,
+                        "payload": p,
+                        "max_attempts": max_attempts,
+                    }
+                    for p in payloads
+                ]
+            )
+        )
 
     async def notify(self) -> None:
         # Delivered at commit, so a waiting worker wakes when the job is visible.

@@ -34,5 +34,23 @@ class JobService:
         await repo.notify()
         return job
 
+    async def enqueue_many(
+        self,
+        session: AsyncSession,
+        kind: str,
+        *,
+        tenant_id: UUID | None,
+        payloads: list[dict[str, Any]],
+        max_attempts: int = 10,
+    ) -> None:
+        """Like `enqueue`, for many jobs of one kind in one statement."""
+        if not payloads:
+            return
+        repo = JobRepository(session)
+        await repo.add_many(
+            kind=kind, tenant_id=tenant_id, payloads=payloads, max_attempts=max_attempts
+        )
+        await repo.notify()
+
 
 job = JobService()

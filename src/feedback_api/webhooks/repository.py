@@ -110,9 +110,26 @@ class WebhookRepository:
         )
         return (await self.session.scalars(stmt)).one_or_none()
 
-    async def get_event(self, tenant_id: UUID, event_id: UUID) -> Event | None:
-        stmt = select(Event).where(Event.tenant_id == tenant_id, Event.id == event_id)
-        return (await self.session.scalars(stmt)).one_or_none()
+    async def delivery_with_context(
+        self, tenant_id: UUID, delivery_id: UUID
+    ) -> tuple[WebhookDelivery, WebhookEndpoint | None, Event | None] | None:
+        """A delivery with its endpoint and event, in one query (the hot path of sending)."""
+        stmt = (
+            select(WebhookDelivery, WebhookEndpoint, Event)
+            .outerjoin(
+                WebhookEndpoint,
+                (WebhookEndpoint.tenant_id == WebhookDelivery.tenant_id)
+                & (WebhookEndpoint.id == WebhookDelivery.endpoint_id),
+            )
+            .outerjoin(
+                Event,
+                (Event.tenant_id == WebhookDelivery.tenant_id)
+                & (Event.id == WebhookDelivery.event_id),
+            )
+            .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id == delivery_id)
+        )
+        row = (await self.session.execute(stmt)).first()
+        return (row[0], row[1], row[2]) if row is not None else None
 
     async def update_delivery(self, delivery: WebhookDelivery, values: dict[str, Any]) -> None:
         await self.session.execute(

@@ -56,6 +56,20 @@ TIMEOUT_SECONDS = 15.0
 MAX_RETRY_AFTER = 86400
 
 
+_clients: dict[bool, httpx.AsyncClient] = {}
+
+
+def _client(allow_private: bool) -> httpx.AsyncClient:
+    """One pooled client per process (and setting): building a TLS context per delivery
+    costs more than the delivery."""
+    client = _clients.get(allow_private)
+    if client is None or client.is_closed:
+        client = _clients[allow_private] = guarded_client(
+            allow_private=allow_private, timeout=TIMEOUT_SECONDS
+        )
+    return client
+
+
 def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
@@ -320,11 +334,10 @@ class WebhookService:
         if job_tenant is None:
             return
         repo = WebhookRepository(session)
-        delivery = await repo.get_delivery(job_tenant, UUID(payload["delivery_id"]))
-        if delivery is None or delivery.status != "pending":
+        found = await repo.delivery_with_context(job_tenant, UUID(payload["delivery_id"]))
+        if found is None or found[0].status != "pending":
             return
-        endpoint = await repo.get(job_tenant, delivery.endpoint_id)
-        event = await repo.get_event(job_tenant, delivery.event_id)
+        delivery, endpoint, event = found
         now = utcnow()
         if endpoint is None or not endpoint.enabled or event is None:
             await repo.update_delivery(
@@ -352,10 +365,9 @@ class WebhookService:
         retry_after: float | None = None
         started = time.perf_counter()
         try:
-            async with guarded_client(
-                allow_private=settings.webhooks_allow_private, timeout=TIMEOUT_SECONDS
-            ) as client:
-                response = await client.post(endpoint.url, content=body.encode(), headers=headers)
+            response = await _client(settings.webhooks_allow_private).post(
+                endpoint.url, content=body.encode(), headers=headers, timeout=TIMEOUT_SECONDS
+            )
             status, text = response.status_code, response.text[:1024]
             retry_after = retry_after_seconds(response) if status in (429, 503) else None
         except BlockedAddress as exc:
