@@ -105,6 +105,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._last_periodic = 0.0
         self._last_ticks = 0.0
+        self._ticks_deferred = False
         self._running: dict[asyncio.Task[None], Job] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -119,7 +120,8 @@ class Worker:
                 waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]
                 await asyncio.wait(
                     [*waiters, *self._running],
-                    timeout=self.poll_seconds,
+                    # A deferred tick (rate limit) must still run soon, wake-up or not.
+                    timeout=TICK_SECONDS if self._ticks_deferred else self.poll_seconds,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 for waiter in waiters:
@@ -132,16 +134,17 @@ class Worker:
                     await listener
             logger.info("worker_stopped", worker=self.name)
 
-    async def tick(self) -> int:
+    async def tick(self, *, force: bool = False) -> int:
         """Schedule due periodic jobs, run the tickers, and start as many due jobs as there
         is room for."""
         now = time.monotonic()
         # Ticks run on every wake-up (a job finished, a NOTIFY came): under load that is
         # hundreds of times a second, so the housekeeping in them is rate-limited.
-        if now - self._last_periodic >= 1.0:
+        if force or now - self._last_periodic >= 1.0:
             self._last_periodic = now
             await self._schedule_periodic()
-        if now - self._last_ticks >= TICK_SECONDS:
+        self._ticks_deferred = not force and now - self._last_ticks < TICK_SECONDS
+        if not self._ticks_deferred:
             self._last_ticks = now
             for ticker in self.tickers:
                 async with self.sessionmaker() as session:
@@ -163,7 +166,7 @@ class Worker:
         """Run due jobs until none are left or running (tests, one-off runs); bound it with
         `asyncio.timeout`."""
         while True:
-            started = await self.tick()
+            started = await self.tick(force=True)
             if self._running:
                 await asyncio.wait(list(self._running), return_when=asyncio.FIRST_COMPLETED)
             elif not started:
