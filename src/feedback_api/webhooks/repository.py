@@ -110,10 +110,10 @@ class WebhookRepository:
         )
         return (await self.session.scalars(stmt)).one_or_none()
 
-    async def delivery_with_context(
-        self, tenant_id: UUID, delivery_id: UUID
-    ) -> tuple[WebhookDelivery, WebhookEndpoint | None, Event | None] | None:
-        """A delivery with its endpoint and event, in one query (the hot path of sending)."""
+    async def deliveries_with_context(
+        self, tenant_id: UUID, delivery_ids: Sequence[UUID]
+    ) -> list[tuple[WebhookDelivery, WebhookEndpoint | None, Event | None]]:
+        """Deliveries with their endpoint and event, in one query (the hot path of sending)."""
         stmt = (
             select(WebhookDelivery, WebhookEndpoint, Event)
             .outerjoin(
@@ -126,10 +126,34 @@ class WebhookRepository:
                 (Event.tenant_id == WebhookDelivery.tenant_id)
                 & (Event.id == WebhookDelivery.event_id),
             )
-            .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id == delivery_id)
+            .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id.in_(delivery_ids))
+            .order_by(WebhookDelivery.created_at, WebhookDelivery.id)
         )
-        row = (await self.session.execute(stmt)).first()
-        return (row[0], row[1], row[2]) if row is not None else None
+        return [(r[0], r[1], r[2]) for r in (await self.session.execute(stmt)).all()]
+
+    async def mark_succeeded(
+        self, tenant_id: UUID, outcomes: Sequence[tuple[UUID, int | None]], now: datetime
+    ) -> None:
+        """Many deliveries succeeded: one UPDATE per distinct status code (usually one)."""
+        by_status: dict[int | None, list[UUID]] = {}
+        for delivery_id, status in outcomes:
+            by_status.setdefault(status, []).append(delivery_id)
+        for status, ids in by_status.items():
+            await self.session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id.in_(ids))
+                .values(
+                    status="succeeded",
+                    attempts=WebhookDelivery.attempts + 1,
+                    last_status_code=status,
+                    next_attempt_at=None,
+                    updated_at=now,
+                )
+            )
+
+    async def add_attempts(self, attempts: Sequence[WebhookAttempt]) -> None:
+        self.session.add_all(attempts)
+        await self.session.flush()
 
     async def update_delivery(self, delivery: WebhookDelivery, values: dict[str, Any]) -> None:
         await self.session.execute(
@@ -140,10 +164,6 @@ class WebhookRepository:
             )
             .values(**values)
         )
-
-    async def add_attempt(self, attempt: WebhookAttempt) -> None:
-        self.session.add(attempt)
-        await self.session.flush()
 
     async def deliveries_page(
         self,

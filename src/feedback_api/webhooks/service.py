@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import asyncio
 import base64
 import email.utils
 import json
 import random
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -46,6 +48,22 @@ DELIVERY_LAG = Histogram(
 )
 
 DELIVER = "webhooks.deliver"
+# Deliveries per job, sent concurrently: the bookkeeping of a batch costs about what one
+# delivery's did. Small enough that a batch of slow receivers fits the job lease (60 s).
+BATCH_SIZE = 32
+# Requests in flight per process, across all jobs; below the client's connection pool (100)
+# so no request waits for a connection and times out for it.
+SEND_CONCURRENCY = 64
+_send_slots: dict[int, asyncio.Semaphore] = {}
+
+
+def _slots() -> asyncio.Semaphore:
+    """The process-wide send limit, one per event loop (tests run several loops)."""
+    loop = id(asyncio.get_running_loop())
+    slots = _send_slots.get(loop)
+    if slots is None:
+        slots = _send_slots[loop] = asyncio.Semaphore(SEND_CONCURRENCY)
+    return slots
 # Wait after the n-th failed attempt; the first attempt is immediate: 10 attempts in all,
 # the last about 3 days after the first.
 RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
@@ -68,6 +86,19 @@ def _client(allow_private: bool) -> httpx.AsyncClient:
             allow_private=allow_private, timeout=TIMEOUT_SECONDS
         )
     return client
+
+
+@dataclass(slots=True)
+class _Sent:
+    status: int | None = None
+    error: str | None = None
+    text: str | None = None
+    latency_ms: int = 0
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
 
 
 def new_secret() -> str:
@@ -269,7 +300,7 @@ class WebhookService:
             session,
             DELIVER,
             tenant_id=tenant_id,
-            payload={"delivery_id": str(delivery.id), "manual": True},
+            payload={"delivery_ids": [str(delivery.id)], "manual": True},
             max_attempts=3,
         )
         delivery = await repo.get_delivery(tenant_id, delivery_id)
@@ -292,14 +323,16 @@ class WebhookService:
             for e in events
         ]
         await WebhookRepository(session).add_deliveries(deliveries)
-        for delivery in deliveries:
-            await job_service.enqueue(
-                session,
-                DELIVER,
-                tenant_id=endpoint.tenant_id,
-                payload={"delivery_id": str(delivery.id)},
-                max_attempts=3,
-            )
+        ids = [str(d.id) for d in deliveries]
+        await job_service.enqueue_many(
+            session,
+            DELIVER,
+            tenant_id=endpoint.tenant_id,
+            payloads=[
+                {"delivery_ids": ids[i : i + BATCH_SIZE]} for i in range(0, len(ids), BATCH_SIZE)
+            ],
+            max_attempts=3,
+        )
         return deliveries
 
     async def dispatch(self, session: AsyncSession) -> int:
@@ -329,22 +362,65 @@ class WebhookService:
         payload: dict[str, Any],
         settings: Settings,
     ) -> None:
-        """One attempt. Everything it learns (the attempt, the delivery's state, the next
-        try, a disabled endpoint) commits together with the job."""
+        """One attempt for each delivery of a batch, sent concurrently. Everything learnt
+        (attempts, delivery states, next tries, disabled endpoints) commits with the job."""
         if job_tenant is None:
             return
         repo = WebhookRepository(session)
-        found = await repo.delivery_with_context(job_tenant, UUID(payload["delivery_id"]))
-        if found is None or found[0].status != "pending":
-            return
-        delivery, endpoint, event = found
+        ids = [UUID(i) for i in payload["delivery_ids"]]
+        found = await repo.deliveries_with_context(job_tenant, ids)
         now = utcnow()
-        if endpoint is None or not endpoint.enabled or event is None:
-            await repo.update_delivery(
-                delivery, {"status": "failed", "next_attempt_at": None, "updated_at": now}
-            )
+        sendable: list[tuple[WebhookDelivery, WebhookEndpoint, Event]] = []
+        for delivery, endpoint, event in found:
+            if delivery.status != "pending":
+                continue
+            if endpoint is None or not endpoint.enabled or event is None:
+                await repo.update_delivery(
+                    delivery, {"status": "failed", "next_attempt_at": None, "updated_at": now}
+                )
+                continue
+            sendable.append((delivery, endpoint, event))
+        if not sendable:
             return
+        limit = _slots()
 
+        async def send(item: tuple[WebhookDelivery, WebhookEndpoint, Event]) -> _Sent:
+            async with limit:
+                return await self._send(*item, now=now, settings=settings)
+
+        results = await asyncio.gather(*[send(item) for item in sendable])
+        await repo.add_attempts(
+            [
+                WebhookAttempt(
+                    tenant_id=job_tenant,
+                    delivery_id=d.id,
+                    status_code=r.status,
+                    error=r.error,
+                    latency_ms=r.latency_ms,
+                    response_body=r.text,
+                )
+                for (d, _, _), r in zip(sendable, results, strict=True)
+            ]
+        )
+        succeeded = [(d, e, r) for (d, e, _), r in zip(sendable, results, strict=True) if r.ok]
+        if succeeded:
+            await repo.mark_succeeded(job_tenant, [(d.id, r.status) for d, _, r in succeeded], now)
+            recovered = {e.id for _, e, _ in succeeded if e.failing_since is not None}
+            for endpoint_id in recovered:
+                await repo.update(job_tenant, endpoint_id, {"failing_since": None})
+        for (delivery, endpoint, _), result in zip(sendable, results, strict=True):
+            if not result.ok:
+                await self._failed(session, delivery, endpoint, result, now)
+
+    async def _send(
+        self,
+        delivery: WebhookDelivery,
+        endpoint: WebhookEndpoint,
+        event: Event,
+        *,
+        now: datetime,
+        settings: Settings,
+    ) -> _Sent:
         body = json.dumps(
             {"type": event.type, "timestamp": event.occurred_at.isoformat(), "data": event.data},
             separators=(",", ":"),
@@ -359,81 +435,77 @@ class WebhookService:
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": " ".join(signatures),
         }
-        status: int | None = None
-        error: str | None = None
-        text: str | None = None
-        retry_after: float | None = None
+        sent = _Sent()
         started = time.perf_counter()
         try:
             response = await _client(settings.webhooks_allow_private).post(
                 endpoint.url, content=body.encode(), headers=headers, timeout=TIMEOUT_SECONDS
             )
-            status, text = response.status_code, response.text[:1024]
-            retry_after = retry_after_seconds(response) if status in (429, 503) else None
+            sent.status, sent.text = response.status_code, response.text[:1024]
+            if sent.status in (429, 503):
+                sent.retry_after = retry_after_seconds(response)
         except BlockedAddress as exc:
-            error = str(exc)
+            sent.error = str(exc)
         except httpx.TimeoutException:
-            error = f"no answer within {TIMEOUT_SECONDS:g} s"
+            sent.error = f"no answer within {TIMEOUT_SECONDS:g} s"
         except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
+            sent.error = f"{type(exc).__name__}: {exc}"[:500]
         elapsed = time.perf_counter() - started
-        latency_ms = int(elapsed * 1000)
+        sent.latency_ms = int(elapsed * 1000)
         DELIVERY_SECONDS.observe(elapsed)
+        if sent.ok:
+            DELIVERIES.labels("success").inc()
+            DELIVERY_LAG.observe((utcnow() - event.occurred_at).total_seconds())
+        else:
+            DELIVERIES.labels("failure").inc()
+        return sent
 
+    async def _failed(
+        self,
+        session: AsyncSession,
+        delivery: WebhookDelivery,
+        endpoint: WebhookEndpoint,
+        sent: _Sent,
+        now: datetime,
+    ) -> None:
+        repo = WebhookRepository(session)
         attempts = delivery.attempts + 1
-        await repo.add_attempt(
-            WebhookAttempt(
-                tenant_id=job_tenant,
-                delivery_id=delivery.id,
-                status_code=status,
-                error=error,
-                latency_ms=latency_ms,
-                response_body=text,
-            )
-        )
         values: dict[str, Any] = {
             "attempts": attempts,
-            "last_status_code": status,
+            "last_status_code": sent.status,
             "updated_at": now,
         }
-        if status is not None and 200 <= status < 300:
-            await repo.update_delivery(
-                delivery, {**values, "status": "succeeded", "next_attempt_at": None}
-            )
-            if endpoint.failing_since is not None:
-                await repo.update(job_tenant, endpoint.id, {"failing_since": None})
-            return
-
-        DELIVERIES.labels("failure").inc()
-        failing_since = endpoint.failing_since or now
         reason = None
-        if status == 410:
+        if sent.status == 410:
             reason = "the receiver answered 410 Gone"
-        elif now - failing_since >= DISABLE_AFTER:
+        elif now - (endpoint.failing_since or now) >= DISABLE_AFTER:
             reason = f"every delivery failed for {DISABLE_AFTER.days} days"
-        if reason is not None:
-            await self._disable(session, endpoint, reason, now)
+        if reason is not None or not endpoint.enabled:
+            if reason is not None and endpoint.enabled:
+                await self._disable(session, endpoint, reason, now)
+                endpoint.enabled = False  # later failures of this batch see it
             await repo.update_delivery(
                 delivery, {**values, "status": "failed", "next_attempt_at": None}
             )
             return
         if endpoint.failing_since is None:
-            await repo.update(job_tenant, endpoint.id, {"failing_since": now})
+            await repo.update(endpoint.tenant_id, endpoint.id, {"failing_since": now})
+            endpoint.failing_since = now
         if attempts >= MAX_ATTEMPTS:
             await repo.update_delivery(
                 delivery, {**values, "status": "failed", "next_attempt_at": None}
             )
             return
         delay = RETRY_SCHEDULE[attempts - 1] * random.uniform(0.9, 1.1)
-        if retry_after is not None:
-            delay = max(retry_after, 1.0)
+        if sent.retry_after is not None:
+            delay = max(sent.retry_after, 1.0)
         next_at = now + timedelta(seconds=delay)
         await repo.update_delivery(delivery, {**values, "next_attempt_at": next_at})
         await job_service.enqueue(
             session,
             DELIVER,
-            tenant_id=job_tenant,
-            payload={"delivery_id": str(delivery.id)},
+            tenant_id=endpoint.tenant_id,
+            payload={"delivery_ids": [str(delivery.id)]},
             run_at=next_at,
             max_attempts=3,
         )
