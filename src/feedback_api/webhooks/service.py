@@ -64,6 +64,8 @@ def _slots() -> asyncio.Semaphore:
     if slots is None:
         slots = _send_slots[loop] = asyncio.Semaphore(SEND_CONCURRENCY)
     return slots
+
+
 # Wait after the n-th failed attempt; the first attempt is immediate: 10 attempts in all,
 # the last about 3 days after the first.
 RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
