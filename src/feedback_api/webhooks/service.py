@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import ipaddress
 import json
 import random
 import secrets
@@ -118,8 +119,6 @@ def matches(filters: list[str], event_type: str) -> bool:
 def check_url(url: str, settings: Settings) -> None:
     """Refuse, when saving, URLs that could never be delivered to (the connect-time check
     in ssrf.py is the one that matters: DNS can change after this)."""
-    import ipaddress
-
     parsed = httpx.URL(url)
     problems = []
     if parsed.scheme != "https" and not (parsed.scheme == "http" and settings.webhooks_allow_http):
@@ -132,7 +131,8 @@ def check_url(url: str, settings: Settings) -> None:
         address = None
     if address is not None and is_forbidden(address) and not settings.webhooks_allow_private:
         problems.append("private, loopback, link-local and metadata addresses are not allowed")
-    if parsed.host in ("localhost",) and not settings.webhooks_allow_private:
+    local_name = parsed.host == "localhost" or parsed.host.endswith(".localhost")
+    if local_name and not settings.webhooks_allow_private:
         problems.append("localhost is not allowed")
     if problems:
         raise InvalidRequest(
