@@ -14,6 +14,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from feedback_api.exceptions import FeedbackError
+from feedback_api.kit.schemas import field_errors
 
 logger = structlog.get_logger("feedback_api")
 
@@ -91,14 +92,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     raw = exc.errors()
     if any(e.get("type") == "json_invalid" for e in raw):
         return problem_response(400, "invalid_json", "Malformed JSON", "the body is not valid JSON")
-    errors = [
-        {
-            "loc": [str(p) if not isinstance(p, int) else p for p in e.get("loc", ())],
-            "code": e.get("type", "invalid"),
-            "message": e.get("msg", ""),
-        }
-        for e in raw
-    ]
+    errors = field_errors(raw)
     fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors[:5])
     return problem_response(
         422, "validation_error", "The request is not valid", f"check these fields: {fields}", errors

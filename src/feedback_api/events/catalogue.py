@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+# A filter on event types: one type (`response.created`) or a family (`ticket.*`).
+EVENT_TYPE_FILTER_PATTERN = r"^[a-z_]+\.([a-z_]+|\*)$"
+
 
 class EventType(StrEnum):
     RESPONSE_CREATED = "response.created"

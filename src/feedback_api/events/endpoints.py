@@ -9,6 +9,7 @@ from feedback_api.auth.context import AuthContext
 from feedback_api.auth.dependencies import require
 from feedback_api.auth.scopes import Scope
 from feedback_api.db import SessionDep
+from feedback_api.events.catalogue import EVENT_TYPE_FILTER_PATTERN
 from feedback_api.events.schemas import EventPage, EventRead
 from feedback_api.events.service import event as event_service
 from feedback_api.kit.params import Limit, parse_cursor
@@ -27,7 +28,7 @@ async def list_events(
         str | None,
         Query(
             max_length=64,
-            pattern=r"^[a-z_]+\.([a-z_]+|\*)$",
+            pattern=EVENT_TYPE_FILTER_PATTERN,
             description="Only this type (`response.created`) or family (`response.*`).",
         ),
     ] = None,

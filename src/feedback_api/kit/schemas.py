@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -43,6 +44,20 @@ class Problem(BaseModel):
     request_id: str | None = None
 
     model_config = ConfigDict(extra="allow")
+
+
+def field_errors(
+    raw: Sequence[Mapping[str, Any]], prefix: Sequence[str | int] = ()
+) -> list[dict[str, Any]]:
+    """Pydantic's error list in the shape of a problem's `errors[]`."""
+    return [
+        {
+            "loc": [*prefix, *(p if isinstance(p, int) else str(p) for p in e.get("loc", ()))],
+            "code": e.get("type", "invalid"),
+            "message": e.get("msg", ""),
+        }
+        for e in raw
+    ]
 
 
 def problem_responses(*statuses: int, body: bool = False) -> dict[int | str, dict[str, Any]]:

@@ -25,6 +25,7 @@ from feedback_api.exceptions import (
 from feedback_api.kit.crypto import canonical_hash
 from feedback_api.kit.ids import new_id
 from feedback_api.kit.pagination import paginate
+from feedback_api.kit.schemas import field_errors
 from feedback_api.kit.time import utcnow
 from feedback_api.models import Response
 from feedback_api.responses.repository import NewResponse, ResponseRepository, ResponseRow
@@ -115,10 +116,7 @@ def _error_payload(error: FeedbackError) -> ItemError:
 
 
 def validation_error(exc: ValidationError, prefix: Sequence[str | int]) -> InvalidRequest:
-    errors = [
-        {"loc": [*prefix, *e["loc"]], "code": e["type"], "message": e["msg"]}
-        for e in exc.errors(include_url=False)
-    ]
+    errors = field_errors(exc.errors(include_url=False), prefix)
     return InvalidRequest("the item is not valid", errors=errors)
 
 

@@ -7,13 +7,14 @@ from uuid import UUID
 from pydantic import AnyHttpUrl, BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from feedback_api.events.catalogue import EVENT_TYPE_FILTER_PATTERN
 from feedback_api.kit.schemas import InputSchema, ReadSchema, UpdateSchema
 
 EventTypeFilter = Annotated[
     str,
     Field(
         max_length=64,
-        pattern=r"^[a-z_]+\.([a-z_]+|\*)$",
+        pattern=EVENT_TYPE_FILTER_PATTERN,
         description="An event type (`response.created`) or family (`ticket.*`).",
     ),
 ]
