@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from feedback_api.customers.endpoints import router as customers_router
 from feedback_api.events.endpoints import router as events_router
 from feedback_api.keys.endpoints import router as keys_router
+from feedback_api.metrics.endpoints import router as metrics_router
 from feedback_api.responses.endpoints import router as responses_router
 from feedback_api.tenants.endpoints import router as tenants_router
 from feedback_api.webhooks.endpoints import router as webhooks_router
@@ -19,6 +20,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     keys_router,
     customers_router,
     responses_router,
+    metrics_router,
     events_router,
     webhooks_router,
 )

@@ -29,6 +29,7 @@ from feedback_api.idempotency.tasks import purge_expired_keys
 from feedback_api.jobs.errors import GiveUp, RetryLater
 from feedback_api.jobs.repository import NOTIFY_CHANNEL, JobRepository
 from feedback_api.kit.time import utcnow
+from feedback_api.metrics import tasks as metric_tasks
 from feedback_api.models import Job
 from feedback_api.webhooks import tasks as webhook_tasks
 from feedback_api.worker_context import JobContext, Task
@@ -47,13 +48,14 @@ LEASE = timedelta(seconds=60)
 TASKS: dict[str, Task] = {
     "events.purge": purge_expired_events,
     "idempotency.purge": purge_expired_keys,
+    "metrics.rebuild": metric_tasks.rebuild,
     "webhooks.deliver": webhook_tasks.deliver,
 }
 # Run on ticks (at most every TICK_SECONDS), each in its own transaction; they return how
 # much work they created.
 TICK_SECONDS = 0.05
 Ticker = Callable[[AsyncSession], Awaitable[int]]
-TICKERS: tuple[Ticker, ...] = (webhook_tasks.dispatch,)
+TICKERS: tuple[Ticker, ...] = (webhook_tasks.dispatch, metric_tasks.fold)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from feedback_api.models.customer import Customer
 from feedback_api.models.event import Event
 from feedback_api.models.idempotency_key import IdempotencyKey
 from feedback_api.models.job import Job, JobSchedule
+from feedback_api.models.metric import MetricRollup, MetricRollupState, metric_deltas
 from feedback_api.models.response import Response
 from feedback_api.models.tenant import Tenant
 from feedback_api.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -20,9 +21,12 @@ __all__ = [
     "IdempotencyKey",
     "Job",
     "JobSchedule",
+    "MetricRollup",
+    "MetricRollupState",
     "Response",
     "Tenant",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "metric_deltas",
 ]

@@ -81,6 +81,12 @@ class Response(Base):
     # and an FK check would take a share lock on the key row on every insert, queueing
     # ingest behind the once-a-minute `last_used_at` update of that same row.
     api_key_id: Mapped[UUID | None]
+    # Provenance: came through a signed invitation or a trusted integration (set by the
+    # invitation and integrity features; false until then).
+    verified: Mapped[bool] = mapped_column(server_default=text("false"))
+    # Kept out of the metrics by an integrity decision (flags, issue 7); `integrity=all`
+    # on the metrics endpoints includes these again.
+    excluded: Mapped[bool] = mapped_column(server_default=text("false"))
     occurred_at: Mapped[datetime]
     received_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())

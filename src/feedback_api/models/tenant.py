@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import String
+from sqlalchemy import String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from feedback_api.kit.models import Base, IdMixin, TimestampMixin
@@ -13,3 +13,7 @@ class Tenant(IdMixin, TimestampMixin, Base):
     slug: Mapped[str] = mapped_column(String(63), unique=True)
     timezone: Mapped[str] = mapped_column(String(64), server_default="UTC")
     locale: Mapped[str] = mapped_column(String(35), server_default="en")
+    # Metrics with fewer responses than this carry `low_sample: true`.
+    metrics_low_sample_n: Mapped[int] = mapped_column(server_default=text("30"))
+    # Breakdown groups smaller than this are merged into "other".
+    metrics_min_cell_n: Mapped[int] = mapped_column(server_default=text("5"))

@@ -11,6 +11,24 @@ from feedback_api.keys.schemas import ApiKeyCreated
 from feedback_api.kit.schemas import InputSchema, ReadSchema, UpdateSchema
 from feedback_api.kit.types import LanguageTag, Slug, TimeZoneName
 
+LowSampleN = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=1_000_000,
+        description="Metrics with fewer responses are flagged `low_sample` (default 30).",
+    ),
+]
+MinCellN = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=1000,
+        description="Breakdown groups with fewer responses are merged into `other` so no "
+        "small cell singles out a person (default 5; 1 turns merging off).",
+    ),
+]
+
 
 class TenantCreate(InputSchema):
     name: str = Field(min_length=1, max_length=200)
@@ -27,6 +45,8 @@ class TenantUpdate(UpdateSchema):
     slug: Slug | SkipJsonSchema[None] = None
     timezone: TimeZoneName | SkipJsonSchema[None] = None
     locale: LanguageTag | SkipJsonSchema[None] = None
+    metrics_low_sample_n: LowSampleN | SkipJsonSchema[None] = None
+    metrics_min_cell_n: MinCellN | SkipJsonSchema[None] = None
 
 
 class TenantRead(ReadSchema):
@@ -35,6 +55,8 @@ class TenantRead(ReadSchema):
     slug: str
     timezone: str
     locale: str
+    metrics_low_sample_n: int
+    metrics_min_cell_n: int
     created_at: datetime
     updated_at: datetime
 

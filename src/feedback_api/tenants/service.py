@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from feedback_api.exceptions import NotFound, SlugTaken
 from feedback_api.keys.service import api_key as api_key_service
 from feedback_api.kit.pagination import paginate
+from feedback_api.metrics.service import metric as metric_service
 from feedback_api.models import ApiKey, Tenant
 from feedback_api.tenants.repository import TenantRepository
 
@@ -65,6 +66,9 @@ class TenantService:
     ) -> Tenant:
         if not values:
             return await self.get(session, tenant_id)
+        old_timezone = None
+        if "timezone" in values:
+            old_timezone = (await self.get(session, tenant_id)).timezone
         try:
             async with session.begin_nested():
                 tenant = await TenantRepository(session).update(tenant_id, values)
@@ -72,6 +76,8 @@ class TenantService:
             raise SlugTaken(f"the slug {values.get('slug')!r} is taken") from None
         if tenant is None:
             raise NotFound("no such tenant")
+        if old_timezone is not None and tenant.timezone != old_timezone:
+            await metric_service.schedule_rebuild(session, tenant_id)
         return tenant
 
 

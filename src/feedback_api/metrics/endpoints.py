@@ -1,0 +1,307 @@
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import AwareDatetime
+
+from feedback_api.auth.context import AuthContext
+from feedback_api.auth.dependencies import require
+from feedback_api.auth.scopes import Scope
+from feedback_api.db import SessionDep
+from feedback_api.exceptions import InvalidRequest
+from feedback_api.kit.schemas import problem_responses
+from feedback_api.metrics.periods import Interval
+from feedback_api.metrics.schemas import (
+    GROUP_PATTERN,
+    Breakdown,
+    Comparison,
+    Integrity,
+    MetricKind,
+    MetricResult,
+    Summary,
+    Trend,
+)
+from feedback_api.metrics.selection import Selection
+from feedback_api.metrics.service import MetricQuery, scale_for
+from feedback_api.metrics.service import metric as metric_service
+from feedback_api.responses.schemas import Channel
+
+router = APIRouter(prefix="/v1/metrics", tags=["metrics"])
+
+MetricsRead = Annotated[AuthContext, Depends(require(Scope.METRICS_READ))]
+
+ATTR_PREFIX = "attr."
+ATTR_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$")
+MAX_ATTR_FILTERS = 5
+PERIOD_HELP = (
+    "A date (`2026-07-01`, local midnight in the tenant's time zone) or an RFC 3339 "
+    "date-time with offset."
+)
+Bound = AwareDatetime | date
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    start: Bound | None
+    end: Bound | None
+    selection: Selection
+    integrity: Integrity
+    confidence: float
+    scale_min: int | None
+    scale_max: int | None
+
+
+def _attributes(request: Request) -> tuple[tuple[str, str], ...]:
+    found: list[tuple[str, str]] = []
+    for name, value in request.query_params.multi_items():
+        if not name.startswith(ATTR_PREFIX):
+            continue
+        attr = name[len(ATTR_PREFIX) :]
+        if not ATTR_NAME.match(attr) or len(value) > 255:
+            raise InvalidRequest(
+                f"`{name}` is not a valid attribute filter",
+                errors=[
+                    {
+                        "loc": ["query", name],
+                        "code": "attribute_filter",
+                        "message": "attr.<name>=<value>: name of letters, digits and _.:-, "
+                        "up to 64; value up to 255 characters",
+                    }
+                ],
+            )
+        found.append((attr, value))
+    if len(found) > MAX_ATTR_FILTERS:
+        raise InvalidRequest(f"at most {MAX_ATTR_FILTERS} attr.<name> filters")
+    return tuple(found)
+
+
+def metric_filters(
+    request: Request,
+    auth: MetricsRead,
+    start: Annotated[
+        Bound | None,
+        Query(
+            alias="from",
+            description=f"Start, inclusive. {PERIOD_HELP} Default: 30 days before `to`.",
+        ),
+    ] = None,
+    end: Annotated[
+        Bound | None,
+        Query(
+            alias="to",
+            description=f"End, exclusive. {PERIOD_HELP} Default: the end of "
+            "today, so the default period is the last 30 days including today.",
+        ),
+    ] = None,
+    channel: Channel | None = None,
+    touchpoint: Annotated[str | None, Query(max_length=100)] = None,
+    survey: Annotated[str | None, Query(max_length=100)] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    agent_ref: Annotated[str | None, Query(max_length=255)] = None,
+    location_ref: Annotated[str | None, Query(max_length=255)] = None,
+    language: Annotated[str | None, Query(max_length=35)] = None,
+    verified: Annotated[
+        bool, Query(description="Only responses verified by a signed invitation.")
+    ] = False,
+    integrity: Annotated[
+        Integrity,
+        Query(
+            description="`valid` (default) counts only responses not excluded by an "
+            "integrity decision; `all` counts them too."
+        ),
+    ] = Integrity.VALID,
+    confidence: Annotated[
+        float, Query(ge=0.5, le=0.999, description="Confidence level of the intervals.")
+    ] = 0.95,
+    scale_min: Annotated[
+        int | None, Query(ge=-1000, le=1000, description="Rating metrics only: the scale.")
+    ] = None,
+    scale_max: Annotated[int | None, Query(ge=-1000, le=1000)] = None,
+) -> Filters:
+    """Also accepts `attr.<name>=<value>` (repeatable): the customer's attribute, as text."""
+    return Filters(
+        start=start,
+        end=end,
+        selection=Selection(
+            tenant_id=auth.tenant_id,
+            kind="",
+            scale_min=0,  # set per kind by _query
+            scale_max=0,
+            channel=channel.value if channel else None,
+            touchpoint=touchpoint,
+            survey=survey,
+            tag=tag.strip().lower() if tag else None,
+            agent_ref=agent_ref,
+            location_ref=location_ref,
+            language=language,
+            attributes=_attributes(request),
+            verified_only=verified,
+        ),
+        integrity=integrity,
+        confidence=confidence,
+        scale_min=scale_min,
+        scale_max=scale_max,
+    )
+
+
+FiltersDep = Annotated[Filters, Depends(metric_filters)]
+
+
+def _query(kind: MetricKind, filters: Filters) -> MetricQuery:
+    low, high = scale_for(kind, filters.scale_min, filters.scale_max)
+    return MetricQuery(
+        selection=replace(filters.selection, kind=kind.value, scale_min=low, scale_max=high),
+        start=filters.start,
+        end=filters.end,
+        integrity=filters.integrity,
+        confidence=filters.confidence,
+    )
+
+
+def _with_segment(query: MetricQuery, segment: str | None, name: str) -> MetricQuery:
+    if segment is None:
+        return query
+    dimension, _, value = segment.partition(":")
+    selection = query.selection
+    if dimension.startswith(ATTR_PREFIX):
+        attr = (dimension[len(ATTR_PREFIX) :], value)
+        return replace(
+            query, selection=replace(selection, attributes=(*selection.attributes, attr))
+        )
+    if dimension == "tag":
+        value = value.strip().lower()
+    if getattr(selection, dimension) is not None:
+        raise InvalidRequest(
+            f"`{name}` segments by {dimension}, which the filters already fix",
+            errors=[
+                {
+                    "loc": ["query", name],
+                    "code": "segment_conflict",
+                    "message": f"drop the {dimension} filter or the segment",
+                }
+            ],
+        )
+    if dimension == "channel" and value not in {c.value for c in Channel}:
+        raise InvalidRequest(
+            f"`{name}`: unknown channel {value!r}",
+            errors=[{"loc": ["query", name], "code": "enum", "message": "unknown channel"}],
+        )
+    fixed: dict[str, Any] = {dimension: value}
+    return replace(query, selection=replace(selection, **fixed))
+
+
+Alpha = Annotated[float, Query(gt=0, lt=0.5, description="Significance level.")]
+Segment = Annotated[
+    str | None,
+    Query(
+        pattern=GROUP_PATTERN[:-1] + r":.{1,255}$",
+        description="`dimension:value`, e.g. `channel:in_person` or `attr.tier:gold`.",
+    ),
+]
+
+
+@router.get("/summary", responses=problem_responses(403))
+async def metrics_summary(session: SessionDep, filters: FiltersDep, alpha: Alpha = 0.05) -> Summary:
+    """NPS, CSAT and CES for the period beside the period of the same length just before,
+    with whether each changed significantly (z-test, Newcombe, Welch t-test)."""
+    query = MetricQuery(
+        selection=replace(filters.selection, kind="nps", scale_min=0, scale_max=10),
+        start=filters.start,
+        end=filters.end,
+        integrity=filters.integrity,
+        confidence=filters.confidence,
+    )
+    return await metric_service.summary(session, query, alpha)
+
+
+@router.get("/{kind}", responses=problem_responses(403))
+async def get_metric(
+    kind: MetricKind,
+    session: SessionDep,
+    filters: FiltersDep,
+    target_margin: Annotated[
+        float | None,
+        Query(
+            gt=0,
+            le=100,
+            description="Also say how many responses a ±margin interval "
+            "needs (NPS points, CSAT percentage points, or points on the mean's scale).",
+        ),
+    ] = None,
+) -> MetricResult:
+    """One metric over a period: value, n, confidence interval, margin, counts per
+    category, the score distribution, and a `low_sample` flag.
+
+    Example: `GET /v1/metrics/nps?from=2026-07-01&to=2026-10-01&channel=app`."""
+    return await metric_service.metric(session, _query(kind, filters), target_margin)
+
+
+@router.get("/{kind}/trend", responses=problem_responses(403))
+async def get_trend(
+    kind: MetricKind,
+    session: SessionDep,
+    filters: FiltersDep,
+    interval: Annotated[
+        Interval, Query(description="Bucket size, in the tenant's time zone (weeks start Monday).")
+    ] = Interval.WEEK,
+) -> Trend:
+    """The metric per day, week or month of the period. Every bucket is present, empty
+    ones with n = 0 and null value; at most 1,000 buckets."""
+    return await metric_service.trend(session, _query(kind, filters), interval)
+
+
+@router.get("/{kind}/breakdown", responses=problem_responses(403))
+async def get_breakdown(
+    kind: MetricKind,
+    session: SessionDep,
+    filters: FiltersDep,
+    by: Annotated[
+        str,
+        Query(
+            pattern=GROUP_PATTERN,
+            description="channel, touchpoint, survey, tag, agent_ref, "
+            "location_ref, language, or attr.<name> (a customer attribute).",
+        ),
+    ],
+) -> Breakdown:
+    """The metric per group, largest first. Groups with fewer responses than the tenant's
+    minimum cell size (default 5) are merged into one `other` row, and if that row is still
+    too small the smallest groups join it, so no small cell can single out a person.
+    With `by=tag` a response counts in each of its tags."""
+    return await metric_service.breakdown(session, _query(kind, filters), by)
+
+
+@router.get("/{kind}/compare", responses=problem_responses(403))
+async def compare_metric(
+    kind: MetricKind,
+    session: SessionDep,
+    filters: FiltersDep,
+    a_from: Annotated[Bound | None, Query(description="Period a (default `from`).")] = None,
+    a_to: Annotated[Bound | None, Query(description="Default `to`.")] = None,
+    b_from: Annotated[Bound | None, Query(description="Period b (default `from`).")] = None,
+    b_to: Annotated[Bound | None, Query(description="Default `to`.")] = None,
+    a_segment: Segment = None,
+    b_segment: Segment = None,
+    alpha: Alpha = 0.05,
+) -> Comparison:
+    """Did it change? b − a with the fitting test: two periods
+    (`a_from&a_to&b_from&b_to`), or two segments of one period
+    (`a_segment=channel:in_person&b_segment=channel:web`), or both."""
+    periods = (a_from, a_to, b_from, b_to)
+    if all(p is None for p in periods) and a_segment is None and b_segment is None:
+        raise InvalidRequest(
+            "give two periods (a_from, a_to, b_from, b_to) or two segments (a_segment, b_segment)",
+            errors=[
+                {"loc": ["query", "a_from"], "code": "missing", "message": "nothing to compare"}
+            ],
+        )
+    base = _query(kind, filters)
+    a = replace(base, start=a_from or filters.start, end=a_to or filters.end)
+    b = replace(base, start=b_from or filters.start, end=b_to or filters.end)
+    a = _with_segment(a, a_segment, "a_segment")
+    b = _with_segment(b, b_segment, "b_segment")
+    return await metric_service.compare(session, a, b, segments=(a_segment, b_segment), alpha=alpha)

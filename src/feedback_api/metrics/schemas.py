@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class MetricKind(StrEnum):
+    NPS = "nps"
+    CSAT = "csat"
+    CES = "ces"
+    RATING = "rating"
+
+
+class Integrity(StrEnum):
+    VALID = "valid"
+    ALL = "all"
+
+
+GROUP_PATTERN = (
+    r"^(channel|touchpoint|survey|tag|agent_ref|location_ref|language|"
+    r"attr\.[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63})$"
+)
+
+
+class Period(BaseModel):
+    from_: datetime = Field(
+        serialization_alias="from", description="Inclusive, in the tenant's time zone."
+    )
+    to: datetime = Field(description="Exclusive, in the tenant's time zone.")
+    timezone: str = Field(description="The tenant's time zone, which sets day boundaries.")
+
+
+class Bounds(BaseModel):
+    low: float
+    high: float
+
+
+class Share(BaseModel):
+    label: str = Field(description="Which scores count, e.g. `5–7`.")
+    count: int
+    value: float | None = Field(description="Percent of n; null when n = 0.")
+    interval: Bounds | None = Field(description="Wilson interval, in percent.")
+
+
+class MetricValue(BaseModel):
+    n: int = Field(description="Responses counted.")
+    value: float | None = Field(
+        description="NPS in points (−100…100), CSAT in percent (share of 4–5 on 1–5), "
+        "CES and rating as the mean score. Null when n = 0."
+    )
+    interval: Bounds | None = Field(
+        description="Confidence interval: adjusted-Wald for NPS (clipped to ±100; not "
+        "centred on `value` by design), Wilson for CSAT, Student t for means. Null when "
+        "undefined (n = 0; n = 1 for a mean)."
+    )
+    margin: float | None = Field(description="Half the interval's width, in `value`'s unit.")
+    low_sample: bool = Field(
+        description="n is below the tenant's threshold (default 30): read with care."
+    )
+    categories: dict[str, int] = Field(
+        description="NPS: promoters (9–10) / passives (7–8) / detractors (0–6). CSAT: "
+        "satisfied (4–5) / neutral (3) / dissatisfied (1–2). CES: high (5–7) / middle (4) / "
+        "low (1–3). Rating: top (the scale's maximum) / rest."
+    )
+    share: Share | None = Field(
+        default=None, description="CES: the share answering 5–7. Rating: the top-box share."
+    )
+    sd: float | None = Field(default=None, description="Sample standard deviation (means).")
+    distribution: list[int] = Field(
+        description="Responses per score, from `scale_min` to `scale_max`."
+    )
+
+
+class MetricResult(MetricValue):
+    kind: MetricKind
+    scale_min: int
+    scale_max: int
+    confidence: float
+    period: Period
+    excluded: int = Field(
+        description="Responses in the selection kept out by integrity decisions (counted in "
+        "n only with `integrity=all`)."
+    )
+    integrity: Integrity
+    needed_n: int | None = Field(
+        default=None,
+        description="With `target_margin`: responses needed for that margin, using the "
+        "variance seen so far (the worst case when there is none).",
+    )
+
+
+class TrendBucket(MetricValue):
+    start: datetime = Field(description="Inclusive; a local boundary except for the first.")
+    end: datetime = Field(description="Exclusive.")
+
+
+class Trend(BaseModel):
+    kind: MetricKind
+    interval: Literal["day", "week", "month"]
+    scale_min: int
+    scale_max: int
+    confidence: float
+    period: Period
+    integrity: Integrity
+    buckets: list[TrendBucket] = Field(
+        description="Every bucket of the period in order, empty ones included (n = 0)."
+    )
+
+
+class BreakdownRow(MetricValue):
+    key: str | None = Field(
+        description="The group's value; null for responses without one (e.g. no touchpoint)."
+    )
+    other: bool = Field(
+        default=False,
+        description="True for the row that merges groups smaller than the tenant's minimum "
+        "cell size (then `key` is null and `groups` says how many were merged).",
+    )
+    groups: int = Field(default=1, description="Groups in this row (more than 1 for other).")
+
+
+class Breakdown(BaseModel):
+    kind: MetricKind
+    by: str
+    scale_min: int
+    scale_max: int
+    confidence: float
+    period: Period
+    integrity: Integrity
+    min_cell: int = Field(description="Groups with fewer responses are merged into other.")
+    rows: list[BreakdownRow] = Field(
+        description="Largest n first; the merged `other` row, if any, last."
+    )
+
+
+class ComparisonResult(BaseModel):
+    test: Literal["z", "newcombe", "welch_t"] = Field(
+        description="NPS: z-test of the difference; CSAT: Newcombe's hybrid score interval "
+        "with a pooled two-proportion z-test p-value; CES/rating: Welch's t-test."
+    )
+    delta: float = Field(description="b − a, in the metric's unit (CSAT: percentage points).")
+    interval: Bounds | None
+    p_value: float | None = Field(description="Two-sided. Null when the test is undefined.")
+    significant: bool = Field(description="p_value < alpha.")
+    alpha: float
+    statistic: float | None = None
+    degrees_of_freedom: float | None = None
+
+
+class CompareSide(BaseModel):
+    period: Period
+    segment: str | None = Field(description="`dimension:value`, or null for all.")
+    metric: MetricValue
+
+
+class Comparison(BaseModel):
+    kind: MetricKind
+    scale_min: int
+    scale_max: int
+    confidence: float
+    integrity: Integrity
+    a: CompareSide
+    b: CompareSide
+    comparison: ComparisonResult | None = Field(description="Null when one side has no responses.")
+
+
+class SummaryItem(BaseModel):
+    current: MetricValue
+    previous: MetricValue
+    change: ComparisonResult | None = Field(
+        description="Current minus previous; null when either period has no responses."
+    )
+
+
+class Summary(BaseModel):
+    period: Period
+    previous_period: Period = Field(description="The same length, just before `period`.")
+    confidence: float
+    integrity: Integrity
+    nps: SummaryItem
+    csat: SummaryItem
+    ces: SummaryItem

@@ -1,0 +1,462 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from feedback_api.exceptions import InvalidRequest, NotFound
+from feedback_api.jobs.service import job as job_service
+from feedback_api.kit.time import utcnow
+from feedback_api.metrics import measures
+from feedback_api.metrics.formulas import Comparison as RawComparison
+from feedback_api.metrics.measures import Histogram
+from feedback_api.metrics.periods import (
+    Bucket,
+    Coverage,
+    Interval,
+    buckets,
+    cover,
+    default_period,
+    local_midnight,
+    previous_period,
+)
+from feedback_api.metrics.repository import (
+    ROLLUP_DIMENSIONS,
+    MetricRepository,
+    TenantMetricSettings,
+)
+from feedback_api.metrics.schemas import (
+    Bounds,
+    Breakdown,
+    BreakdownRow,
+    CompareSide,
+    Comparison,
+    ComparisonResult,
+    Integrity,
+    MetricKind,
+    MetricResult,
+    MetricValue,
+    Period,
+    Share,
+    Summary,
+    SummaryItem,
+    Trend,
+    TrendBucket,
+)
+from feedback_api.metrics.selection import Selection
+
+REBUILD_JOB = "metrics.rebuild"
+FIXED_SCALES = {MetricKind.NPS: (0, 10), MetricKind.CSAT: (1, 5), MetricKind.CES: (1, 7)}
+
+PeriodBound = datetime | date | None
+
+
+@dataclass(slots=True)
+class Tally:
+    histogram: Histogram
+    excluded: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MetricQuery:
+    """What every metrics endpoint shares: whose responses, which ones, how sure."""
+
+    selection: Selection
+    start: PeriodBound = None
+    end: PeriodBound = None
+    integrity: Integrity = Integrity.VALID
+    confidence: float = 0.95
+
+    @property
+    def kind(self) -> MetricKind:
+        return MetricKind(self.selection.kind)
+
+
+@dataclass(slots=True)
+class _Context:
+    settings: TenantMetricSettings
+    zone: ZoneInfo
+    tallies: dict[tuple[int, str | None], Tally] = field(default_factory=dict)
+
+
+def scale_for(kind: MetricKind, scale_min: int | None, scale_max: int | None) -> tuple[int, int]:
+    """The fixed scale of nps/csat/ces, or the one a rating query names."""
+    if kind is MetricKind.RATING:
+        if scale_min is None or scale_max is None or scale_min >= scale_max:
+            raise InvalidRequest(
+                "a rating metric needs scale_min < scale_max",
+                errors=[
+                    {
+                        "loc": ["query", "scale_min"],
+                        "code": "missing",
+                        "message": "give the rating scale, e.g. scale_min=1&scale_max=10",
+                    }
+                ],
+            )
+        return scale_min, scale_max
+    fixed = FIXED_SCALES[kind]
+    if (scale_min, scale_max) not in ((None, None), fixed):
+        raise InvalidRequest(f"{kind.value} is always on the scale {fixed[0]}–{fixed[1]}")
+    return fixed
+
+
+def _bounds(interval: object) -> Bounds | None:
+    if interval is None:
+        return None
+    return Bounds(low=interval.low, high=interval.high)  # type: ignore[attr-defined]
+
+
+def _value(tally: Tally, kind: MetricKind, confidence: float, low_sample_n: int) -> MetricValue:
+    result = measures.measure(kind.value, tally.histogram, confidence)
+    share = None
+    if result.share is not None:
+        share = Share(
+            label=result.share.label,
+            count=result.share.count,
+            value=result.share.value,
+            interval=_bounds(result.share.interval),
+        )
+    return MetricValue(
+        n=result.n,
+        value=result.value,
+        interval=_bounds(result.interval),
+        margin=result.margin,
+        low_sample=result.n < low_sample_n,
+        categories=result.categories,
+        share=share,
+        sd=result.sd,
+        distribution=list(tally.histogram.counts),
+    )
+
+
+def _comparison(raw: RawComparison | None, alpha: float) -> ComparisonResult | None:
+    if raw is None:
+        return None
+    return ComparisonResult(
+        test=raw.test,  # type: ignore[arg-type]
+        delta=raw.delta,
+        interval=_bounds(raw.interval),
+        p_value=raw.p_value,
+        significant=raw.significant,
+        alpha=alpha,
+        statistic=raw.statistic,
+        degrees_of_freedom=raw.degrees_of_freedom,
+    )
+
+
+def _period(start: datetime, end: datetime, zone: ZoneInfo) -> Period:
+    return Period(from_=start.astimezone(zone), to=end.astimezone(zone), timezone=zone.key)
+
+
+def _instant(bound: PeriodBound, zone: ZoneInfo) -> datetime | None:
+    if bound is None or isinstance(bound, datetime):
+        return bound
+    return local_midnight(bound, zone)
+
+
+class MetricService:
+    async def _context(self, session: AsyncSession, tenant_id: UUID) -> _Context:
+        settings = await MetricRepository(session).settings(tenant_id)
+        if settings is None:
+            raise NotFound("no such tenant")
+        return _Context(settings=settings, zone=ZoneInfo(settings.timezone))
+
+    def _resolve(
+        self, query: MetricQuery, zone: ZoneInfo, names: tuple[str, str] = ("from", "to")
+    ) -> tuple[datetime, datetime]:
+        start, end = _instant(query.start, zone), _instant(query.end, zone)
+        if start is None or end is None:
+            default_start, default_end = default_period(utcnow(), zone)
+            if start is None and end is None:
+                start, end = default_start, default_end
+            elif start is None:
+                assert end is not None
+                start = end - (default_end - default_start)
+            else:
+                end = start + (default_end - default_start)
+        if start >= end:
+            raise InvalidRequest(
+                f"`{names[0]}` must be before `{names[1]}`",
+                errors=[
+                    {
+                        "loc": ["query", names[0]],
+                        "code": "period_order",
+                        "message": f"must be before {names[1]}",
+                    }
+                ],
+            )
+        return start, end
+
+    async def _tally(
+        self,
+        session: AsyncSession,
+        ctx: _Context,
+        query: MetricQuery,
+        parts: list[Bucket],
+        group_by: str | None = None,
+    ) -> dict[tuple[int, str | None], Tally]:
+        """Histograms per (bucket, group): from the rollup when it can answer (tenant's
+        time zone current, filters and grouping on rollup dimensions), else from raw rows."""
+        selection = query.selection
+        rollup = (
+            ctx.settings.rollup_timezone == ctx.settings.timezone
+            and selection.rollup_ready
+            and (group_by is None or group_by in ROLLUP_DIMENSIONS)
+        )
+        raw_bounds = None
+        if rollup:
+            coverage = cover(parts, ctx.zone)
+        else:
+            coverage = Coverage(raw=[(b.index, b.start, b.end) for b in parts])
+            if len(parts) > 1:
+                raw_bounds = [b.start for b in parts]
+        rows = await MetricRepository(session).histograms(
+            selection, coverage, group_by=group_by, raw_bounds=raw_bounds
+        )
+        include = query.integrity is Integrity.ALL
+        tallies: dict[tuple[int, str | None], Tally] = {}
+        for row in rows:
+            key = (row.bucket, row.group)
+            tally = tallies.get(key)
+            if tally is None:
+                tally = tallies[key] = Tally(Histogram(selection.scale_min, selection.scale_max))
+            if row.counts is not None:
+                n = sum(row.counts)
+                if include or not row.excluded:
+                    tally.histogram.add_counts(row.counts)
+            else:
+                assert row.score is not None
+                n = row.n
+                if include or not row.excluded:
+                    tally.histogram.add(row.score, n)
+            if row.excluded:
+                tally.excluded += n
+        return tallies
+
+    def _empty(self, selection: Selection) -> Tally:
+        return Tally(Histogram(selection.scale_min, selection.scale_max))
+
+    async def _one(
+        self,
+        session: AsyncSession,
+        ctx: _Context,
+        query: MetricQuery,
+        start: datetime,
+        end: datetime,
+    ) -> Tally:
+        tallies = await self._tally(session, ctx, query, buckets(start, end, ctx.zone, None))
+        return tallies.get((0, None)) or self._empty(query.selection)
+
+    async def metric(
+        self, session: AsyncSession, query: MetricQuery, target_margin: float | None = None
+    ) -> MetricResult:
+        ctx = await self._context(session, query.selection.tenant_id)
+        start, end = self._resolve(query, ctx.zone)
+        tally = await self._one(session, ctx, query, start, end)
+        value = _value(tally, query.kind, query.confidence, ctx.settings.low_sample_n)
+        needed = None
+        if target_margin is not None:
+            needed = measures.needed_n(
+                query.kind.value, tally.histogram, target_margin, query.confidence
+            )
+        return MetricResult(
+            **value.model_dump(),
+            kind=query.kind,
+            scale_min=query.selection.scale_min,
+            scale_max=query.selection.scale_max,
+            confidence=query.confidence,
+            period=_period(start, end, ctx.zone),
+            excluded=tally.excluded,
+            integrity=query.integrity,
+            needed_n=needed,
+        )
+
+    async def trend(self, session: AsyncSession, query: MetricQuery, interval: Interval) -> Trend:
+        ctx = await self._context(session, query.selection.tenant_id)
+        start, end = self._resolve(query, ctx.zone)
+        try:
+            parts = buckets(start, end, ctx.zone, interval)
+        except ValueError as exc:
+            raise InvalidRequest(
+                f"{exc}: shorten the period or use a longer interval",
+                errors=[
+                    {"loc": ["query", "interval"], "code": "too_many_buckets", "message": str(exc)}
+                ],
+            ) from None
+        tallies = await self._tally(session, ctx, query, parts)
+        low_n = ctx.settings.low_sample_n
+        return Trend(
+            kind=query.kind,
+            interval=interval.value,
+            scale_min=query.selection.scale_min,
+            scale_max=query.selection.scale_max,
+            confidence=query.confidence,
+            period=_period(start, end, ctx.zone),
+            integrity=query.integrity,
+            buckets=[
+                TrendBucket(
+                    **_value(
+                        tallies.get((b.index, None)) or self._empty(query.selection),
+                        query.kind,
+                        query.confidence,
+                        low_n,
+                    ).model_dump(),
+                    start=b.start,
+                    end=b.end,
+                )
+                for b in parts
+            ],
+        )
+
+    async def breakdown(self, session: AsyncSession, query: MetricQuery, by: str) -> Breakdown:
+        ctx = await self._context(session, query.selection.tenant_id)
+        start, end = self._resolve(query, ctx.zone)
+        tallies = await self._tally(
+            session, ctx, query, buckets(start, end, ctx.zone, None), group_by=by
+        )
+        groups = {group: tally for (_, group), tally in tallies.items()}
+        min_cell = ctx.settings.min_cell_n
+        kept, merged = merge_small_cells({k: t.histogram.n for k, t in groups.items()}, min_cell)
+        low_n = ctx.settings.low_sample_n
+        rows = [
+            BreakdownRow(
+                **_value(groups[key], query.kind, query.confidence, low_n).model_dump(), key=key
+            )
+            for key in kept
+        ]
+        if merged:
+            other = self._empty(query.selection)
+            for key in merged:
+                other.histogram = other.histogram.merged(groups[key].histogram)
+            rows.append(
+                BreakdownRow(
+                    **_value(other, query.kind, query.confidence, low_n).model_dump(),
+                    key=None,
+                    other=True,
+                    groups=len(merged),
+                )
+            )
+        return Breakdown(
+            kind=query.kind,
+            by=by,
+            scale_min=query.selection.scale_min,
+            scale_max=query.selection.scale_max,
+            confidence=query.confidence,
+            period=_period(start, end, ctx.zone),
+            integrity=query.integrity,
+            min_cell=min_cell,
+            rows=rows,
+        )
+
+    async def compare(
+        self,
+        session: AsyncSession,
+        a: MetricQuery,
+        b: MetricQuery,
+        *,
+        segments: tuple[str | None, str | None],
+        alpha: float,
+    ) -> Comparison:
+        ctx = await self._context(session, a.selection.tenant_id)
+        a_start, a_end = self._resolve(a, ctx.zone, ("a_from", "a_to"))
+        b_start, b_end = self._resolve(b, ctx.zone, ("b_from", "b_to"))
+        tally_a = await self._one(session, ctx, a, a_start, a_end)
+        tally_b = await self._one(session, ctx, b, b_start, b_end)
+        low_n = ctx.settings.low_sample_n
+        raw = measures.compare(
+            a.kind.value,
+            tally_a.histogram,
+            tally_b.histogram,
+            confidence=a.confidence,
+            alpha=alpha,
+        )
+        return Comparison(
+            kind=a.kind,
+            scale_min=a.selection.scale_min,
+            scale_max=a.selection.scale_max,
+            confidence=a.confidence,
+            integrity=a.integrity,
+            a=CompareSide(
+                period=_period(a_start, a_end, ctx.zone),
+                segment=segments[0],
+                metric=_value(tally_a, a.kind, a.confidence, low_n),
+            ),
+            b=CompareSide(
+                period=_period(b_start, b_end, ctx.zone),
+                segment=segments[1],
+                metric=_value(tally_b, b.kind, b.confidence, low_n),
+            ),
+            comparison=_comparison(raw, alpha),
+        )
+
+    async def summary(self, session: AsyncSession, query: MetricQuery, alpha: float) -> Summary:
+        ctx = await self._context(session, query.selection.tenant_id)
+        start, end = self._resolve(query, ctx.zone)
+        prev_start, prev_end = previous_period(start, end, ctx.zone)
+        low_n = ctx.settings.low_sample_n
+        items: dict[str, SummaryItem] = {}
+        for kind in (MetricKind.NPS, MetricKind.CSAT, MetricKind.CES):
+            low, high = FIXED_SCALES[kind]
+            selection = replace(query.selection, kind=kind.value, scale_min=low, scale_max=high)
+            kind_query = replace(query, selection=selection)
+            parts = [Bucket(0, prev_start, prev_end), Bucket(1, start, end)]
+            tallies = await self._tally(session, ctx, kind_query, parts)
+            previous = tallies.get((0, None)) or self._empty(selection)
+            current = tallies.get((1, None)) or self._empty(selection)
+            raw = measures.compare(
+                kind.value,
+                previous.histogram,
+                current.histogram,
+                confidence=query.confidence,
+                alpha=alpha,
+            )
+            items[kind.value] = SummaryItem(
+                current=_value(current, kind, query.confidence, low_n),
+                previous=_value(previous, kind, query.confidence, low_n),
+                change=_comparison(raw, alpha),
+            )
+        return Summary(
+            period=_period(start, end, ctx.zone),
+            previous_period=_period(prev_start, prev_end, ctx.zone),
+            confidence=query.confidence,
+            integrity=query.integrity,
+            **items,
+        )
+
+    async def schedule_rebuild(self, session: AsyncSession, tenant_id: UUID) -> None:
+        """Re-bucket the tenant's rollup (its time zone changed). Until it has run, metrics
+        are computed from raw rows in the new zone: correct, only slower."""
+        await job_service.enqueue(session, REBUILD_JOB, tenant_id=tenant_id)
+
+    async def fold(self, session: AsyncSession) -> int:
+        return await MetricRepository(session).fold()
+
+    async def rebuild(self, session: AsyncSession, tenant_id: UUID) -> bool:
+        return await MetricRepository(session).rebuild(tenant_id)
+
+
+def merge_small_cells(
+    sizes: dict[str | None, int], min_cell: int
+) -> tuple[list[str | None], list[str | None]]:
+    """Split groups into those shown (largest first) and those merged into "other", so
+    that no reported cell, "other" included, holds fewer than `min_cell` responses: groups
+    below the minimum are merged, and while "other" is itself too small the smallest shown
+    group joins it. Empty groups are dropped."""
+    ordered = sorted(
+        ((k, n) for k, n in sizes.items() if n > 0),
+        key=lambda item: (-item[1], item[0] is None, item[0] or ""),
+    )
+    kept = [k for k, n in ordered if n >= min_cell]
+    merged = [k for k, n in ordered if n < min_cell]
+    other = sum(sizes[k] for k in merged)
+    while merged and other < min_cell and kept:
+        smallest = kept.pop()
+        merged.append(smallest)
+        other += sizes[smallest]
+    return kept, merged
+
+
+metric = MetricService()

@@ -1,0 +1,488 @@
+"""The metrics endpoints against a brute-force count over the responses we stored.
+
+Each dataset is checked three ways where it matters: straight after ingest (rollup empty,
+everything in the delta log), after the worker's fold (rollup), and through the raw path
+(a filter the rollup does not hold) — all three must equal the brute force.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from feedback_api.metrics.measures import Histogram, measure
+from feedback_api.metrics.repository import MetricRepository
+from feedback_api.metrics.service import merge_small_cells
+from feedback_api.worker import TASKS
+from feedback_api.worker_context import JobContext
+from tests.fixtures.auth import TenantHandle, assert_problem
+
+SCALES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
+CHANNELS = ["app", "web", "email", "in_person"]
+TOUCHPOINTS = ["delivery", "support", None]
+SURVEYS = ["relationship", None]
+TAGS = ["late", "price", "staff"]
+AGENTS = ["agent-1", "agent-2", None]
+LOCATIONS = ["store-1", "store-2"]
+LANGUAGES = ["en", "zh-CN"]
+CUSTOMERS = [f"c-{i}" for i in range(12)]
+START = datetime(2026, 6, 1, tzinfo=UTC)
+Item = dict[str, Any]
+
+
+def make_items(rng: random.Random, count: int, days: int = 90) -> list[Item]:
+    items = []
+    for _ in range(count):
+        kind = rng.choice(["nps", "nps", "csat", "ces"])
+        low, high = SCALES[kind]
+        item: Item = {
+            "kind": kind,
+            "score": rng.randint(low, high),
+            "channel": rng.choice(CHANNELS),
+            "tags": rng.sample(TAGS, rng.randint(0, 2)),
+            "agent_ref": rng.choice(AGENTS),
+            "location_ref": rng.choice(LOCATIONS),
+            "language": rng.choice(LANGUAGES),
+            "customer": rng.choice([*CUSTOMERS, None]),
+            "occurred_at": (START + timedelta(seconds=rng.randint(0, days * 86400))).isoformat(),
+        }
+        for field, choices in (("touchpoint", TOUCHPOINTS), ("survey", SURVEYS)):
+            if (value := rng.choice(choices)) is not None:
+                item[field] = value
+        items.append({k: v for k, v in item.items() if v is not None})
+    return items
+
+
+async def seed(tenant: TenantHandle, items: list[Item]) -> list[str]:
+    ids: list[str] = []
+    for first in range(0, len(items), 1000):
+        response = await tenant.post(
+            "/v1/responses/batch", json={"items": items[first : first + 1000]}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["failed"] == 0, response.text
+        ids.extend(r["id"] for r in response.json()["items"])
+    return ids
+
+
+async def tiers(tenant: TenantHandle) -> dict[str, str]:
+    tier = {ref: ("gold" if i % 3 == 0 else "silver") for i, ref in enumerate(CUSTOMERS)}
+    for ref, value in tier.items():
+        response = await tenant.put(f"/v1/customers/{ref}", json={"attributes": {"tier": value}})
+        assert response.status_code in (200, 201), response.text
+    return tier
+
+
+def brute(
+    items: list[Item], kind: str, lo: datetime, hi: datetime, keep: Callable[[Item], bool]
+) -> Histogram:
+    low, high = SCALES[kind]
+    return Histogram.of(
+        low,
+        high,
+        (
+            i["score"]
+            for i in items
+            if i["kind"] == kind and lo <= datetime.fromisoformat(i["occurred_at"]) < hi and keep(i)
+        ),
+    )
+
+
+async def fold(tenant: TenantHandle) -> None:
+    repo = MetricRepository(tenant.session)
+    while await repo.fold():
+        pass
+    assert await repo.pending_deltas() == 0
+
+
+async def metric(tenant: TenantHandle, kind: str = "nps", **params: Any) -> dict[str, Any]:
+    response = await tenant.get(f"/v1/metrics/{kind}", params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def assert_matches(body: dict[str, Any], kind: str, expected: Histogram) -> None:
+    want = measure(kind, expected)
+    assert body["distribution"] == expected.counts
+    assert body["n"] == want.n
+    assert body["categories"] == want.categories
+    if want.value is None:
+        assert body["value"] is None
+    else:
+        assert body["value"] == pytest.approx(want.value)
+    if want.interval is None:
+        assert body["interval"] is None
+    else:
+        assert (body["interval"]["low"], body["interval"]["high"]) == pytest.approx(
+            (want.interval.low, want.interval.high)
+        )
+
+
+async def test_small_cells_are_merged_into_other(tenant: TenantHandle) -> None:
+    at = "2026-09-01T10:00:00Z"
+    sizes = {"store-1": 20, "store-2": 3, "store-3": 1, "store-4": 6}
+    items = [
+        {"kind": "nps", "score": 9, "channel": "crm", "location_ref": loc, "occurred_at": at}
+        for loc, n in sizes.items()
+        for _ in range(n)
+    ]
+    await seed(tenant, items)
+    params = {"from": "2026-09-01", "to": "2026-09-02", "by": "location_ref"}
+    rows = (await tenant.get("/v1/metrics/nps/breakdown", params=params)).json()["rows"]
+    # store-2 and store-3 (4 together) are too small even merged, so store-4 joins them
+    assert [(r["key"], r["n"], r["other"], r["groups"]) for r in rows] == [
+        ("store-1", 20, False, 1),
+        (None, 10, True, 3),
+    ]
+
+    # a bigger minimum merges more
+    await tenant.patch("/v1/tenant", json={"metrics_min_cell_n": 21})
+    rows = (await tenant.get("/v1/metrics/nps/breakdown", params=params)).json()["rows"]
+    assert [(r["key"], r["n"], r["groups"]) for r in rows] == [(None, 30, 4)]
+
+
+@pytest.mark.parametrize(
+    ("sizes", "kept", "merged"),
+    [
+        ({"a": 10, "b": 7}, ["a", "b"], []),
+        ({"a": 10, "b": 3, "c": 4}, ["a"], ["c", "b"]),
+        # other alone would be 2: the smallest kept group joins it
+        ({"a": 10, "b": 6, "c": 2}, ["a"], ["c", "b"]),
+        ({"a": 3}, [], ["a"]),
+        ({"a": 9, "b": 0}, ["a"], []),
+    ],
+)
+def test_merge_small_cells(
+    sizes: dict[str | None, int], kept: list[str], merged: list[str]
+) -> None:
+    assert merge_small_cells(sizes, 5) == (kept, merged)
+
+
+class TestTimeZones:
+    async def test_a_local_day_is_not_a_utc_day(self, tenant: TenantHandle) -> None:
+        await tenant.patch("/v1/tenant", json={"timezone": "Asia/Shanghai"})
+        await rebuild(tenant)
+        items = [
+            # 23:30 in Shanghai on the 1st is 15:30 UTC on the 1st
+            {
+                "kind": "nps",
+                "score": 10,
+                "channel": "crm",
+                "occurred_at": "2026-09-01T23:30:00+08:00",
+            },
+            # 00:30 in Shanghai on the 2nd is still the 1st in UTC
+            {"kind": "nps", "score": 0, "channel": "crm", "occurred_at": "2026-09-01T16:30:00Z"},
+        ]
+        await seed(tenant, items)
+        params = {"from": "2026-09-01", "to": "2026-09-03", "interval": "day"}
+        for _ in range(2):  # from the delta log, then from the rollup
+            buckets = (await tenant.get("/v1/metrics/nps/trend", params=params)).json()["buckets"]
+            assert [(b["start"], b["n"], b["value"]) for b in buckets] == [
+                ("2026-09-01T00:00:00+08:00", 1, 100.0),
+                ("2026-09-02T00:00:00+08:00", 1, -100.0),
+            ]
+            await fold(tenant)
+
+    async def test_dst_week_has_its_local_boundaries(self, tenant: TenantHandle) -> None:
+        await tenant.patch("/v1/tenant", json={"timezone": "Europe/Berlin"})
+        await rebuild(tenant)
+        # Clocks go back on Sunday 2026-10-25; a response late that Sunday is in that week.
+        items = [
+            {
+                "kind": "nps",
+                "score": 9,
+                "channel": "crm",
+                "occurred_at": "2026-10-25T23:30:00+01:00",
+            }
+        ]
+        await seed(tenant, items)
+        await fold(tenant)
+        params = {"from": "2026-10-19", "to": "2026-11-02", "interval": "week"}
+        buckets = (await tenant.get("/v1/metrics/nps/trend", params=params)).json()["buckets"]
+        assert [(b["start"], b["end"], b["n"]) for b in buckets] == [
+            ("2026-10-19T00:00:00+02:00", "2026-10-26T00:00:00+01:00", 1),
+            ("2026-10-26T00:00:00+01:00", "2026-11-02T00:00:00+01:00", 0),
+        ]
+
+    async def test_changing_the_time_zone_rebuckets(self, tenant: TenantHandle) -> None:
+        items = [
+            {"kind": "nps", "score": 10, "channel": "crm", "occurred_at": "2026-09-01T20:00:00Z"}
+        ]
+        await seed(tenant, items)
+        await fold(tenant)
+        params = {"from": "2026-09-01", "to": "2026-09-03", "interval": "day"}
+
+        def days(body: dict[str, Any]) -> list[int]:
+            return [b["n"] for b in body["buckets"]]
+
+        assert days((await tenant.get("/v1/metrics/nps/trend", params=params)).json()) == [1, 0]
+        await tenant.patch("/v1/tenant", json={"timezone": "Asia/Tokyo"})
+        # before the rebuild job has run: raw rows, already in the new zone
+        assert days((await tenant.get("/v1/metrics/nps/trend", params=params)).json()) == [0, 1]
+        await rebuild(tenant)
+        assert days((await tenant.get("/v1/metrics/nps/trend", params=params)).json()) == [0, 1]
+        state = await tenant.session.scalar(
+            text("SELECT timezone FROM metric_rollup_state WHERE tenant_id = :t"),
+            {"t": tenant.id},
+        )
+        assert state == "Asia/Tokyo"
+
+
+async def rebuild(tenant: TenantHandle) -> None:
+    """Run the rebuild job the time zone change queued."""
+    from feedback_api.models import Job
+
+    job = Job(kind="metrics.rebuild", tenant_id=tenant.id, payload={})
+    await TASKS["metrics.rebuild"](JobContext(job=job, session=tenant.session, settings=None))  # type: ignore[arg-type]
+
+
+class TestRollupStaysExact:
+    async def test_backdated_deleted_and_erased(self, tenant: TenantHandle) -> None:
+        items = make_items(random.Random(3), 300)
+        ids = await seed(tenant, items)
+        await fold(tenant)
+        # a late, backdated import into a day the rollup already holds
+        late = make_items(random.Random(4), 50)
+        ids += await seed(tenant, late)
+        items += late
+        # deletions
+        for index in range(0, 40, 4):
+            assert (await tenant.delete(f"/v1/responses/{ids[index]}")).status_code == 204
+        gone = set(range(0, 40, 4))
+        # an erasure: the customer's responses stay in the numbers, anonymised
+        assert (await tenant.delete("/v1/customers/c-1")).status_code == 204
+        remaining = [i for n, i in enumerate(items) if n not in gone]
+        for _ in range(2):
+            for kind in SCALES:
+                expected = brute(remaining, kind, START, START + timedelta(days=91), lambda i: True)
+                body = await metric(tenant, kind, **{"from": "2026-06-01", "to": "2026-09-01"})
+                assert_matches(body, kind, expected)
+            await fold(tenant)
+        rollup_total = await tenant.session.scalar(
+            text(
+                "SELECT sum(c) FROM metric_rollups r, unnest(r.counts) c "
+                "WHERE r.tenant_id = :t AND r.grain = 'day'"
+            ),
+            {"t": tenant.id},
+        )
+        assert rollup_total == len(remaining)
+        # each grain holds the same total
+        for grain in ("week", "month"):
+            total = await tenant.session.scalar(
+                text(
+                    "SELECT sum(c) FROM metric_rollups r, unnest(r.counts) c "
+                    "WHERE r.tenant_id = :t AND r.grain = :g"
+                ),
+                {"t": tenant.id, "g": grain},
+            )
+            assert total == len(remaining)
+
+    async def test_erased_customers_leave_attribute_filters(self, tenant: TenantHandle) -> None:
+        await tenant.put("/v1/customers/c-9", json={"attributes": {"tier": "gold"}})
+        at = "2026-09-01T10:00:00Z"
+        await seed(
+            tenant,
+            [{"kind": "nps", "score": 2, "channel": "crm", "customer": "c-9", "occurred_at": at}],
+        )
+        period = {"from": "2026-09-01", "to": "2026-09-02"}
+        assert (await metric(tenant, **period, **{"attr.tier": "gold"}))["n"] == 1
+        await tenant.delete("/v1/customers/c-9")
+        assert (await metric(tenant, **period, **{"attr.tier": "gold"}))["n"] == 0
+        assert (await metric(tenant, **period))["n"] == 1
+
+
+class TestIntegrityAndVerified:
+    async def test_excluded_and_verified(self, tenant: TenantHandle) -> None:
+        at = "2026-09-01T10:00:00Z"
+        items = [
+            {"kind": "nps", "score": s, "channel": "crm", "occurred_at": at}
+            for s in (10, 10, 0, 0, 5)
+        ]
+        ids = await seed(tenant, items)
+        await tenant.session.execute(
+            text("UPDATE responses SET excluded = true WHERE id = ANY(:ids)"),
+            {"ids": [ids[0], ids[1]]},
+        )
+        await tenant.session.execute(
+            text("UPDATE responses SET verified = true WHERE id = ANY(:ids)"),
+            {"ids": [ids[1], ids[2]]},
+        )
+        period = {"from": "2026-09-01", "to": "2026-09-02"}
+        for _ in range(2):
+            valid = await metric(tenant, **period)
+            assert (valid["n"], valid["excluded"], valid["value"]) == (3, 2, -100.0)
+            everything = await metric(tenant, **period, integrity="all")
+            assert (everything["n"], everything["excluded"]) == (5, 2)
+            verified = await metric(tenant, **period, verified="true")
+            assert (verified["n"], verified["excluded"]) == (1, 1)
+            await fold(tenant)
+
+
+class TestCompareAndSummary:
+    async def test_two_periods(self, tenant: TenantHandle) -> None:
+        before = [9] * 90 + [7] * 60 + [3] * 50  # the reference before/after vectors
+        after = [10] * 121 + [8] * 55 + [0] * 44
+        items = [
+            {"kind": "nps", "score": s, "channel": "crm", "occurred_at": "2026-08-15T10:00:00Z"}
+            for s in before
+        ] + [
+            {"kind": "nps", "score": s, "channel": "web", "occurred_at": "2026-09-15T10:00:00Z"}
+            for s in after
+        ]
+        await seed(tenant, items)
+        params = {
+            "a_from": "2026-08-01",
+            "a_to": "2026-09-01",
+            "b_from": "2026-09-01",
+            "b_to": "2026-10-01",
+        }
+        body = (await tenant.get("/v1/metrics/nps/compare", params=params)).json()
+        assert (body["a"]["metric"]["n"], body["b"]["metric"]["n"]) == (200, 220)
+        result = body["comparison"]
+        assert result["test"] == "z"
+        assert result["delta"] == pytest.approx(15.0)
+        assert result["p_value"] == pytest.approx(0.0558, abs=1e-4)
+        assert result["significant"] is False
+        # the same data as two segments of one period
+        params = {
+            "from": "2026-08-01",
+            "to": "2026-10-01",
+            "a_segment": "channel:crm",
+            "b_segment": "channel:web",
+            "alpha": "0.1",
+        }
+        body = (await tenant.get("/v1/metrics/nps/compare", params=params)).json()
+        assert body["comparison"]["delta"] == pytest.approx(15.0)
+        assert body["comparison"]["significant"] is True  # at alpha 0.1
+        assert body["a"]["segment"] == "channel:crm"
+
+    async def test_summary_against_the_previous_period(self, tenant: TenantHandle) -> None:
+        items = [
+            {"kind": "csat", "score": s, "channel": "crm", "occurred_at": at}
+            for s, at in [(5, "2026-08-20T10:00:00Z")] * 40 + [(1, "2026-09-10T10:00:00Z")] * 40
+        ]
+        await seed(tenant, items)
+        body = (
+            await tenant.get(
+                "/v1/metrics/summary", params={"from": "2026-09-01", "to": "2026-10-01"}
+            )
+        ).json()
+        assert body["previous_period"]["from"] == "2026-08-02T00:00:00Z"
+        assert body["previous_period"]["to"] == "2026-09-01T00:00:00Z"
+        csat = body["csat"]
+        assert (csat["current"]["value"], csat["previous"]["value"]) == (0.0, 100.0)
+        assert csat["change"]["delta"] == pytest.approx(-100.0)
+        assert csat["change"]["significant"] is True
+        assert body["nps"]["change"] is None  # no NPS responses in either period
+
+    async def test_defaults_to_the_last_30_days(self, tenant: TenantHandle) -> None:
+        now = datetime.now(UTC)
+        items = [
+            {"kind": "nps", "score": 9, "channel": "crm", "occurred_at": now.isoformat()},
+            {
+                "kind": "nps",
+                "score": 9,
+                "channel": "crm",
+                "occurred_at": (now - timedelta(days=31)).isoformat(),
+            },
+        ]
+        await seed(tenant, items)
+        body = await metric(tenant)
+        assert body["n"] == 1
+        period_from = datetime.fromisoformat(body["period"]["from"])
+        period_to = datetime.fromisoformat(body["period"]["to"])
+        assert period_to - period_from == timedelta(days=30)
+        assert period_from < now < period_to
+        assert body["low_sample"] is True
+
+    async def test_low_sample_threshold_is_the_tenants(self, tenant: TenantHandle) -> None:
+        at = "2026-09-01T10:00:00Z"
+        await seed(tenant, [{"kind": "nps", "score": 9, "channel": "crm", "occurred_at": at}] * 12)
+        period = {"from": "2026-09-01", "to": "2026-09-02"}
+        assert (await metric(tenant, **period))["low_sample"] is True
+        response = await tenant.patch("/v1/tenant", json={"metrics_low_sample_n": 10})
+        assert response.json()["metrics_low_sample_n"] == 10
+        assert (await metric(tenant, **period))["low_sample"] is False
+
+    async def test_rating_and_needed_n(self, tenant: TenantHandle) -> None:
+        at = "2026-09-01T10:00:00Z"
+        items = [
+            {
+                "kind": "rating",
+                "score": s,
+                "scale_min": 1,
+                "scale_max": 10,
+                "channel": "crm",
+                "occurred_at": at,
+            }
+            for s in (10, 10, 7, 3)
+        ]
+        await seed(tenant, items)
+        period = {"from": "2026-09-01", "to": "2026-09-02"}
+        body = await metric(tenant, "rating", **period, scale_min=1, scale_max=10, target_margin=1)
+        assert body["value"] == pytest.approx(7.5)
+        assert body["share"]["count"] == 2
+        assert body["needed_n"] > 4
+
+
+class TestBadInput:
+    @pytest.mark.parametrize(
+        ("url", "params"),
+        [
+            ("/v1/metrics/nps", {"from": "2026-09-02", "to": "2026-09-01"}),
+            ("/v1/metrics/nps", {"from": "yesterday"}),
+            ("/v1/metrics/nps", {"confidence": "1.5"}),
+            ("/v1/metrics/nps", {"channel": "carrier-pigeon"}),
+            ("/v1/metrics/nps", {"attr.bad name": "x"}),
+            ("/v1/metrics/nps", {"scale_min": 1, "scale_max": 5}),
+            ("/v1/metrics/rating", {}),
+            ("/v1/metrics/nope", {}),
+            ("/v1/metrics/nps/trend", {"interval": "hour"}),
+            (
+                "/v1/metrics/nps/trend",
+                {"from": "2020-01-01", "to": "2026-01-01", "interval": "day"},
+            ),
+            ("/v1/metrics/nps/breakdown", {}),
+            ("/v1/metrics/nps/breakdown", {"by": "comment"}),
+            ("/v1/metrics/nps/compare", {}),
+            ("/v1/metrics/nps/compare", {"a_segment": "channel"}),
+            ("/v1/metrics/nps/compare", {"a_segment": "channel:fax", "b_segment": "channel:web"}),
+            ("/v1/metrics/nps/compare", {"channel": "app", "a_segment": "channel:web"}),
+            ("/v1/metrics/summary", {"alpha": "0.7"}),
+        ],
+    )
+    async def test_is_a_422_problem(
+        self, tenant: TenantHandle, url: str, params: dict[str, Any]
+    ) -> None:
+        response = await tenant.get(url, params=params)
+        assert_problem(response, 422, response.json()["code"])
+        assert response.json()["code"] in ("validation_error",)
+
+
+async def test_tenants_see_only_their_own_numbers(
+    tenant: TenantHandle, other_tenant: TenantHandle
+) -> None:
+    at = "2026-09-01T10:00:00Z"
+    await seed(other_tenant, [{"kind": "nps", "score": 0, "channel": "crm", "occurred_at": at}] * 7)
+    await seed(tenant, [{"kind": "nps", "score": 10, "channel": "crm", "occurred_at": at}] * 3)
+    period = {"from": "2026-09-01", "to": "2026-09-02"}
+    for _ in range(2):
+        assert (await metric(tenant, **period))["distribution"][10] == 3
+        assert (await metric(tenant, **period))["n"] == 3
+        trend = (
+            await tenant.get("/v1/metrics/nps/trend", params={**period, "interval": "day"})
+        ).json()
+        assert trend["buckets"][0]["n"] == 3
+        rows = (
+            await tenant.get("/v1/metrics/nps/breakdown", params={**period, "by": "channel"})
+        ).json()["rows"]
+        assert [r["n"] for r in rows] == [3]
+        summary = (await tenant.get("/v1/metrics/summary", params=period)).json()
+        assert summary["nps"]["current"]["n"] == 3
+        await fold(tenant)
