@@ -7,6 +7,9 @@ everything in the delta log), after the worker's fold (rollup), and through the 
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -21,6 +24,7 @@ from feedback_api.metrics.service import merge_small_cells
 from feedback_api.worker import TASKS
 from feedback_api.worker_context import JobContext
 from tests.fixtures.auth import TenantHandle, assert_problem
+from tests.fixtures.live import Live
 
 SCALES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
 CHANNELS = ["app", "web", "email", "in_person"]
@@ -486,3 +490,64 @@ async def test_tenants_see_only_their_own_numbers(
         summary = (await tenant.get("/v1/metrics/summary", params=period)).json()
         assert summary["nps"]["current"]["n"] == 3
         await fold(tenant)
+
+
+class TestExport:
+    async def test_ndjson_and_csv_stream_everything_matching(self, live: Live) -> None:
+        items = [
+            {
+                "kind": "nps",
+                "score": n % 11,
+                "channel": "crm",
+                "comment": '=HYPERLINK("x")',
+                "tags": ["a", "b"],
+                "occurred_at": f"2026-09-01T{n // 60:02d}:{n % 60:02d}:00Z",
+            }
+            for n in range(1400)
+        ]
+        for first in range(0, len(items), 1000):
+            response = await live.client.post(
+                "/v1/responses/batch",
+                json={"items": items[first : first + 1000]},
+                headers=live.headers,
+            )
+            assert response.json()["created"] == len(items[first : first + 1000])
+        params = {"from": "2026-09-01T00:00:00Z", "to": "2026-09-02T00:00:00Z"}
+        async with live.client.stream(
+            "GET", "/v1/responses/export", params=params, headers=live.headers
+        ) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "application/x-ndjson"
+            lines = [json.loads(line) async for line in response.aiter_lines() if line]
+        assert len(lines) == len(items)  # two pages of 1,000, nothing lost or repeated
+        assert len({r["id"] for r in lines}) == len(items)
+        assert [r["occurred_at"] for r in lines] == sorted(r["occurred_at"] for r in lines)
+        assert lines[0]["comment"] == '=HYPERLINK("x")'  # NDJSON carries text as is
+
+        expected = [i for i in items if int(str(i["score"])) >= 9]
+        response = await live.client.get(
+            "/v1/responses/export",
+            params={**params, "score_min": "9", "format": "csv"},
+            headers=live.headers,
+        )
+        assert response.headers["content-type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO(response.text)))
+        assert len(rows) == len(expected)
+        assert rows[0]["comment"] == '\'=HYPERLINK("x")'  # defused for spreadsheets
+        assert rows[0]["tags"] == "a;b"
+        assert rows[0]["kind"] == "nps"
+
+    async def test_another_tenants_rows_never_appear(self, live: Live, other_live: Live) -> None:
+        item = {"kind": "nps", "score": 3, "channel": "crm"}
+        await other_live.client.post("/v1/responses", json=item, headers=other_live.headers)
+        response = await live.client.get("/v1/responses/export", headers=live.headers)
+        assert response.status_code == 200
+        assert response.text == ""
+        response = await live.client.get(
+            "/v1/responses/export", params={"format": "csv"}, headers=live.headers
+        )
+        assert response.text.count("\r\n") == 1  # the header only
+
+    async def test_bad_format_is_a_422(self, tenant: TenantHandle) -> None:
+        response = await tenant.get("/v1/responses/export", params={"format": "xlsx"})
+        assert_problem(response, 422, "validation_error")

@@ -8,7 +8,9 @@ import random
 
 from sqlalchemy import text
 
+from feedback_api.config import Settings
 from feedback_api.metrics.repository import MetricRepository
+from feedback_api.worker import Worker
 from tests.fixtures.live import Live
 from tests.test_metrics_api import make_items
 
@@ -67,3 +69,26 @@ async def test_concurrent_inserts_and_folds_lose_nothing(live: Live) -> None:
         ).all()
     assert sum(n for _, _, n in raw) == WRITERS * BATCHES * 20
     assert {(k, s): n for k, s, n in raw} == {(k, s): n for k, s, n in rolled}
+
+
+async def test_the_worker_folds_new_responses(live: Live, settings: Settings) -> None:
+    response = await live.client.post(
+        "/v1/responses", json={"kind": "ces", "score": 6, "channel": "crm"}, headers=live.headers
+    )
+    assert response.status_code == 201
+    count = "SELECT count(*) FROM metric_deltas WHERE tenant_id = :t"
+    async with live.sessionmaker() as session:
+        assert await session.scalar(text(count), {"t": live.tenant_id}) == 1
+    worker = Worker(live.sessionmaker, settings, periodic=())
+    async with asyncio.timeout(10):
+        await worker.run_until_idle()
+    async with live.sessionmaker() as session:
+        assert await session.scalar(text(count), {"t": live.tenant_id}) == 0
+        folded = await session.scalar(
+            text(
+                "SELECT counts FROM metric_rollups WHERE tenant_id = :t AND grain = 'day' "
+                "AND kind = 'ces'"
+            ),
+            {"t": live.tenant_id},
+        )
+    assert folded == [0, 0, 0, 0, 0, 1, 0]

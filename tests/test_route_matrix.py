@@ -35,6 +35,7 @@ ROUTES: dict[str, str | None] = {
     "PUT /v1/customers/{external_ref}": "customers:write",
     "DELETE /v1/customers/{external_ref}": "customers:write",
     "GET /v1/responses": "responses:read",
+    "GET /v1/responses/export": "responses:read",
     "GET /v1/responses/{response_id}": "responses:read",
     "POST /v1/responses": "responses:write",
     "POST /v1/responses/batch": "responses:write",

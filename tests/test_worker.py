@@ -58,7 +58,8 @@ async def jobs_left(sessions: Sessions) -> list[Job]:
 
 
 def worker(sessions: Sessions, settings: Settings, tasks: dict[str, Task], **kw: object) -> Worker:
-    return Worker(sessions, settings, tasks=tasks, periodic=(), **kw)  # type: ignore[arg-type]
+    # No tickers: these tests are about jobs, and tickers only slow each tick down.
+    return Worker(sessions, settings, tasks=tasks, periodic=(), tickers=(), **kw)  # type: ignore[arg-type]
 
 
 class TestRunningJobs:

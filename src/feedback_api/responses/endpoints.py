@@ -5,7 +5,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import AwareDatetime
 
 from feedback_api.auth.context import AuthContext
@@ -16,9 +16,11 @@ from feedback_api.idempotency.dependencies import IdempotencyKeyHeader, run_idem
 from feedback_api.kit.params import Cursor, Limit, parse_cursor
 from feedback_api.kit.schemas import Page, problem_responses
 from feedback_api.responses.schemas import (
+    EXPORT_MEDIA_TYPES,
     BatchRequest,
     BatchResult,
     Channel,
+    ExportFormat,
     Kind,
     ResponseCreate,
     ResponseFilters,
@@ -119,10 +121,7 @@ async def create_responses_batch(
     )
 
 
-@router.get("", responses=problem_responses(403))
-async def list_responses(
-    session: SessionDep,
-    auth: ResponsesRead,
+def response_filters(
     kind: Kind | None = None,
     channel: Channel | None = None,
     touchpoint: Annotated[str | None, Query(max_length=100)] = None,
@@ -138,11 +137,8 @@ async def list_responses(
         AwareDatetime | None, Query(alias="to", description="Exclusive, on `occurred_at`.")
     ] = None,
     has_comment: bool | None = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
-) -> Page[ResponseRead]:
-    """List responses, most recent `occurred_at` first, with filters."""
-    filters = ResponseFilters(
+) -> ResponseFilters:
+    return ResponseFilters(
         kind=kind.value if kind else None,
         channel=channel.value if channel else None,
         touchpoint=touchpoint,
@@ -155,11 +151,57 @@ async def list_responses(
         occurred_to=occurred_to,
         has_comment=has_comment,
     )
+
+
+FiltersDep = Annotated[ResponseFilters, Depends(response_filters)]
+
+
+@router.get("", responses=problem_responses(403))
+async def list_responses(
+    session: SessionDep,
+    auth: ResponsesRead,
+    filters: FiltersDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[ResponseRead]:
+    """List responses, most recent `occurred_at` first, with filters."""
     after = parse_cursor(cursor, datetime, UUID)
     items, next_cursor = await response_service.list_page(
         session, auth.tenant_id, filters, limit=limit, after=after
     )
     return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "One response per line (NDJSON) or per row (CSV), oldest first.",
+            "content": {"application/x-ndjson": {}, "text/csv": {}},
+        },
+        **problem_responses(403),
+    },
+)
+async def export_responses(
+    request: Request,
+    auth: ResponsesRead,
+    filters: FiltersDep,
+    export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.NDJSON,
+) -> StreamingResponse:
+    """Every response matching the filters (those of `GET /v1/responses`), streamed oldest
+    first for BI tools and warehouses. Memory stays flat at any size: rows are read in
+    pages of 1,000, each in its own short transaction, so a long export holds no snapshot
+    open; responses written meanwhile may or may not appear. CSV text cells that start
+    with `=`, `+`, `-`, `@` get a leading `'` so spreadsheets do not run them as formulas."""
+    sessionmaker = request.app.state.sessionmaker
+    body = response_service.export(sessionmaker, auth.tenant_id, filters, export_format)
+    extension = export_format.value
+    return StreamingResponse(
+        body,
+        media_type=EXPORT_MEDIA_TYPES[export_format],
+        headers={"Content-Disposition": f'attachment; filename="responses.{extension}"'},
+    )
 
 
 @router.get("/{response_id}", responses=problem_responses(403, 404))

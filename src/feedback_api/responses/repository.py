@@ -98,16 +98,8 @@ class ResponseRepository:
         rows = (await self.session.execute(stmt)).all()
         return {row[0].external_id: row for row in rows if row[0].external_id is not None}
 
-    async def list_page(
-        self,
-        tenant_id: UUID,
-        filters: ResponseFilters,
-        *,
-        limit: int,
-        after: tuple[datetime, UUID] | None,
-    ) -> Sequence[ResponseRow]:
+    def _filtered(self, tenant_id: UUID, f: ResponseFilters) -> Select[Response, str | None]:
         stmt = self._select(tenant_id)
-        f = filters
         if f.kind is not None:
             stmt = stmt.where(Response.kind == f.kind)
         if f.channel is not None:
@@ -131,9 +123,36 @@ class ResponseRepository:
         if f.has_comment is not None:
             has = Response.comment.is_not(None) & (Response.comment != "")
             stmt = stmt.where(has if f.has_comment else ~has)
+        return stmt
+
+    async def list_page(
+        self,
+        tenant_id: UUID,
+        filters: ResponseFilters,
+        *,
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+    ) -> Sequence[ResponseRow]:
+        """Newest first, after the keyset cursor."""
+        stmt = self._filtered(tenant_id, filters)
         if after is not None:
             stmt = stmt.where(tuple_(Response.occurred_at, Response.id) < tuple_(*after))
         stmt = stmt.order_by(Response.occurred_at.desc(), Response.id.desc()).limit(limit)
+        return (await self.session.execute(stmt)).all()
+
+    async def export_page(
+        self,
+        tenant_id: UUID,
+        filters: ResponseFilters,
+        *,
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+    ) -> Sequence[ResponseRow]:
+        """Oldest first, after the keyset cursor."""
+        stmt = self._filtered(tenant_id, filters)
+        if after is not None:
+            stmt = stmt.where(tuple_(Response.occurred_at, Response.id) > tuple_(*after))
+        stmt = stmt.order_by(Response.occurred_at, Response.id).limit(limit)
         return (await self.session.execute(stmt)).all()
 
     async def update(

@@ -147,9 +147,22 @@ class ResponseRead(BaseModel):
     language: str | None
     attributes: dict[str, Any]
     external_id: str | None
+    verified: bool = Field(description="Came through a signed invitation or a trusted integration.")
+    excluded: bool = Field(description="Kept out of the metrics by an integrity decision.")
     occurred_at: datetime
     received_at: datetime
     updated_at: datetime
+
+
+class ExportFormat(StrEnum):
+    NDJSON = "ndjson"
+    CSV = "csv"
+
+
+EXPORT_MEDIA_TYPES = {
+    ExportFormat.NDJSON: "application/x-ndjson",
+    ExportFormat.CSV: "text/csv; charset=utf-8",
+}
 
 
 class BatchRequest(InputSchema):

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
+import csv
+import io
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from feedback_api.audit.service import audit as audit_service
 from feedback_api.auth.context import AuthContext
@@ -33,11 +35,55 @@ from feedback_api.responses.schemas import (
     BatchItemResult,
     BatchResult,
     Channel,
+    ExportFormat,
     ItemError,
     ResponseCreate,
     ResponseFilters,
     ResponseRead,
 )
+
+EXPORT_PAGE = 1000
+CSV_COLUMNS = tuple(ResponseRead.model_fields)
+# Cells a spreadsheet would run as a formula (OWASP "CSV injection").
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _ndjson_line(read: ResponseRead) -> bytes:
+    return read.model_dump_json().encode() + b"\n"
+
+
+def _csv_header() -> bytes:
+    return _csv_encode(list(CSV_COLUMNS))
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    text: str
+    if isinstance(value, list):
+        text = ";".join(value)
+    elif isinstance(value, dict):
+        text = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, str):
+        text = value
+    else:
+        return str(value)
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def _csv_encode(cells: list[str]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(cells)
+    return buffer.getvalue().encode()
+
+
+def _csv_line(read: ResponseRead) -> bytes:
+    return _csv_encode([_csv_cell(getattr(read, column)) for column in CSV_COLUMNS])
+
 
 PUBLISHABLE_CHANNELS = frozenset({Channel.APP, Channel.WEB})
 PUBLISHABLE_FORBIDDEN_FIELDS = (
@@ -77,6 +123,8 @@ def to_read(response: Response, customer_ref: str | None) -> ResponseRead:
         language=response.language,
         attributes=response.attributes,
         external_id=response.external_id,
+        verified=response.verified,
+        excluded=response.excluded,
         occurred_at=response.occurred_at,
         received_at=response.received_at,
         updated_at=response.updated_at,
@@ -101,6 +149,8 @@ def _new_read(row: NewResponse, item: ResponseCreate) -> ResponseRead:
         language=item.language,
         attributes=item.attributes,
         external_id=item.external_id,
+        verified=False,
+        excluded=False,
         occurred_at=row.occurred_at,
         received_at=row.received_at,
         updated_at=row.received_at,
@@ -294,6 +344,31 @@ class ResponseService:
             duplicates=sum(r.status == 200 for r in ordered),
             failed=sum(r.status >= 400 for r in ordered),
         )
+
+    async def export(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        tenant_id: UUID,
+        filters: ResponseFilters,
+        export_format: ExportFormat,
+    ) -> AsyncIterator[bytes]:
+        """The export's body, page by page (see the endpoint)."""
+        encode = _csv_line if export_format is ExportFormat.CSV else _ndjson_line
+        if export_format is ExportFormat.CSV:
+            yield _csv_header()
+        after: tuple[datetime, UUID] | None = None
+        while True:
+            async with sessionmaker() as session:
+                rows = await ResponseRepository(session).export_page(
+                    tenant_id, filters, limit=EXPORT_PAGE, after=after
+                )
+            if not rows:
+                return
+            yield b"".join(encode(row_to_read(row)) for row in rows)
+            if len(rows) < EXPORT_PAGE:
+                return
+            last = rows[-1][0]
+            after = (last.occurred_at, last.id)
 
     async def get(self, session: AsyncSession, tenant_id: UUID, response_id: UUID) -> ResponseRead:
         row = await ResponseRepository(session).get(tenant_id, response_id)
