@@ -7,7 +7,7 @@ HASH := $(shell $(PYTHON) -c "import hashlib,sys;print(hashlib.sha1(open('pyproj
 RUN_STAMP := $(VENV)/.run-$(HASH)
 DEV_STAMP := $(VENV)/.dev-$(HASH)
 
-.PHONY: run test lint openapi bench bench-webhooks fuzz clean
+.PHONY: run test lint openapi bench bench-metrics bench-webhooks fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ openapi: $(RUN_STAMP)
 ## bench: measure ingest (see docs/benchmarks.md)
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/ingest.py $(ARGS)
+
+## bench-metrics: ten million responses, metrics through the API vs raw SQL (docs/benchmarks.md)
+bench-metrics: $(DEV_STAMP)
+	$(BIN)/python bench/metrics.py $(ARGS)
 
 ## bench-webhooks: delivery throughput and lag (see docs/benchmarks.md)
 bench-webhooks: $(DEV_STAMP)
