@@ -11,7 +11,7 @@ from typing import TypeVar
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -20,6 +20,7 @@ from feedback_api.models import Base
 from tests.fixtures.database import create_database, drop_database
 
 T = TypeVar("T")
+TENANT = uuid.UUID("00000000-0000-7000-8000-000000000001")
 
 
 @pytest.fixture
@@ -75,3 +76,38 @@ class TestMigrations:
         outputs = [replica.communicate(timeout=120)[0].decode() for replica in replicas]
         assert [r.returncode for r in replicas] == [0, 0, 0], outputs
         assert _inspect(empty_database, _diff) == []
+
+    def test_metrics_migration_counts_existing_responses(self, empty_database: str) -> None:
+        """Responses stored before the rollup existed are in the numbers after the upgrade."""
+        upgrade(empty_database, "0004")
+
+        async def seed_and_read() -> tuple[int, str | None]:
+            engine = create_async_engine(empty_database)
+            try:
+                async with engine.begin() as conn:
+                    await conn.execute(
+                        text(
+                            "INSERT INTO tenants (id, name, slug, timezone, created_at, "
+                            "updated_at) VALUES (:t, 'Old', 'old', 'Asia/Tokyo', now(), now())"
+                        ),
+                        {"t": TENANT},
+                    )
+                    for score, deleted in ((9, False), (3, False), (5, True)):
+                        await conn.execute(
+                            text(
+                                "INSERT INTO responses (tenant_id, id, kind, score, scale_min, "
+                                "scale_max, channel, request_hash, occurred_at, deleted_at) "
+                                "VALUES (:t, :id, 'nps', :s, 0, 10, 'crm', 'h', now(), "
+                                "CASE WHEN :d THEN now() END)"
+                            ),
+                            {"t": TENANT, "id": uuid.uuid4(), "s": score, "d": deleted},
+                        )
+                await asyncio.to_thread(upgrade, empty_database)
+                async with engine.connect() as conn:
+                    deltas = await conn.scalar(text("SELECT sum(sign) FROM metric_deltas"))
+                    zone = await conn.scalar(text("SELECT timezone FROM metric_rollup_state"))
+                return int(deltas or 0), zone
+            finally:
+                await engine.dispose()
+
+        assert asyncio.run(seed_and_read()) == (2, "Asia/Tokyo")
