@@ -183,6 +183,30 @@ async def rebuild(db_url: str, tenant: uuid.UUID) -> float:
     return elapsed
 
 
+async def _existing_tenant(dsn: str) -> uuid.UUID:
+    conn = await asyncpg.connect(dsn)
+    try:
+        tenant: uuid.UUID = await conn.fetchval("SELECT id FROM tenants WHERE name = 'Bench'")
+    finally:
+        await conn.close()
+    return tenant
+
+
+async def _fold(db_url: str) -> float:
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+    from feedback_api.metrics.repository import MetricRepository
+
+    engine = create_async_engine(db_url)
+    started = time.perf_counter()
+    async with AsyncSession(engine) as session:
+        while await MetricRepository(session).fold():
+            await session.commit()
+        await session.commit()
+    await engine.dispose()
+    return time.perf_counter() - started
+
+
 def _local(days_before_end: int) -> str:
     return (END - timedelta(days=days_before_end)).date().isoformat()
 
@@ -296,6 +320,13 @@ CREATE TRIGGER bench_count AFTER INSERT ON responses FOR EACH ROW EXECUTE FUNCTI
 """
 
 
+NO_HOT_ROW = """
+DROP TRIGGER IF EXISTS bench_count ON responses;
+DROP FUNCTION IF EXISTS bench_count();
+DROP TABLE IF EXISTS bench_counters;
+"""
+
+
 async def _sql(dsn: str, statement: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
@@ -310,6 +341,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--runs", type=int, default=RUNS)
     parser.add_argument("--seconds", type=int, default=15, help="per ingest run")
+    parser.add_argument(
+        "--reuse", action="store_true", help="query the data an earlier run loaded (no load)"
+    )
     opts = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -328,43 +362,71 @@ def main() -> None:
         finally:
             await conn.close()
 
-    asyncio.run(recreate())
     url = make_url(server).set(database=name)
     db_url = url.render_as_string(False)
     dsn = url.set(drivername="postgresql").render_as_string(False)
-    upgrade(db_url)
     env = {**os.environ, "FEEDBACK_DATABASE_URL": db_url, "PYTHONPATH": str(ROOT / "src")}
-    created = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "feedback_api",
-            "tenant",
-            "create",
-            "--name",
-            "Bench",
-            "--timezone",
-            TIMEZONE,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    tenant_info: dict[str, Any] = json.loads(created.stdout)
-    key = tenant_info["api_key"]["secret"]
-    tenant = uuid.UUID(tenant_info["tenant"]["id"])
-
-    print(f"loading {opts.rows:,} responses …", file=sys.stderr)
-    timings = asyncio.run(load(dsn, tenant, opts.rows))
-    timings["rollup_rebuild_s"] = asyncio.run(rebuild(db_url, tenant))
+    timings: dict[str, float] = {}
+    if opts.reuse:  # the data of an earlier run: migrate, fold what ingest left, new key
+        upgrade(db_url)
+        tenant = asyncio.run(_existing_tenant(dsn))
+        timings["fold_s"] = asyncio.run(_fold(db_url))
+        created = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "feedback_api",
+                "key",
+                "create",
+                "--tenant",
+                str(tenant),
+                "--name",
+                "bench",
+                "--scope",
+                "metrics:read",
+                "--scope",
+                "responses:write",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        key = json.loads(created.stdout)["secret"]
+    else:
+        asyncio.run(recreate())
+        upgrade(db_url)
+        created = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "feedback_api",
+                "tenant",
+                "create",
+                "--name",
+                "Bench",
+                "--timezone",
+                TIMEZONE,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        tenant_info: dict[str, Any] = json.loads(created.stdout)
+        key = tenant_info["api_key"]["secret"]
+        tenant = uuid.UUID(tenant_info["tenant"]["id"])
+        print(f"loading {opts.rows:,} responses …", file=sys.stderr)
+        timings = asyncio.run(load(dsn, tenant, opts.rows))
+        timings["rollup_rebuild_s"] = asyncio.run(rebuild(db_url, tenant))
 
     async def sizes() -> dict[str, Any]:
         conn = await asyncpg.connect(dsn)
         try:
             return dict(
                 await conn.fetchrow(
-                    "SELECT (SELECT count(*) FROM metric_rollups) AS rollup_rows, "
+                    "SELECT (SELECT count(*) FROM responses) AS responses, "
+                    "(SELECT count(*) FROM metric_rollups) AS rollup_rows, "
                     "pg_size_pretty(pg_total_relation_size('metric_rollups')) AS rollup_size, "
                     "pg_size_pretty(pg_total_relation_size('responses')) AS responses_size"
                 )
@@ -404,13 +466,16 @@ def main() -> None:
     variants = [
         ("rollup maintained (delta log), as shipped", "", ""),
         ("no rollup (trigger disabled)", disable, enable),
-        ("naive: a counter row per day instead", disable + HOT_ROW_TRIGGER, enable),
+        ("naive: a counter row per day instead", disable + HOT_ROW_TRIGGER, enable + NO_HOT_ROW),
     ]
+    asyncio.run(_sql(dsn, NO_HOT_ROW))  # left over from an interrupted run
     for title, setup, teardown in variants:
         if setup:
             asyncio.run(_sql(dsn, setup))
         port = _free_port()
-        api = start([sys.executable, "-m", "feedback_api", "serve", "--port", str(port)], env, port)
+        # --worker: the rollup is folded while ingest runs, as in production
+        command = ["serve", "--port", str(port), "--worker"]
+        api = start([sys.executable, "-m", "feedback_api", *command], env, port)
         try:
             target = f"http://127.0.0.1:{port}/v1/responses"
             wrk(target, one, key, connections=16, seconds=3, pid=api.pid)
@@ -420,12 +485,15 @@ def main() -> None:
         if teardown:
             asyncio.run(_sql(dsn, teardown))
 
-    print(f"\n### Metrics at {opts.rows:,} responses ({datetime.now(UTC):%Y-%m-%d})\n")
+    print(f"\n### Metrics at {storage['responses']:,} responses ({datetime.now(UTC):%Y-%m-%d})\n")
+    if "copy_s" in timings:
+        print(
+            f"Load: COPY {timings['copy_s']:.0f} s, indexes {timings['index_s']:.0f} s, "
+            f"rollup rebuild {timings['rollup_rebuild_s']:.1f} s."
+        )
     print(
-        f"Load: COPY {timings['copy_s']:.0f} s, indexes {timings['index_s']:.0f} s, "
-        f"rollup rebuild {timings['rollup_rebuild_s']:.1f} s; rollup "
-        f"{storage['rollup_rows']:,} rows / {storage['rollup_size']}, responses "
-        f"{storage['responses_size']}.\n"
+        f"Rollup {storage['rollup_rows']:,} rows / {storage['rollup_size']}; responses "
+        f"{storage['responses_size']} with indexes.\n"
     )
     print("| Query | API p50 | API p95 | raw SQL (median) | raw ÷ API p95 |")
     print("|---|---:|---:|---:|---:|")

@@ -210,6 +210,21 @@ def upgrade() -> None:
         "tenants",
         sa.Column("metrics_min_cell_n", sa.Integer(), server_default=sa.text("5"), nullable=False),
     )
+    # Covering, so metrics filtered by a customer attribute are index-only scans.
+    op.drop_index("ix_responses_tenant_id_customer_id", table_name="responses")
+    op.create_index(
+        "ix_responses_tenant_id_customer_id",
+        "responses",
+        ["tenant_id", "customer_id", "occurred_at"],
+        postgresql_include=["kind", "score", "excluded", "deleted_at"],
+        postgresql_where=sa.text("customer_id IS NOT NULL"),
+    )
+    # A queue table: every row is deleted within seconds, so vacuum it by dead-row count,
+    # not by a share of its (near zero) live rows.
+    op.execute(
+        "ALTER TABLE metric_deltas SET (autovacuum_vacuum_scale_factor = 0, "
+        "autovacuum_vacuum_threshold = 5000)"
+    )
     for statement in [*TRIGGER_FUNCTIONS, *TRIGGERS, *BI_VIEWS]:
         op.execute(statement)
     # Existing data: every tenant gets its state, every live response a delta; the worker
@@ -236,6 +251,13 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION metric_deltas_on_insert()")
     op.drop_column("tenants", "metrics_min_cell_n")
     op.drop_column("tenants", "metrics_low_sample_n")
+    op.drop_index("ix_responses_tenant_id_customer_id", table_name="responses")
+    op.create_index(
+        "ix_responses_tenant_id_customer_id",
+        "responses",
+        ["tenant_id", "customer_id"],
+        postgresql_where=sa.text("customer_id IS NOT NULL"),
+    )
     op.drop_column("responses", "excluded")
     op.drop_column("responses", "verified")
     op.drop_table("metric_rollups")

@@ -63,11 +63,10 @@ def _group_sql(group_by: str | None, alias: str, params: _Params) -> str:
 
 def _filters(selection: Selection, alias: str, params: _Params) -> list[str]:
     s = selection
-    where = [
-        f"{alias}.kind = {params(s.kind, '::text')}",
-        f"{alias}.scale_min = {params(s.scale_min, '::int2')}",
-        f"{alias}.scale_max = {params(s.scale_max, '::int2')}",
-    ]
+    where = [f"{alias}.kind = {params(s.kind, '::text')}"]
+    if s.kind == "rating":  # nps, csat and ces have one scale each (enforced on input)
+        where.append(f"{alias}.scale_min = {params(s.scale_min, '::int2')}")
+        where.append(f"{alias}.scale_max = {params(s.scale_max, '::int2')}")
     for column in ("channel", "touchpoint", "survey"):
         value = getattr(s, column)
         if value is not None:
@@ -116,14 +115,23 @@ def histogram_query(
             f"AND r.grain = s.grain AND r.period_start = s.period_start AND {where} "
             f"OFFSET 0) AS r GROUP BY 1, 2, 3"
         )
+        # Deltas in the same spans, in one pass: width_bucket finds the span (spans are in
+        # time order and may have gaps where a partial day is read raw instead).
         buckets, los, his = zip(*coverage.rollup_spans, strict=True)
-        where = " AND ".join(_filters(selection, "d", p))
+        where = " AND ".join(
+            [
+                f"d.tenant_id = {tenant}",
+                f"d.occurred_at >= {p(los[0], '::timestamptz')}",
+                f"d.occurred_at < {p(his[-1], '::timestamptz')}",
+                *_filters(selection, "d", p),
+            ]
+        )
+        span = f"width_bucket(d.occurred_at, {p(list(los), '::timestamptz[]')})"
         parts.append(
-            f"SELECT w.bucket, {_group_sql(group_by, 'd', p)}, d.excluded, d.score, NULL, "
-            f"sum(d.sign)::int8 FROM unnest({p(list(buckets), '::int[]')}, "
-            f"{p(list(los), '::timestamptz[]')}, {p(list(his), '::timestamptz[]')}) "
-            f"AS w(bucket, lo, hi) JOIN metric_deltas d ON d.tenant_id = {tenant} "
-            f"AND d.occurred_at >= w.lo AND d.occurred_at < w.hi WHERE {where} "
+            f"SELECT ({p(list(buckets), '::int[]')})[d.span], "
+            f"{_group_sql(group_by, 'd', p)}, d.excluded, d.score, NULL, sum(d.sign)::int8 "
+            f"FROM (SELECT d.*, {span} AS span FROM metric_deltas d WHERE {where}) AS d "
+            f"WHERE d.occurred_at < ({p(list(his), '::timestamptz[]')})[d.span] "
             f"GROUP BY 1, 2, 3, 4"
         )
     raw_ranges: list[tuple[str, datetime, datetime]] = []

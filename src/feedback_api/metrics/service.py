@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -109,7 +110,8 @@ def _bounds(interval: object) -> Bounds | None:
     return Bounds(low=interval.low, high=interval.high)  # type: ignore[attr-defined]
 
 
-def _value(tally: Tally, kind: MetricKind, confidence: float, low_sample_n: int) -> MetricValue:
+def _fields(tally: Tally, kind: MetricKind, confidence: float, low_sample_n: int) -> dict[str, Any]:
+    """A MetricValue's fields, to build it or a model extending it in one validation."""
     result = measures.measure(kind.value, tally.histogram, confidence)
     share = None
     if result.share is not None:
@@ -119,17 +121,21 @@ def _value(tally: Tally, kind: MetricKind, confidence: float, low_sample_n: int)
             value=result.share.value,
             interval=_bounds(result.share.interval),
         )
-    return MetricValue(
-        n=result.n,
-        value=result.value,
-        interval=_bounds(result.interval),
-        margin=result.margin,
-        low_sample=result.n < low_sample_n,
-        categories=result.categories,
-        share=share,
-        sd=result.sd,
-        distribution=list(tally.histogram.counts),
-    )
+    return {
+        "n": result.n,
+        "value": result.value,
+        "interval": _bounds(result.interval),
+        "margin": result.margin,
+        "low_sample": result.n < low_sample_n,
+        "categories": result.categories,
+        "share": share,
+        "sd": result.sd,
+        "distribution": list(tally.histogram.counts),
+    }
+
+
+def _value(tally: Tally, kind: MetricKind, confidence: float, low_sample_n: int) -> MetricValue:
+    return MetricValue(**_fields(tally, kind, confidence, low_sample_n))
 
 
 def _comparison(raw: RawComparison | None, alpha: float) -> ComparisonResult | None:
@@ -256,14 +262,14 @@ class MetricService:
         ctx = await self._context(session, query.selection.tenant_id)
         start, end = self._resolve(query, ctx.zone)
         tally = await self._one(session, ctx, query, start, end)
-        value = _value(tally, query.kind, query.confidence, ctx.settings.low_sample_n)
+        fields = _fields(tally, query.kind, query.confidence, ctx.settings.low_sample_n)
         needed = None
         if target_margin is not None:
             needed = measures.needed_n(
                 query.kind.value, tally.histogram, target_margin, query.confidence
             )
         return MetricResult(
-            **value.model_dump(),
+            **fields,
             kind=query.kind,
             scale_min=query.selection.scale_min,
             scale_max=query.selection.scale_max,
@@ -298,12 +304,12 @@ class MetricService:
             integrity=query.integrity,
             buckets=[
                 TrendBucket(
-                    **_value(
+                    **_fields(
                         tallies.get((b.index, None)) or self._empty(query.selection),
                         query.kind,
                         query.confidence,
                         low_n,
-                    ).model_dump(),
+                    ),
                     start=b.start,
                     end=b.end,
                 )
@@ -322,9 +328,7 @@ class MetricService:
         kept, merged = merge_small_cells({k: t.histogram.n for k, t in groups.items()}, min_cell)
         low_n = ctx.settings.low_sample_n
         rows = [
-            BreakdownRow(
-                **_value(groups[key], query.kind, query.confidence, low_n).model_dump(), key=key
-            )
+            BreakdownRow(**_fields(groups[key], query.kind, query.confidence, low_n), key=key)
             for key in kept
         ]
         if merged:
@@ -333,7 +337,7 @@ class MetricService:
                 other.histogram = other.histogram.merged(groups[key].histogram)
             rows.append(
                 BreakdownRow(
-                    **_value(other, query.kind, query.confidence, low_n).model_dump(),
+                    **_fields(other, query.kind, query.confidence, low_n),
                     key=None,
                     other=True,
                     groups=len(merged),

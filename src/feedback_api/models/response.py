@@ -48,10 +48,14 @@ class Response(Base):
             "id",
             postgresql_where=text("deleted_at IS NULL"),
         ),
+        # By customer (export, erasure) and by customer segment over time (metrics with
+        # attr.* filters): covering, so a segment's NPS is an index-only scan.
         Index(
             "ix_responses_tenant_id_customer_id",
             "tenant_id",
             "customer_id",
+            "occurred_at",
+            postgresql_include=["kind", "score", "excluded", "deleted_at"],
             postgresql_where=text("customer_id IS NOT NULL"),
         ),
         Index("ix_responses_tags", "tags", postgresql_using="gin"),
