@@ -276,16 +276,17 @@ class TestRollupStaysExact:
             {"t": tenant.id},
         )
         assert rollup_total == len(remaining)
-        # each grain holds the same total
-        for grain in ("week", "month"):
-            total = await tenant.session.scalar(
-                text(
-                    "SELECT sum(c) FROM metric_rollups r, unnest(r.counts) c "
-                    "WHERE r.tenant_id = :t AND r.grain = :g"
-                ),
-                {"t": tenant.id, "g": grain},
-            )
-            assert total == len(remaining)
+        # each grain of both tables holds the same total
+        for table in ("metric_rollups", "metric_totals"):
+            for grain in ("day", "week", "month"):
+                total = await tenant.session.scalar(
+                    text(
+                        f"SELECT sum(c) FROM {table} r, unnest(r.counts) c "
+                        "WHERE r.tenant_id = :t AND r.grain = :g"
+                    ),
+                    {"t": tenant.id, "g": grain},
+                )
+                assert total == len(remaining), (table, grain)
 
     async def test_erased_customers_leave_attribute_filters(self, tenant: TenantHandle) -> None:
         await tenant.put("/v1/customers/c-9", json={"attributes": {"tier": "gold"}})

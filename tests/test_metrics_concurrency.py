@@ -57,18 +57,21 @@ async def test_concurrent_inserts_and_folds_lose_nothing(live: Live) -> None:
                 {"t": live.tenant_id},
             )
         ).all()
-        rolled = (
-            await session.execute(
-                text(
-                    "SELECT r.kind, r.scale_min + h.i - 1, sum(h.n) FROM metric_rollups r, "
-                    "unnest(r.counts) WITH ORDINALITY AS h(n, i) WHERE r.tenant_id = :t "
-                    "AND r.grain = 'month' GROUP BY 1, 2 HAVING sum(h.n) > 0"
-                ),
-                {"t": live.tenant_id},
-            )
-        ).all()
+        rolled = {}
+        for table in ("metric_rollups", "metric_totals"):
+            rolled[table] = (
+                await session.execute(
+                    text(
+                        f"SELECT r.kind, r.scale_min + h.i - 1, sum(h.n) FROM {table} r, "
+                        "unnest(r.counts) WITH ORDINALITY AS h(n, i) WHERE r.tenant_id = :t "
+                        "AND r.grain = 'month' GROUP BY 1, 2 HAVING sum(h.n) > 0"
+                    ),
+                    {"t": live.tenant_id},
+                )
+            ).all()
     assert sum(n for _, _, n in raw) == WRITERS * BATCHES * 20
-    assert {(k, s): n for k, s, n in raw} == {(k, s): n for k, s, n in rolled}
+    for rows in rolled.values():
+        assert {(k, s): n for k, s, n in raw} == {(k, s): n for k, s, n in rows}
 
 
 async def test_the_worker_folds_new_responses(live: Live, settings: Settings) -> None:

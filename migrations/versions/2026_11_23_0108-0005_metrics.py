@@ -192,6 +192,35 @@ def upgrade() -> None:
             name=op.f("pk_metric_rollups"),
         ),
     )
+    op.create_table(
+        "metric_totals",
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("grain", sa.String(length=5), nullable=False),
+        sa.Column("period_start", sa.Date(), nullable=False),
+        sa.Column("scale_min", sa.SmallInteger(), nullable=False),
+        sa.Column("scale_max", sa.SmallInteger(), nullable=False),
+        sa.Column("verified", sa.Boolean(), nullable=False),
+        sa.Column("excluded", sa.Boolean(), nullable=False),
+        sa.Column("counts", postgresql.ARRAY(sa.Integer()), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_metric_totals_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "tenant_id",
+            "kind",
+            "grain",
+            "period_start",
+            "scale_min",
+            "scale_max",
+            "verified",
+            "excluded",
+            name=op.f("pk_metric_totals"),
+        ),
+    )
     op.add_column(
         "responses",
         sa.Column("verified", sa.Boolean(), server_default=sa.text("false"), nullable=False),
@@ -260,6 +289,7 @@ def downgrade() -> None:
     )
     op.drop_column("responses", "excluded")
     op.drop_column("responses", "verified")
+    op.drop_table("metric_totals")
     op.drop_table("metric_rollups")
     op.drop_table("metric_rollup_state")
     op.drop_table("metric_deltas")

@@ -85,6 +85,16 @@ def _filters(selection: Selection, alias: str, params: _Params) -> list[str]:
     return where
 
 
+def _totals_suffice(selection: Selection, group_by: str | None) -> bool:
+    """Whether metric_totals (no channel/touchpoint/survey) answers the query."""
+    return (
+        group_by is None
+        and selection.channel is None
+        and selection.touchpoint is None
+        and selection.survey is None
+    )
+
+
 def histogram_query(
     selection: Selection,
     coverage: Coverage,
@@ -106,12 +116,13 @@ def histogram_query(
         # One index probe per (grain, period_start): the LATERAL subquery with OFFSET 0
         # cannot be flattened into a join, so the plan does not depend on statistics
         # (a stale estimate once turned this into a scan of the tenant's whole rollup).
+        table = "metric_totals" if _totals_suffice(selection, group_by) else "metric_rollups"
         parts.append(
             f"SELECT s.bucket, {_group_sql(group_by, 'r', p)} AS grp, r.excluded, "
             f"NULL::int2 AS score, ARRAY[{sums}]::int8[] AS counts, NULL::int8 AS n "
             f"FROM unnest({p(list(buckets), '::int[]')}, {p(list(grains), '::text[]')}, "
             f"{p(list(starts), '::date[]')}) AS s(bucket, grain, period_start) "
-            f"CROSS JOIN LATERAL (SELECT * FROM metric_rollups r WHERE r.tenant_id = {tenant} "
+            f"CROSS JOIN LATERAL (SELECT * FROM {table} r WHERE r.tenant_id = {tenant} "
             f"AND r.grain = s.grain AND r.period_start = s.period_start AND {where} "
             f"OFFSET 0) AS r GROUP BY 1, 2, 3"
         )
@@ -189,15 +200,42 @@ class _GroupKey(NamedTuple):
     excluded: bool
 
 
+class _TotalKey(NamedTuple):
+    tenant_id: UUID
+    grain: str
+    period_start: date
+    kind: str
+    scale_min: int
+    scale_max: int
+    verified: bool
+    excluded: bool
+
+
+def _add(rows: dict[Any, list[int]], key: _GroupKey | _TotalKey, score: int, n: int) -> None:
+    counts = rows.get(key)
+    if counts is None:
+        counts = rows[key] = [0] * (key.scale_max - key.scale_min + 1)
+    counts[score - key.scale_min] += n
+
+
 @dataclass(slots=True)
 class _Histograms:
     rows: dict[_GroupKey, list[int]] = field(default_factory=dict)
+    totals: dict[_TotalKey, list[int]] = field(default_factory=dict)
 
     def add(self, key: _GroupKey, score: int, n: int) -> None:
-        counts = self.rows.get(key)
-        if counts is None:
-            counts = self.rows[key] = [0] * (key.scale_max - key.scale_min + 1)
-        counts[score - key.scale_min] += n
+        _add(self.rows, key, score, n)
+        total = _TotalKey(
+            key.tenant_id,
+            key.grain,
+            key.period_start,
+            key.kind,
+            key.scale_min,
+            key.scale_max,
+            key.verified,
+            key.excluded,
+        )
+        _add(self.totals, total, score, n)
 
 
 # Columns returned by FOLD and REBUILD_SOURCE, in this order.
@@ -242,6 +280,19 @@ FROM unnest($1::uuid[], $2::text[], $3::date[], $4::text[], $5::int2[], $6::int2
     AS u(tenant_id, grain, period_start, kind, scale_min, scale_max, channel, touchpoint,
     survey, verified, excluded, counts)
 ON CONFLICT ON CONSTRAINT pk_metric_rollups DO UPDATE SET counts = (
+    SELECT array_agg(a + b ORDER BY i)
+    FROM unnest(r.counts, excluded.counts) WITH ORDINALITY AS h(a, b, i)
+)
+"""
+UPSERT_TOTALS = """
+INSERT INTO metric_totals AS r (tenant_id, grain, period_start, kind, scale_min, scale_max,
+    verified, excluded, counts)
+SELECT u.tenant_id, u.grain, u.period_start, u.kind, u.scale_min, u.scale_max, u.verified,
+    u.excluded, u.counts::int[]
+FROM unnest($1::uuid[], $2::text[], $3::date[], $4::text[], $5::int2[], $6::int2[],
+    $7::bool[], $8::bool[], $9::text[])
+    AS u(tenant_id, grain, period_start, kind, scale_min, scale_max, verified, excluded, counts)
+ON CONFLICT ON CONSTRAINT pk_metric_totals DO UPDATE SET counts = (
     SELECT array_agg(a + b ORDER BY i)
     FROM unnest(r.counts, excluded.counts) WITH ORDINALITY AS h(a, b, i)
 )
@@ -321,6 +372,7 @@ class MetricRepository:
         if timezone is None:
             return True
         await conn.execute("DELETE FROM metric_rollups WHERE tenant_id = $1", tenant_id)
+        await conn.execute("DELETE FROM metric_totals WHERE tenant_id = $1", tenant_id)
         records = await conn.fetch(REBUILD_SOURCE, tenant_id, timezone)
         await self._upsert(_to_histograms(records))
         await conn.execute(
@@ -333,14 +385,19 @@ class MetricRepository:
         return True
 
     async def _upsert(self, histograms: _Histograms) -> None:
-        if not histograms.rows:
-            return
-        # A stable order, so two upserts touching the same rows cannot deadlock.
-        keys = sorted(histograms.rows, key=lambda k: tuple(str(v) for v in k))
-        columns: list[list[Any]] = [list(c) for c in zip(*keys, strict=True)]
-        counts = ["{" + ",".join(map(str, histograms.rows[k])) + "}" for k in keys]
         conn = await driver_connection(self.session)
-        await conn.execute(UPSERT, *columns, counts)
+        tables: tuple[tuple[str, dict[Any, list[int]]], ...] = (
+            (UPSERT, histograms.rows),
+            (UPSERT_TOTALS, histograms.totals),
+        )
+        for statement, rows in tables:
+            if not rows:
+                continue
+            # A stable order, so two upserts touching the same rows cannot deadlock.
+            keys = sorted(rows, key=lambda k: tuple(str(v) for v in k))
+            columns: list[list[Any]] = [list(c) for c in zip(*keys, strict=True)]
+            counts = ["{" + ",".join(map(str, rows[k])) + "}" for k in keys]
+            await conn.execute(statement, *columns, counts)
 
     async def pending_deltas(self) -> int:
         conn = await driver_connection(self.session)

@@ -7,7 +7,12 @@ from feedback_api.models.customer import Customer
 from feedback_api.models.event import Event
 from feedback_api.models.idempotency_key import IdempotencyKey
 from feedback_api.models.job import Job, JobSchedule
-from feedback_api.models.metric import MetricRollup, MetricRollupState, metric_deltas
+from feedback_api.models.metric import (
+    MetricRollup,
+    MetricRollupState,
+    MetricTotal,
+    metric_deltas,
+)
 from feedback_api.models.response import Response
 from feedback_api.models.tenant import Tenant
 from feedback_api.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -23,6 +28,7 @@ __all__ = [
     "JobSchedule",
     "MetricRollup",
     "MetricRollupState",
+    "MetricTotal",
     "Response",
     "Tenant",
     "WebhookAttempt",

@@ -54,6 +54,25 @@ class MetricRollup(Base):
     counts: Mapped[list[int]] = mapped_column(ARRAY(Integer))
 
 
+class MetricTotal(Base):
+    """The same histograms without channel, touchpoint and survey: what unfiltered queries
+    (the most common: a tenant's NPS, its trend) read, about a hundred times fewer rows."""
+
+    __tablename__ = "metric_totals"
+
+    tenant_id: Mapped[UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    grain: Mapped[str] = mapped_column(String(5), primary_key=True)
+    period_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    scale_min: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    scale_max: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    verified: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    excluded: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    counts: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+
+
 class MetricRollupState(Base):
     """The time zone the tenant's rollup is bucketed in. When the tenant's time zone
     changes, reads use raw rows until the rebuild job has re-bucketed the rollup."""
