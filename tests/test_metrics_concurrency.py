@@ -41,9 +41,11 @@ async def test_concurrent_inserts_and_folds_lose_nothing(live: Live) -> None:
             await asyncio.sleep(0.005)
 
     folders = [asyncio.create_task(folder()) for _ in range(2)]
-    await asyncio.gather(*(writer(n) for n in range(WRITERS)))
-    stop.set()
-    await asyncio.gather(*folders)
+    try:
+        await asyncio.gather(*(writer(n) for n in range(WRITERS)))
+    finally:
+        stop.set()
+        await asyncio.gather(*folders)
     async with live.sessionmaker() as session:
         while await MetricRepository(session).fold():
             await session.commit()

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from uuid import UUID
 
+import asyncpg
 import pytest
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -308,3 +309,25 @@ class TestRetention:
             ).all()
         assert [e.data["score"] for e in events] == [2]
         assert list(keys) == ["k2"]
+
+
+async def test_a_failing_ticker_does_not_stop_the_worker(
+    sessions: Sessions, settings: Settings
+) -> None:
+    ticks: list[int] = []
+
+    async def broken(session: AsyncSession) -> int:
+        ticks.append(1)
+        raise asyncpg.exceptions.ForeignKeyViolationError("tenant deleted meanwhile")
+
+    seen: list[int] = []
+
+    async def record(ctx: JobContext) -> None:
+        seen.append(ctx.job.payload["n"])
+
+    await enqueue(sessions, "test.record", 2)
+    w = Worker(sessions, settings, tasks={"test.record": record}, periodic=(), tickers=(broken,))
+    async with asyncio.timeout(10):
+        await w.run_until_idle()
+    assert sorted(seen) == [0, 1]
+    assert ticks  # it ran, failed, and the jobs still ran

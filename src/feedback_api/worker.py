@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from feedback_api.config import Settings
@@ -149,9 +150,16 @@ class Worker:
         if not self._ticks_deferred:
             self._last_ticks = now
             for ticker in self.tickers:
-                async with self.sessionmaker() as session:
-                    await ticker(session)
-                    await session.commit()
+                try:
+                    async with self.sessionmaker() as session:
+                        await ticker(session)
+                        await session.commit()
+                except (asyncpg.PostgresError, SQLAlchemyError) as exc:
+                    # A ticker's transaction rolled back (e.g. its tenant was deleted under
+                    # it): its work is still pending and the next tick retries it.
+                    logger.warning(
+                        "ticker_failed", ticker=ticker.__qualname__, error_type=type(exc).__name__
+                    )
         free = self.concurrency - len(self._running)
         if free <= 0:
             return 0

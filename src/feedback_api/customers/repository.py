@@ -59,8 +59,11 @@ class CustomerRepository:
         return {row[0]: row[1] for row in rows}
 
     async def insert_bare(self, tenant_id: UUID, refs: Collection[str]) -> dict[str, UUID]:
-        """Create customers known only by their ref; refs that exist already are skipped."""
-        refs = list(refs)
+        """Create customers known only by their ref; refs that exist already are skipped.
+
+        In sorted order: two requests creating overlapping refs then wait on each other in
+        the same order, never in a cycle (unsorted, concurrent batches deadlocked)."""
+        refs = sorted(set(refs))
         conn = await driver_connection(self.session)
         rows = await conn.fetch(
             "INSERT INTO customers (tenant_id, id, external_ref)"
