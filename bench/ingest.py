@@ -147,6 +147,30 @@ def wrk(url: str, body: str, key: str, *, connections: int, seconds: int, pid: i
     return Load(rps, p50, p99, errors, peak[0])
 
 
+def bench_database(
+    maintenance_url: str | None, name: str, *, keep: bool = False
+) -> tuple[str, str]:
+    """A database `name` on the given server (default: the embedded one), created afresh
+    unless `keep`. Returns its SQLAlchemy URL and its plain asyncpg DSN."""
+    server = normalize_url(
+        maintenance_url or start_embedded_server(ROOT / ".feedback-data" / "bench")
+    )
+
+    async def recreate() -> None:
+        admin_dsn = make_url(server).set(drivername="postgresql").render_as_string(False)
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            await conn.execute(f"CREATE DATABASE {name}")
+        finally:
+            await conn.close()
+
+    if not keep:
+        asyncio.run(recreate())
+    url = make_url(server).set(database=name)
+    return url.render_as_string(False), url.set(drivername="postgresql").render_as_string(False)
+
+
 def start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_ready(f"http://127.0.0.1:{port}/docs", proc)
@@ -215,24 +239,7 @@ def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
 
-    server = normalize_url(
-        opts.database_url or start_embedded_server(ROOT / ".feedback-data" / "bench")
-    )
-    name = "feedback_bench"
-    admin_dsn = make_url(server).set(drivername="postgresql").render_as_string(False)
-
-    async def recreate() -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            await conn.execute(f"CREATE DATABASE {name}")
-        finally:
-            await conn.close()
-
-    asyncio.run(recreate())
-    url = make_url(server).set(database=name)
-    db_url = url.render_as_string(False)
-    dsn = url.set(drivername="postgresql").render_as_string(False)
+    db_url, dsn = bench_database(opts.database_url, "feedback_bench")
     upgrade(db_url)
     asyncio.run(prepare(dsn))
 

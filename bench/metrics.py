@@ -35,13 +35,11 @@ from typing import Any
 import asyncpg
 import httpx
 import uuid_utils
-from ingest import ONE, _free_port, start, stop, wrk
-from sqlalchemy.engine import make_url
+from ingest import ONE, _free_port, bench_database, start, stop, wrk
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from feedback_api.db import normalize_url, start_embedded_server  # noqa: E402
 from feedback_api.migrate import upgrade  # noqa: E402
 
 TIMEZONE = "Asia/Shanghai"
@@ -348,23 +346,7 @@ def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
 
-    server = normalize_url(
-        opts.database_url or start_embedded_server(ROOT / ".feedback-data" / "bench")
-    )
-    name = "feedback_bench_metrics"
-    admin_dsn = make_url(server).set(drivername="postgresql").render_as_string(False)
-
-    async def recreate() -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            await conn.execute(f"CREATE DATABASE {name}")
-        finally:
-            await conn.close()
-
-    url = make_url(server).set(database=name)
-    db_url = url.render_as_string(False)
-    dsn = url.set(drivername="postgresql").render_as_string(False)
+    db_url, dsn = bench_database(opts.database_url, "feedback_bench_metrics", keep=opts.reuse)
     env = {**os.environ, "FEEDBACK_DATABASE_URL": db_url, "PYTHONPATH": str(ROOT / "src")}
     timings: dict[str, float] = {}
     if opts.reuse:  # the data of an earlier run: migrate, fold what ingest left, new key
@@ -394,7 +376,6 @@ def main() -> None:
         )
         key = json.loads(created.stdout)["secret"]
     else:
-        asyncio.run(recreate())
         upgrade(db_url)
         created = subprocess.run(
             [
