@@ -125,35 +125,26 @@ class ResponseRepository:
             stmt = stmt.where(has if f.has_comment else ~has)
         return stmt
 
-    async def list_page(
+    async def page(
         self,
         tenant_id: UUID,
         filters: ResponseFilters,
         *,
         limit: int,
         after: tuple[datetime, UUID] | None,
+        newest_first: bool,
     ) -> Sequence[ResponseRow]:
-        """Newest first, after the keyset cursor."""
+        """One keyset page by (occurred_at, id): newest first for lists, oldest first for
+        exports."""
         stmt = self._filtered(tenant_id, filters)
+        key = tuple_(Response.occurred_at, Response.id)
         if after is not None:
-            stmt = stmt.where(tuple_(Response.occurred_at, Response.id) < tuple_(*after))
-        stmt = stmt.order_by(Response.occurred_at.desc(), Response.id.desc()).limit(limit)
-        return (await self.session.execute(stmt)).all()
-
-    async def export_page(
-        self,
-        tenant_id: UUID,
-        filters: ResponseFilters,
-        *,
-        limit: int,
-        after: tuple[datetime, UUID] | None,
-    ) -> Sequence[ResponseRow]:
-        """Oldest first, after the keyset cursor."""
-        stmt = self._filtered(tenant_id, filters)
-        if after is not None:
-            stmt = stmt.where(tuple_(Response.occurred_at, Response.id) > tuple_(*after))
-        stmt = stmt.order_by(Response.occurred_at, Response.id).limit(limit)
-        return (await self.session.execute(stmt)).all()
+            stmt = stmt.where(key < tuple_(*after) if newest_first else key > tuple_(*after))
+        if newest_first:
+            stmt = stmt.order_by(Response.occurred_at.desc(), Response.id.desc())
+        else:
+            stmt = stmt.order_by(Response.occurred_at, Response.id)
+        return (await self.session.execute(stmt.limit(limit))).all()
 
     async def update(
         self, tenant_id: UUID, response_id: UUID, values: dict[str, Any], *, now: datetime

@@ -359,8 +359,8 @@ class ResponseService:
         after: tuple[datetime, UUID] | None = None
         while True:
             async with sessionmaker() as session:
-                rows = await ResponseRepository(session).export_page(
-                    tenant_id, filters, limit=EXPORT_PAGE, after=after
+                rows = await ResponseRepository(session).page(
+                    tenant_id, filters, limit=EXPORT_PAGE, after=after, newest_first=False
                 )
             if not rows:
                 return
@@ -385,8 +385,8 @@ class ResponseService:
         limit: int,
         after: tuple[datetime, UUID] | None,
     ) -> tuple[list[ResponseRead], str | None]:
-        rows = await ResponseRepository(session).list_page(
-            tenant_id, filters, limit=limit + 1, after=after
+        rows = await ResponseRepository(session).page(
+            tenant_id, filters, limit=limit + 1, after=after, newest_first=True
         )
         reads = [row_to_read(r) for r in rows]
         return paginate(reads, limit, lambda r: (r.occurred_at, r.id))
