@@ -466,8 +466,7 @@ class TestBadInput:
         self, tenant: TenantHandle, url: str, params: dict[str, Any]
     ) -> None:
         response = await tenant.get(url, params=params)
-        assert_problem(response, 422, response.json()["code"])
-        assert response.json()["code"] in ("validation_error",)
+        assert_problem(response, 422, "validation_error")
 
 
 async def test_tenants_see_only_their_own_numbers(
