@@ -178,7 +178,7 @@ class TestEraseCustomer:
                 )
             )
         ).one()
-        assert audit.data == {"responses_anonymised": 1}
+        assert audit.data == {"responses_anonymised": 1, "tickets_redacted": 1}
         assert "Alice" not in str(audit.data)
         assert "crm-1" not in audit.target_id
 

@@ -87,15 +87,21 @@ class TestEmission:
         await other_tenant.post("/v1/responses", json=body)  # same ref, another tenant
         await tenant.delete("/v1/customers/crm-9")
 
-        created, erased = await events_of(session, tenant.id)
+        # The detractor also opened a ticket, whose event carried the comment too.
+        created, ticket, erased = await events_of(session, tenant.id)
         for field in ("customer", "comment", "external_id", "language"):
             assert created.data[field] is None
         assert created.data["attributes"] == {}
         assert created.data["score"] == 3
+        assert ticket.type == "ticket.created"
+        for field in ("customer", "description", "entry"):
+            assert ticket.data[field] is None
+        assert ticket.data["priority"] == "high"
         assert erased.type == "customer.erased"
         assert set(erased.data) == {"external_ref", "erased_at"}
-        (theirs,) = await events_of(session, other_tenant.id)
+        theirs, their_ticket = await events_of(session, other_tenant.id)
         assert theirs.data["comment"] == "call me on 138"
+        assert their_ticket.data["description"] == "call me on 138"
 
 
 async def _poll(live: Live, query: str = "") -> dict[str, Any]:

@@ -21,6 +21,15 @@ BODIES = {
     "PATCH /v1/responses/{response_id}": {"tags": []},
     "POST /v1/webhook-endpoints": {"url": "https://example.com/hooks"},
     "PATCH /v1/webhook-endpoints/{endpoint_id}": {"enabled": True},
+    "POST /v1/tickets": {"subject": "x"},
+    "PATCH /v1/tickets/{ticket_id}": {"team": "x"},
+    "POST /v1/tickets/{ticket_id}/notes": {"body": "x"},
+    "POST /v1/tickets/{ticket_id}/replies": {"body": "x"},
+    "POST /v1/tickets/{ticket_id}/follow-up": {"solved": True},
+    "POST /v1/ticket-rules": {"name": "x", "position": 1},
+    "PATCH /v1/ticket-rules/{rule_id}": {"enabled": False},
+    "POST /v1/sla-policies": {"key": "x", "name": "x", "targets": {}},
+    "PATCH /v1/sla-policies/{key}": {"name": "x"},
 }
 # route -> the scope it needs (None: any secret key)
 ROUTES: dict[str, str | None] = {
@@ -57,6 +66,25 @@ ROUTES: dict[str, str | None] = {
     "GET /v1/metrics/{kind}/trend": "metrics:read",
     "GET /v1/metrics/{kind}/breakdown": "metrics:read",
     "GET /v1/metrics/{kind}/compare": "metrics:read",
+    "GET /v1/tickets": "tickets:read",
+    "POST /v1/tickets": "tickets:write",
+    "GET /v1/tickets/stats": "tickets:read",
+    "GET /v1/tickets/{ticket_id}": "tickets:read",
+    "PATCH /v1/tickets/{ticket_id}": "tickets:write",
+    "POST /v1/tickets/{ticket_id}/notes": "tickets:write",
+    "POST /v1/tickets/{ticket_id}/replies": "tickets:write",
+    "POST /v1/tickets/{ticket_id}/follow-up": "tickets:write",
+    "GET /v1/tickets/{ticket_id}/timeline": "tickets:read",
+    "GET /v1/ticket-rules": "tickets:read",
+    "POST /v1/ticket-rules": "tickets:write",
+    "GET /v1/ticket-rules/{rule_id}": "tickets:read",
+    "PATCH /v1/ticket-rules/{rule_id}": "tickets:write",
+    "DELETE /v1/ticket-rules/{rule_id}": "tickets:write",
+    "GET /v1/sla-policies": "tickets:read",
+    "POST /v1/sla-policies": "tickets:write",
+    "GET /v1/sla-policies/{key}": "tickets:read",
+    "PATCH /v1/sla-policies/{key}": "tickets:write",
+    "DELETE /v1/sla-policies/{key}": "tickets:write",
 }
 ADMIN_ROUTES = {"GET /v1/tenants", "POST /v1/tenants"}
 PUBLISHABLE_ALLOWED = {"POST /v1/responses"}
@@ -65,7 +93,8 @@ PUBLISHABLE_ALLOWED = {"POST /v1/responses"}
 def _url(route: str) -> tuple[str, str]:
     method, path = route.split(" ", 1)
     path = path.replace("{external_ref}", "crm-1").replace("{key_id}", SOME_ID)
-    for name in ("{event_id}", "{endpoint_id}", "{delivery_id}"):
+    path = path.replace("{key}", "standard")
+    for name in ("{event_id}", "{endpoint_id}", "{delivery_id}", "{ticket_id}", "{rule_id}"):
         path = path.replace(name, SOME_ID)
     return method, path.replace("{response_id}", SOME_ID).replace("{kind}", "nps")
 

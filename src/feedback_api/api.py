@@ -10,6 +10,7 @@ from feedback_api.keys.endpoints import router as keys_router
 from feedback_api.metrics.endpoints import router as metrics_router
 from feedback_api.responses.endpoints import router as responses_router
 from feedback_api.tenants.endpoints import router as tenants_router
+from feedback_api.tickets.endpoints import router as tickets_router
 from feedback_api.webhooks.endpoints import router as webhooks_router
 
 # Each router carries its full /v1/... prefix and is included into the app directly: every
@@ -21,6 +22,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     customers_router,
     responses_router,
     metrics_router,
+    tickets_router,
     events_router,
     webhooks_router,
 )

@@ -95,3 +95,28 @@ class UnsupportedMediaType(FeedbackError):
     status = 415
     code = "unsupported_media_type"
     title = "Request body must be application/json"
+
+
+class IllegalTransition(Conflict):
+    code = "illegal_transition"
+    title = "The ticket cannot make this change from its current status"
+
+
+class TicketExists(Conflict):
+    code = "active_ticket_exists"
+    title = "This customer already has an active ticket at this touchpoint"
+
+
+class TicketNotResolved(Conflict):
+    code = "ticket_not_resolved"
+    title = "The ticket is not resolved"
+
+
+class PolicyInUse(Conflict):
+    code = "policy_in_use"
+    title = "The SLA policy is in use"
+
+
+class PolicyKeyTaken(Conflict):
+    code = "policy_key_taken"
+    title = "An SLA policy with this key exists"

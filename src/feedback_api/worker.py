@@ -32,6 +32,7 @@ from feedback_api.jobs.repository import NOTIFY_CHANNEL, JobRepository
 from feedback_api.kit.time import utcnow
 from feedback_api.metrics import tasks as metric_tasks
 from feedback_api.models import Job
+from feedback_api.tickets import tasks as ticket_tasks
 from feedback_api.webhooks import tasks as webhook_tasks
 from feedback_api.worker_context import JobContext, Task
 
@@ -50,6 +51,7 @@ TASKS: dict[str, Task] = {
     "events.purge": purge_expired_events,
     "idempotency.purge": purge_expired_keys,
     "metrics.rebuild": metric_tasks.rebuild,
+    "tickets.check_sla": ticket_tasks.check_sla,
     "webhooks.deliver": webhook_tasks.deliver,
 }
 # Run on ticks (at most every TICK_SECONDS), each in its own transaction; they return how
@@ -69,6 +71,7 @@ class Periodic:
 PERIODIC: tuple[Periodic, ...] = (
     Periodic("events.purge", "events.purge", timedelta(hours=1)),
     Periodic("idempotency.purge", "idempotency.purge", timedelta(hours=1)),
+    Periodic("tickets.check_sla", "tickets.check_sla", timedelta(minutes=1)),
 )
 
 

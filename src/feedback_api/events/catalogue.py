@@ -20,6 +20,16 @@ class EventType(StrEnum):
     CUSTOMER_ERASED = "customer.erased"
     WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
     WEBHOOK_TEST = "webhook.test"
+    TICKET_CREATED = "ticket.created"
+    TICKET_UPDATED = "ticket.updated"
+    TICKET_ASSIGNED = "ticket.assigned"
+    TICKET_REPLIED = "ticket.replied"
+    TICKET_SLA_WARNING = "ticket.sla_warning"
+    TICKET_SLA_BREACHED = "ticket.sla_breached"
+    TICKET_ESCALATED = "ticket.escalated"
+    TICKET_RESOLVED = "ticket.resolved"
+    TICKET_REOPENED = "ticket.reopened"
+    TICKET_CLOSED = "ticket.closed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,4 +59,43 @@ CATALOGUE: dict[EventType, EventSpec] = {
     EventType.WEBHOOK_TEST: EventSpec(
         1, "Sent by `POST /v1/webhook-endpoints/{id}/test` to that endpoint only."
     ),
+    EventType.TICKET_CREATED: EventSpec(
+        1,
+        "A ticket was opened, by a rule or by hand. `data`: the ticket, with `entry` (the "
+        "timeline entry) in every `ticket.*` event.",
+    ),
+    EventType.TICKET_UPDATED: EventSpec(
+        1,
+        "A ticket changed: status (acknowledged, in progress, waiting), priority, another "
+        "complaint attached, a follow-up answer. `entry` says what.",
+    ),
+    EventType.TICKET_ASSIGNED: EventSpec(1, "A ticket's team or assignee changed."),
+    EventType.TICKET_REPLIED: EventSpec(
+        1,
+        "A customer-facing reply was added; `entry.body` is the text for your CRM to send. "
+        "The first reply stops the first-response clock.",
+    ),
+    EventType.TICKET_SLA_WARNING: EventSpec(
+        1,
+        "A clock used its warning share (default 80 %). `entry.data.clock`: `first_response` "
+        "or `resolution`. Once per ticket and clock.",
+    ),
+    EventType.TICKET_SLA_BREACHED: EventSpec(
+        1, "A clock ran out. `entry.data.clock` says which. Once per ticket and clock."
+    ),
+    EventType.TICKET_ESCALATED: EventSpec(
+        1, "A breach escalated the ticket per its policy (priority raised, team changed)."
+    ),
+    EventType.TICKET_RESOLVED: EventSpec(
+        1,
+        "A ticket was resolved. `data.resolution_summary` is customer-facing: tell the "
+        "customer what was done, and ask whether it is solved (record the answer with "
+        "`POST /v1/tickets/{id}/follow-up`).",
+    ),
+    EventType.TICKET_REOPENED: EventSpec(
+        1,
+        "A ticket was reopened: by hand, by a follow-up answer of “not solved”, or by a repeat "
+        "complaint after resolution (`entry.data.reason`).",
+    ),
+    EventType.TICKET_CLOSED: EventSpec(1, "A resolved ticket was closed."),
 }

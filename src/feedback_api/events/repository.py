@@ -70,11 +70,18 @@ class EventRepository:
         stmt = select(Event).where(Event.tenant_id == tenant_id, Event.id == event_id, SETTLED)
         return (await self.session.scalars(stmt)).one_or_none()
 
-    async def scrub(self, tenant_id: UUID, field: str, value: str, blank: dict[str, Any]) -> int:
-        """Overwrite personal fields in the payloads of events whose data[field] = value."""
+    async def scrub(
+        self, tenant_id: UUID, type_prefix: str, field: str, value: str, blank: dict[str, Any]
+    ) -> int:
+        """Overwrite personal fields in the payloads of events of these types whose
+        data[field] = value."""
         stmt = (
             update(Event)
-            .where(Event.tenant_id == tenant_id, Event.data[field].astext == value)
+            .where(
+                Event.tenant_id == tenant_id,
+                Event.type.startswith(type_prefix, autoescape=True),
+                Event.data[field].astext == value,
+            )
             .values(data=Event.data.op("||")(blank))
         )
         result = await self.session.execute(stmt)

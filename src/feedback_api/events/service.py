@@ -87,8 +87,10 @@ class EventService:
 
     async def scrub_customer(self, session: AsyncSession, tenant_id: UUID, ref: str) -> int:
         """Erasure: strip personal data from the stored payloads of this customer's events."""
-        return await EventRepository(session).scrub(
+        repo = EventRepository(session)
+        responses = await repo.scrub(
             tenant_id,
+            "response.",
             "customer",
             ref,
             {
@@ -99,6 +101,21 @@ class EventService:
                 "external_id": None,
             },
         )
+        tickets = await repo.scrub(
+            tenant_id,
+            "ticket.",
+            "customer",
+            ref,
+            {
+                "customer": None,
+                "subject": None,
+                "description": None,
+                "resolution_summary": None,
+                "follow_up": None,
+                "entry": None,
+            },
+        )
+        return responses + tickets
 
 
 event = EventService()

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -85,11 +85,18 @@ def problem_responses(*statuses: int, body: bool = False) -> dict[int | str, dic
 
 
 class UpdateSchema(InputSchema):
-    """PATCH bodies: only the fields sent change. A field may be omitted, not set to null."""
+    """PATCH bodies: only the fields sent change. A field may be omitted, not set to null
+    (unless listed in `nullable`, where null means "clear it")."""
+
+    nullable: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="after")
     def _no_nulls(self) -> Self:
-        nulls = [name for name in self.model_fields_set if getattr(self, name) is None]
+        nulls = [
+            name
+            for name in self.model_fields_set
+            if getattr(self, name) is None and name not in self.nullable
+        ]
         if nulls:
             raise ValueError(f"these fields cannot be null: {', '.join(sorted(nulls))}")
         return self

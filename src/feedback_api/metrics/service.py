@@ -196,6 +196,16 @@ class MetricService:
             )
         return start, end
 
+    async def period(
+        self, session: AsyncSession, tenant_id: UUID, start: PeriodBound, end: PeriodBound
+    ) -> tuple[datetime, datetime, Period]:
+        """A period as the metrics endpoints read `from`/`to` (dates are local midnights,
+        default the last 30 days), for other reports that take the same parameters."""
+        ctx = await self._context(session, tenant_id)
+        selection = Selection(tenant_id=tenant_id, kind="nps", scale_min=0, scale_max=10)
+        lo, hi = self._resolve(MetricQuery(selection, start, end), ctx.zone)
+        return lo, hi, _period(lo, hi, ctx.zone)
+
     async def _tally(
         self,
         session: AsyncSession,

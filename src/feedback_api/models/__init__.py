@@ -15,6 +15,7 @@ from feedback_api.models.metric import (
 )
 from feedback_api.models.response import Response
 from feedback_api.models.tenant import Tenant
+from feedback_api.models.ticket import SlaPolicy, Ticket, TicketEntry, TicketResponse, TicketRule
 from feedback_api.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -30,7 +31,12 @@ __all__ = [
     "MetricRollupState",
     "MetricTotal",
     "Response",
+    "SlaPolicy",
     "Tenant",
+    "Ticket",
+    "TicketEntry",
+    "TicketResponse",
+    "TicketRule",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -17,3 +17,5 @@ class Tenant(IdMixin, TimestampMixin, Base):
     metrics_low_sample_n: Mapped[int] = mapped_column(server_default=text("30"))
     # Breakdown groups smaller than this are merged into "other".
     metrics_min_cell_n: Mapped[int] = mapped_column(server_default=text("5"))
+    # A complaint this many days after a ticket was resolved reopens it (a repeat complaint).
+    ticket_reopen_days: Mapped[int] = mapped_column(server_default=text("30"))

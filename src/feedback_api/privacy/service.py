@@ -20,6 +20,7 @@ from feedback_api.kit.time import utcnow
 from feedback_api.privacy.schemas import CustomerErased, CustomerExport, ExportedResponse
 from feedback_api.responses.service import response as response_service
 from feedback_api.responses.service import to_read
+from feedback_api.tickets.service import ticket as ticket_service
 
 
 class PrivacyService:
@@ -42,6 +43,7 @@ class PrivacyService:
         aggregates do not shift; the audit entry records ids and counts, nothing personal."""
         customer = await customer_service.get(session, tenant_id, ref)
         anonymised = await response_service.anonymise_for_customer(session, tenant_id, customer.id)
+        tickets = await ticket_service.forget_customer(session, tenant_id, customer.id)
         await idempotency_service.forget_customer(session, tenant_id, ref)
         await event_service.scrub_customer(session, tenant_id, ref)
         await customer_service.delete(session, tenant_id, customer.id)
@@ -58,7 +60,7 @@ class PrivacyService:
             target_type="customer",
             target_id=str(customer.id),
             actor_key_id=actor_key_id,
-            data={"responses_anonymised": len(anonymised)},
+            data={"responses_anonymised": len(anonymised), "tickets_redacted": tickets},
         )
 
 

@@ -41,6 +41,8 @@ from feedback_api.responses.schemas import (
     ResponseFilters,
     ResponseRead,
 )
+from feedback_api.tickets.service import Complaint
+from feedback_api.tickets.service import ticket as ticket_service
 
 EXPORT_PAGE = 1000
 CSV_COLUMNS = tuple(ResponseRead.model_fields)
@@ -267,6 +269,27 @@ class ResponseService:
             else:
                 skipped.append(index)
         await event_service.emit(session, auth.tenant_id, EventType.RESPONSE_CREATED, created)
+        await ticket_service.on_responses(
+            session,
+            auth.tenant_id,
+            [
+                Complaint(
+                    response_id=row.id,
+                    kind=row.kind,
+                    score=row.score,
+                    channel=row.channel,
+                    touchpoint=row.touchpoint,
+                    tags=items[index].tags,
+                    comment=row.comment,
+                    customer_id=row.customer_id,
+                    agent_ref=row.agent_ref,
+                    location_ref=row.location_ref,
+                    occurred_at=row.occurred_at,
+                )
+                for index, row in zip(row_index, rows, strict=True)
+                if row.id in inserted
+            ],
+        )
 
         # Skipped rows and in-batch repeats meet the stored original (which may be a row
         # this very batch inserted): same content is a replay, anything else a conflict.

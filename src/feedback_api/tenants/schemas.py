@@ -29,6 +29,16 @@ MinCellN = Annotated[
     ),
 ]
 
+ReopenDays = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=365,
+        description="A complaint this many days after a ticket was resolved reopens it as a "
+        "repeat complaint (default 30; 0: never, a new ticket opens).",
+    ),
+]
+
 
 class TenantCreate(InputSchema):
     name: str = Field(min_length=1, max_length=200)
@@ -47,6 +57,7 @@ class TenantUpdate(UpdateSchema):
     locale: LanguageTag | SkipJsonSchema[None] = None
     metrics_low_sample_n: LowSampleN | SkipJsonSchema[None] = None
     metrics_min_cell_n: MinCellN | SkipJsonSchema[None] = None
+    ticket_reopen_days: ReopenDays | SkipJsonSchema[None] = None
 
 
 class TenantRead(ReadSchema):
@@ -57,6 +68,7 @@ class TenantRead(ReadSchema):
     locale: str
     metrics_low_sample_n: int
     metrics_min_cell_n: int
+    ticket_reopen_days: int
     created_at: datetime
     updated_at: datetime
 

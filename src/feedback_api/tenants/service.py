@@ -15,6 +15,7 @@ from feedback_api.kit.pagination import paginate
 from feedback_api.metrics.service import metric as metric_service
 from feedback_api.models import ApiKey, Tenant
 from feedback_api.tenants.repository import TenantRepository
+from feedback_api.tickets.service import ticket as ticket_service
 
 
 def slugify(name: str) -> str:
@@ -43,6 +44,7 @@ class TenantService:
         while tenant is None:  # derived slug taken: add a random suffix
             derived = f"{slugify(name)}-{secrets.token_hex(3)}"
             tenant = await repo.insert(name=name, slug=derived, timezone=timezone, locale=locale)
+        await ticket_service.seed_defaults(session, tenant.id)
         key, plaintext = await api_key_service.create_admin_key(session, tenant.id)
         return tenant, key, plaintext
 

@@ -39,6 +39,8 @@ class Facts:
     touchpoint: str | None = None
     tags: frozenset[str] = frozenset()
     comment: str | None = None
+    agent_ref: str | None = None
+    location_ref: str | None = None
     customer_attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -51,6 +53,8 @@ class Conditions:
     touchpoints: frozenset[str] = frozenset()
     tags_any: frozenset[str] = frozenset()
     keywords_any: tuple[str, ...] = ()
+    agent_refs: frozenset[str] = frozenset()
+    location_refs: frozenset[str] = frozenset()
     customer_attributes: Mapping[str, str] = field(default_factory=dict)
 
     def match(self, facts: Facts) -> bool:
@@ -65,6 +69,10 @@ class Conditions:
         if self.touchpoints and facts.touchpoint not in self.touchpoints:
             return False
         if self.tags_any and not (self.tags_any & facts.tags):
+            return False
+        if self.agent_refs and facts.agent_ref not in self.agent_refs:
+            return False
+        if self.location_refs and facts.location_ref not in self.location_refs:
             return False
         if self.keywords_any:
             comment = (facts.comment or "").casefold()

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from feedback_api.kit.time import utcnow
+from feedback_api.tickets.service import SLA_BATCH
+from feedback_api.tickets.service import ticket as ticket_service
+from feedback_api.worker_context import JobContext
+
+
+async def check_sla(ctx: JobContext) -> None:
+    """Every minute (job `tickets.check_sla`): SLA warnings, breaches and escalations.
+    Batches commit with the job, so a crash repeats a batch without repeating its events."""
+    now = utcnow()
+    while await ticket_service.check_sla(ctx.session, now) == SLA_BATCH:
+        pass
