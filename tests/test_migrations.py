@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from feedback_api.migrate import downgrade, upgrade
 from feedback_api.models import Base
+from feedback_api.tickets.rules import DEFAULT_RULES
+from feedback_api.tickets.service import DEFAULT_TARGETS
 from tests.fixtures.database import create_database, drop_database
 
 T = TypeVar("T")
@@ -111,3 +113,61 @@ class TestMigrations:
                 await engine.dispose()
 
         assert asyncio.run(seed_and_read()) == (2, "Asia/Tokyo")
+
+    def test_tickets_migration_gives_existing_tenants_the_defaults(
+        self, empty_database: str
+    ) -> None:
+        """A tenant from before tickets gets what a new tenant gets: the same rules and the
+        same standard policy."""
+        upgrade(empty_database, "0005")
+
+        async def seed_and_read() -> tuple[list[tuple[object, ...]], object]:
+            engine = create_async_engine(empty_database)
+            try:
+                async with engine.begin() as conn:
+                    await conn.execute(
+                        text(
+                            "INSERT INTO tenants (id, name, slug, created_at, updated_at) "
+                            "VALUES (:t, 'Old', 'old', now(), now())"
+                        ),
+                        {"t": TENANT},
+                    )
+                await asyncio.to_thread(upgrade, empty_database)
+                async with engine.connect() as conn:
+                    rules = (
+                        await conn.execute(
+                            text(
+                                "SELECT name, position, conditions, priority, sla_policy_id "
+                                "FROM ticket_rules ORDER BY position"
+                            )
+                        )
+                    ).all()
+                    targets = await conn.scalar(
+                        text(
+                            "SELECT targets FROM sla_policies WHERE is_default AND key = 'standard'"
+                        )
+                    )
+                return [tuple(r) for r in rules], targets
+            finally:
+                await engine.dispose()
+
+        rules, targets = asyncio.run(seed_and_read())
+        assert rules == [
+            (
+                r.name,
+                r.position,
+                {
+                    k: v
+                    for k, v in {
+                        "kinds": sorted(r.conditions.kinds),
+                        "score_min": r.conditions.score_min,
+                        "score_max": r.conditions.score_max,
+                    }.items()
+                    if v is not None
+                },
+                r.action.priority.value,
+                None,
+            )
+            for r in DEFAULT_RULES
+        ]
+        assert targets == DEFAULT_TARGETS

@@ -21,7 +21,7 @@ from feedback_api.jobs.errors import GiveUp, RetryLater
 from feedback_api.jobs.repository import JobRepository
 from feedback_api.jobs.service import job as job_service
 from feedback_api.kit.time import utcnow
-from feedback_api.models import Event, IdempotencyKey, Job, JobSchedule
+from feedback_api.models import Event, IdempotencyKey, Job, JobSchedule, Ticket
 from feedback_api.worker import Periodic, Worker
 from feedback_api.worker_context import JobContext, Task
 from tests.fixtures.live import Live
@@ -331,3 +331,52 @@ async def test_a_failing_ticker_does_not_stop_the_worker(
         await w.run_until_idle()
     assert sorted(seen) == [0, 1]
     assert ticks  # it ran, failed, and the jobs still ran
+
+
+async def test_the_sla_job_breaches_overdue_tickets(
+    sessions: Sessions, settings: Settings, live: Live
+) -> None:
+    from feedback_api.worker import PERIODIC, TASKS
+
+    assert "tickets.check_sla" in {p.kind for p in PERIODIC}
+    created = await live.client.post(
+        "/v1/responses",
+        json={"kind": "nps", "score": 1, "channel": "crm", "customer": "c-1"},
+        headers=live.headers,
+    )
+    assert created.status_code == 201
+    async with sessions() as session:
+        # As if the ticket had opened a day ago and nobody had looked since.
+        ago = utcnow() - timedelta(days=1)
+        await session.execute(
+            update(Ticket)
+            .where(Ticket.tenant_id == live.tenant_id)
+            .values(
+                first_response_due_at=ago,
+                first_response_warn_at=ago,
+                next_sla_check_at=ago,
+            )
+        )
+        await session.commit()
+    await enqueue(sessions, "tickets.check_sla")
+    await Worker(sessions, settings, tasks=TASKS, periodic=(), tickers=()).run_until_idle()
+    async with sessions() as session:
+        ticket = (
+            await session.scalars(select(Ticket).where(Ticket.tenant_id == live.tenant_id))
+        ).one()
+        types = (
+            await session.scalars(
+                select(Event.type)
+                .where(Event.tenant_id == live.tenant_id, Event.type.startswith("ticket."))
+                .order_by(Event.xid, Event.id)
+            )
+        ).all()
+    assert ticket.first_response_breached_at is not None
+    assert ticket.priority == "urgent"
+    assert ticket.next_sla_check_at is not None  # the resolution clock still runs
+    assert list(types) == [
+        "ticket.created",
+        "ticket.sla_warning",
+        "ticket.sla_breached",
+        "ticket.escalated",
+    ]
