@@ -19,7 +19,8 @@ from tests.fixtures.auth import TenantHandle
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCK = re.compile(r"<!-- walkthrough:start -->\s*```sh\n(.*?)```\s*<!-- walkthrough:end -->", re.S)
-ASSIGN = re.compile(r"^(\w+)=\$\((.*)\|\s*jq -r \.(\w+)\)$")
+ASSIGN = re.compile(r"^(\w+)=\$\((.*)\|\s*jq -r '?\.([\w.\[\]]+)'?\)$")
+STEP = re.compile(r"(\w+)|\[(\d+)\]")
 EXPECT = re.compile(r"\s+#\s*→\s*(\d{3})\s*$")
 
 
@@ -86,10 +87,16 @@ async def test_readme_walkthrough_runs_as_written(tenant: TenantHandle) -> None:
     for command in commands:
         headers = {k: expand(v, env) for k, v in command.headers.items()}
         response = await client.request(
-            command.method, command.path, headers=headers, content=command.body
+            command.method,
+            expand(command.path, env),
+            headers=headers,
+            content=expand(command.body, env) if command.body else None,
         )
         assert command.expect is not None, f"state the expected status of {command.path}"
         assert response.status_code == command.expect, (command, response.text)
         if command.assign:
-            name, field_name = command.assign
-            env[name] = response.json()[field_name]
+            name, path = command.assign
+            value = response.json()
+            for key, index in STEP.findall(path):  # e.g. items[0].id
+                value = value[key] if key else value[int(index)]
+            env[name] = value

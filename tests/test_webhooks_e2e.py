@@ -126,3 +126,86 @@ def test_webhook_walkthrough(processes: Processes) -> None:
         assert time.monotonic() < deadline, processes.log("receiver")
         time.sleep(0.1)
     assert "REJECTED" not in processes.log("receiver")
+
+
+def test_closed_loop_walkthrough(processes: Processes) -> None:
+    """The README's loop with real processes: a detractor's answer opens a ticket, the team
+    replies and resolves, and the tenant's receiver gets each step, signed."""
+    created = subprocess.run(
+        [sys.executable, "-m", "feedback_api", "tenant", "create", "--name", "Loop demo"],
+        env=processes.env,
+        capture_output=True,
+        check=True,
+    )
+    key = json.loads(created.stdout)["api_key"]["secret"]
+    api_port, receiver_port = _port(), _port()
+    processes.start("api", "serve", "--port", str(api_port), "--worker")
+    base = f"http://127.0.0.1:{api_port}"
+    processes.wait_for("api", "Application startup complete")
+    headers = bearer(key)
+    endpoint = httpx.post(
+        f"{base}/v1/webhook-endpoints",
+        json={"url": f"http://127.0.0.1:{receiver_port}/", "event_types": ["ticket.*"]},
+        headers=headers,
+    ).json()
+    processes.start(
+        "receiver", "dev-receiver", "--secret", endpoint["secret"], "--port", str(receiver_port)
+    )
+    processes.wait_for("receiver", "receiving on")
+
+    detractor = httpx.post(
+        f"{base}/v1/responses",
+        json={
+            "kind": "nps",
+            "score": 2,
+            "channel": "crm",
+            "customer": "crm-7",
+            "touchpoint": "delivery",
+            "comment": "Parcel lost",
+        },
+        headers=headers,
+    )
+    assert detractor.status_code == 201
+    (ticket,) = httpx.get(f"{base}/v1/tickets", headers=headers).json()["items"]
+    assert ticket["response_id"] == detractor.json()["id"]
+    processes.wait_for("receiver", '"ticket.created"')
+
+    url = f"{base}/v1/tickets/{ticket['id']}"
+    reply = httpx.post(f"{url}/replies", json={"body": "We are on it."}, headers=headers)
+    assert reply.status_code == 201
+    assert httpx.patch(url, json={"status": "in_progress"}, headers=headers).status_code == 200
+    resolved = httpx.patch(
+        url,
+        json={
+            "status": "resolved",
+            "root_cause": "courier_lost_parcel",
+            "resolution_summary": "A new parcel left today by express.",
+        },
+        headers=headers,
+    )
+    assert resolved.status_code == 200
+    processes.wait_for("receiver", '"ticket.resolved"')
+    assert "REJECTED" not in processes.log("receiver")
+    events = httpx.get(f"{base}/v1/events", params={"type": "ticket.*"}, headers=headers).json()
+    by_type = {e["type"]: e for e in events["items"]}
+    assert list(by_type) == [
+        "ticket.created",
+        "ticket.replied",
+        "ticket.updated",
+        "ticket.resolved",
+    ]
+    # what the CRM needs to message the customer is in the events it received
+    assert by_type["ticket.replied"]["data"]["entry"]["body"] == "We are on it."
+    summary = by_type["ticket.resolved"]["data"]["resolution_summary"]
+    assert summary == "A new parcel left today by express."
+    # the receiver printed it before the worker recorded its answer: poll for the record
+    deadline = time.monotonic() + 30
+    while True:
+        deliveries = httpx.get(
+            f"{base}/v1/webhook-endpoints/{endpoint['id']}/deliveries", headers=headers
+        ).json()["items"]
+        delivered = {d["event_id"] for d in deliveries if d["status"] == "succeeded"}
+        if by_type["ticket.resolved"]["id"] in delivered:
+            break
+        assert time.monotonic() < deadline, deliveries
+        time.sleep(0.1)
