@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -227,3 +228,9 @@ async def test_concurrent_writers_appear_in_commit_safe_order(live: Live) -> Non
         if not page["has_more"]:
             break
     assert len(seen) == len(set(seen)) == 30
+
+
+def test_every_event_type_is_documented() -> None:
+    concepts = (Path(__file__).resolve().parents[1] / "docs" / "concepts.md").read_text()
+    missing = [t.value for t in EventType if f"`{t.value}`" not in concepts]
+    assert missing == []

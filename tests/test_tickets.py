@@ -880,6 +880,10 @@ class TestIsolation:
             assert_problem(response, 404, "not_found")
         assert await tickets(other_tenant) == []
         assert len((await tenant.get("/v1/ticket-rules")).json()) == 4
+        theirs_rules = (await other_tenant.get("/v1/ticket-rules")).json()
+        assert rule_id not in {r["id"] for r in theirs_rules}
+        their_policies = (await other_tenant.get("/v1/sla-policies")).json()
+        assert [p["key"] for p in their_policies] == ["standard"]
         stats = (await other_tenant.get("/v1/tickets/stats")).json()
         assert stats["groups"] == [] or stats["groups"][0]["opened"] == 0
         # their rules do not open tickets here, and a manual ticket cannot use my policy
