@@ -155,8 +155,8 @@ async def add_ticket_note(
     ticket_id: UUID, body: NoteCreate, session: SessionDep, auth: TicketsWrite
 ) -> TimelineEntryRead:
     """An internal note: only the team sees it, no event is sent."""
-    return await ticket_service.add_note(
-        session, auth.tenant_id, ticket_id, body.body, body.author, actor=auth.key_id
+    return await ticket_service.add_message(
+        session, auth.tenant_id, ticket_id, body.body, body.author, reply=False, actor=auth.key_id
     )
 
 
@@ -171,8 +171,8 @@ async def add_ticket_reply(
     """A customer-facing reply. We do not message customers ourselves: `ticket.replied`
     carries the text for your CRM or messaging system to send. The first reply stops the
     first-response clock. Closed tickets take no replies (409; reopen first)."""
-    return await ticket_service.add_reply(
-        session, auth.tenant_id, ticket_id, body.body, body.author, actor=auth.key_id
+    return await ticket_service.add_message(
+        session, auth.tenant_id, ticket_id, body.body, body.author, reply=True, actor=auth.key_id
     )
 
 

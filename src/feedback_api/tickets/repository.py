@@ -43,6 +43,15 @@ def _with_ref() -> Any:
     )
 
 
+def _same_case(tenant_id: UUID, customer_id: UUID, touchpoint: str | None) -> list[Any]:
+    """Tickets of this customer at this touchpoint (as the unique index sees them)."""
+    return [
+        Ticket.tenant_id == tenant_id,
+        Ticket.customer_id == customer_id,
+        func.coalesce(Ticket.touchpoint, "") == (touchpoint or ""),
+    ]
+
+
 class TicketRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -163,9 +172,7 @@ class TicketRepository:
         stmt = (
             select(Ticket)
             .where(
-                Ticket.tenant_id == tenant_id,
-                Ticket.customer_id == customer_id,
-                func.coalesce(Ticket.touchpoint, "") == (touchpoint or ""),
+                *_same_case(tenant_id, customer_id, touchpoint),
                 Ticket.status.in_(ACTIVE_VALUES),
             )
             .with_for_update()
@@ -179,9 +186,7 @@ class TicketRepository:
         stmt = (
             select(Ticket)
             .where(
-                Ticket.tenant_id == tenant_id,
-                Ticket.customer_id == customer_id,
-                func.coalesce(Ticket.touchpoint, "") == (touchpoint or ""),
+                *_same_case(tenant_id, customer_id, touchpoint),
                 Ticket.status.in_(DONE_VALUES),
                 Ticket.resolved_at >= since,
             )

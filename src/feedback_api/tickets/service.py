@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -37,17 +37,23 @@ from feedback_api.metrics.service import PeriodBound
 from feedback_api.metrics.service import metric as metric_service
 from feedback_api.models import SlaPolicy, Ticket, TicketEntry, TicketRule
 from feedback_api.tickets import rules as rule_logic
+from feedback_api.tickets.clocks import (
+    CLOCKS,
+    budget_for,
+    calendar_of,
+    clock_of,
+    clock_read,
+    put_clock,
+    schedule_check,
+)
 from feedback_api.tickets.repository import TicketRepository, TicketSettings
 from feedback_api.tickets.rules import Priority, raised
 from feedback_api.tickets.schemas import (
-    WEEKDAYS,
-    BusinessHours,
     ClockName,
     Escalation,
     FollowUpRead,
     RuleAction,
     RuleConditions,
-    SlaClockRead,
     SlaPolicyCreate,
     SlaPolicyRead,
     SlaPolicyUpdate,
@@ -61,15 +67,13 @@ from feedback_api.tickets.schemas import (
     TicketStats,
     TicketStatsGroup,
     TimelineEntryRead,
-    parse_hhmm,
 )
-from feedback_api.tickets.sla import BusinessCalendar, Clock, due_at
+from feedback_api.tickets.sla import BusinessCalendar, Clock
 from feedback_api.tickets.states import PAUSED, Status, allowed_from, can_move
 
 # Imports of history (a year of old answers) must not flood the team with tickets: only
 # responses that happened recently open or touch one.
 AUTO_TICKET_MAX_AGE = timedelta(days=7)
-CLOCKS = (ClockName.FIRST_RESPONSE, ClockName.RESOLUTION)
 SLA_BATCH = 200
 
 DEFAULT_TARGETS: dict[str, dict[str, int]] = {
@@ -128,93 +132,6 @@ class _Context:
                 self.policies[policy_id], self.settings.timezone
             )
         return self.calendars[policy_id]
-
-
-def calendar_of(policy: SlaPolicy, tenant_timezone: str) -> BusinessCalendar | None:
-    if policy.business_hours is None:
-        return None
-    hours = BusinessHours.model_validate(policy.business_hours)
-    weekly: dict[int, list[tuple[time, time]]] = {
-        WEEKDAYS.index(day): [(parse_hhmm(a), parse_hhmm(b)) for a, b in spans]
-        for day, spans in hours.weekly.items()
-    }
-    return BusinessCalendar(
-        timezone=hours.timezone or tenant_timezone,
-        hours=weekly,
-        country=hours.country,
-        subdivision=hours.subdivision,
-        closures=frozenset(hours.closures),
-    )
-
-
-def _budget(policy: SlaPolicy, priority: str, clock: ClockName) -> timedelta:
-    return timedelta(minutes=policy.targets[priority][f"{clock.value}_minutes"])
-
-
-# --- clocks on a ticket row ----------------------------------------------------------------
-
-
-def clock_of(ticket: Ticket, name: ClockName) -> Clock:
-    return Clock(
-        budget=getattr(ticket, f"{name}_budget"),
-        consumed=getattr(ticket, f"{name}_consumed"),
-        running_since=getattr(ticket, f"{name}_running_since"),
-        stopped_at=getattr(ticket, f"{name}_stopped_at"),
-    )
-
-
-def put_clock(
-    ticket: Ticket,
-    name: ClockName,
-    clock: Clock,
-    calendar: BusinessCalendar | None,
-    warn_percent: int,
-) -> None:
-    """Store a clock and the times derived from it, then when the SLA job must look again."""
-    setattr(ticket, f"{name}_budget", clock.budget)
-    setattr(ticket, f"{name}_consumed", clock.consumed)
-    setattr(ticket, f"{name}_running_since", clock.running_since)
-    setattr(ticket, f"{name}_stopped_at", clock.stopped_at)
-    setattr(ticket, f"{name}_due_at", clock.due(calendar))
-    warn_at = None
-    if clock.running_since is not None and getattr(ticket, f"{name}_warned_at") is None:
-        left = clock.budget * warn_percent / 100 - clock.consumed
-        warn_at = due_at(clock.running_since, max(left, timedelta(0)), calendar)
-    setattr(ticket, f"{name}_warn_at", warn_at)
-    _schedule_check(ticket)
-
-
-def _schedule_check(ticket: Ticket) -> None:
-    pending = []
-    for name in CLOCKS:
-        warn_at = getattr(ticket, f"{name}_warn_at")
-        due = getattr(ticket, f"{name}_due_at")
-        if warn_at is not None and getattr(ticket, f"{name}_warned_at") is None:
-            pending.append(warn_at)
-        if due is not None and getattr(ticket, f"{name}_breached_at") is None:
-            pending.append(due)
-    ticket.next_sla_check_at = min(pending) if pending else None
-
-
-def _clock_read(
-    ticket: Ticket, name: ClockName, now: datetime, calendar: BusinessCalendar | None
-) -> SlaClockRead:
-    clock = clock_of(ticket, name)
-    if clock.stopped_at is not None:
-        state = "stopped"
-    elif clock.running_since is None:
-        state = "paused"
-    else:
-        state = "running"
-    return SlaClockRead(
-        target_seconds=int(clock.budget.total_seconds()),
-        used_seconds=int(clock.used(now, calendar).total_seconds()),
-        state=state,
-        due_at=getattr(ticket, f"{name}_due_at"),
-        stopped_at=clock.stopped_at,
-        warned_at=getattr(ticket, f"{name}_warned_at"),
-        breached_at=getattr(ticket, f"{name}_breached_at"),
-    )
 
 
 def _policy_read(policy: SlaPolicy) -> SlaPolicyRead:
@@ -464,8 +381,8 @@ class TicketService:
             response_id=ticket.response_id,
             rule_id=ticket.rule_id,
             sla_policy=ctx.policies[ticket.sla_policy_id].key,
-            first_response=_clock_read(ticket, ClockName.FIRST_RESPONSE, now, calendar),
-            resolution=_clock_read(ticket, ClockName.RESOLUTION, now, calendar),
+            first_response=clock_read(ticket, ClockName.FIRST_RESPONSE, now, calendar),
+            resolution=clock_read(ticket, ClockName.RESOLUTION, now, calendar),
             breached=ticket.first_response_breached_at is not None
             or ticket.resolution_breached_at is not None,
             escalation_level=ticket.escalation_level,
@@ -600,7 +517,7 @@ class TicketService:
                     session, ticket, "sla_breached", now, data={"clock": name.value}
                 )
                 await self._emit(session, ctx, ticket, EventType.TICKET_SLA_BREACHED, entry)
-        _schedule_check(ticket)
+        schedule_check(ticket)
 
     async def _move(
         self,
@@ -679,7 +596,7 @@ class TicketService:
         )
         calendar = ctx.calendar(policy.id)
         for name in CLOCKS:
-            clock = Clock(_budget(policy, priority.value, name)).start(now)
+            clock = Clock(budget_for(policy, priority.value, name)).start(now)
             put_clock(ticket, name, clock, calendar, policy.warn_at_percent)
         return ticket
 
@@ -850,7 +767,7 @@ class TicketService:
             clock = clock_of(ticket, name)
             if clock.stopped_at is None:
                 clock = Clock(
-                    _budget(policy, priority.value, name),
+                    budget_for(policy, priority.value, name),
                     clock.consumed,
                     clock.running_since,
                     None,
@@ -973,7 +890,7 @@ class TicketService:
                 ],
             )
 
-    async def add_note(
+    async def add_message(
         self,
         session: AsyncSession,
         tenant_id: UUID,
@@ -981,30 +898,20 @@ class TicketService:
         body: str,
         author: str | None,
         *,
+        reply: bool,
         actor: UUID,
     ) -> TimelineEntryRead:
-        """Internal: no event, the customer never sees it."""
-        now = utcnow()
-        ticket = await self._locked(session, tenant_id, ticket_id)
-        ticket.updated_at = now
-        entry = await self._entry(
-            session, ticket, "note", now, actor=actor, author=author, body=body
-        )
-        return TimelineEntryRead.model_validate(entry)
-
-    async def add_reply(
-        self,
-        session: AsyncSession,
-        tenant_id: UUID,
-        ticket_id: UUID,
-        body: str,
-        author: str | None,
-        *,
-        actor: UUID,
-    ) -> TimelineEntryRead:
+        """A note (internal: no event, the customer never sees it) or a reply (for the
+        customer: `ticket.replied`; the first one stops the first-response clock)."""
         now = utcnow()
         ctx = await self._context(session, tenant_id)
         ticket = await self._locked(session, tenant_id, ticket_id)
+        ticket.updated_at = now
+        if not reply:
+            entry = await self._entry(
+                session, ticket, "note", now, actor=actor, author=author, body=body
+            )
+            return TimelineEntryRead.model_validate(entry)
         if ticket.status == Status.CLOSED.value:
             raise IllegalTransition("the ticket is closed; reopen it to reply")
         first = ticket.first_replied_at is None
@@ -1032,7 +939,6 @@ class TicketService:
                     policy.warn_at_percent,
                 )
             await self._mark_late_breaches(session, ctx, ticket, now)
-        ticket.updated_at = now
         await self._emit(session, ctx, ticket, EventType.TICKET_REPLIED, entry)
         return TimelineEntryRead.model_validate(entry)
 
@@ -1122,7 +1028,7 @@ class TicketService:
                 entry = await self._entry(session, ticket, "sla_breached", now, data=_json(data))
                 await self._emit(session, ctx, ticket, EventType.TICKET_SLA_BREACHED, entry)
                 await self._escalate(session, ctx, policy, ticket, name, now)
-        _schedule_check(ticket)
+        schedule_check(ticket)
         ticket.updated_at = now
 
     async def _escalate(
@@ -1186,6 +1092,9 @@ class TicketService:
         )
 
 
+SHOWN_WHEN_SUPPRESSED = frozenset({"key", "other", "suppressed", "opened"})
+
+
 def _pct(part: int, whole: int) -> float | None:
     return round(100 * part / whole, 2) if whole else None
 
@@ -1197,22 +1106,9 @@ def _seconds(value: Any) -> float | None:
 def _stats_group(row: dict[str, Any], min_n: int | None) -> TicketStatsGroup:
     pooled = bool(row["pooled"])
     if pooled and min_n is not None and row["opened"] < min_n:
-        return TicketStatsGroup(
-            key=None,
-            other=True,
-            suppressed=True,
-            opened=row["opened"],
-            resolved=None,
-            first_response_median_seconds=None,
-            first_response_p90_seconds=None,
-            resolution_median_seconds=None,
-            resolution_p90_seconds=None,
-            first_response_within_sla_pct=None,
-            resolution_within_sla_pct=None,
-            breached=None,
-            repeat_complaint_pct=None,
-            contacted_pct=None,
-            follow_up_solved_pct=None,
+        withheld = dict.fromkeys(set(TicketStatsGroup.model_fields) - SHOWN_WHEN_SUPPRESSED)
+        return TicketStatsGroup.model_validate(
+            {**withheld, "key": None, "other": True, "suppressed": True, "opened": row["opened"]}
         )
     return TicketStatsGroup(
         key=row["key"],
