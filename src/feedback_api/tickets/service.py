@@ -672,8 +672,13 @@ class TicketService:
         assert c.customer_id is not None
         repo = TicketRepository(session)
         priority = Priority(rule.priority)
-        active = await repo.lock_active(ctx.tenant_id, c.customer_id, c.touchpoint)
-        if active is None:
+        # A few rounds at most: a concurrent request may open the ticket between our look and
+        # our insert (then we attach to theirs), and in a rare second race resolve it again.
+        for _ in range(3):
+            active = await repo.lock_active(ctx.tenant_id, c.customer_id, c.touchpoint)
+            if active is not None:
+                await self._attach(session, ctx, active, c, priority, now)
+                return
             since = now - timedelta(days=ctx.settings.reopen_days)
             recent = await repo.lock_recently_resolved(
                 ctx.tenant_id, c.customer_id, c.touchpoint, since
@@ -681,42 +686,53 @@ class TicketService:
             if recent is not None:
                 await self._repeat_complaint(session, ctx, recent, c, now)
                 return
-            policy = ctx.policies[rule.sla_policy_id] if rule.sla_policy_id else ctx.default_policy
-            ticket = self._new_ticket(
-                ctx,
-                policy,
-                priority,
-                now,
-                team=rule.team,
-                assignee=rule.assignee,
-                customer_id=c.customer_id,
-                touchpoint=c.touchpoint,
-                channel=c.channel,
-                agent_ref=c.agent_ref,
-                location_ref=c.location_ref,
-                subject=f"{c.kind.upper()} {c.score}"
-                + (f" at {c.touchpoint}" if c.touchpoint else ""),
-                description=c.comment,
-                origin="response",
-                response_id=c.response_id,
-                rule_id=rule.id,
-            )
-            if await repo.insert_ticket(self._row_values(ticket)):
-                ticket = await self._locked(session, ctx.tenant_id, ticket.id)
-                await repo.link(ctx.tenant_id, ticket.id, c.response_id, "trigger")
-                entry = await self._entry(
-                    session,
-                    ticket,
-                    "created",
-                    now,
-                    data={"rule": rule.name, "response_id": str(c.response_id)},
-                )
-                await self._emit(session, ctx, ticket, EventType.TICKET_CREATED, entry)
+            if await self._open_from(session, ctx, c, rule, priority, now):
                 return
-            # A concurrent request opened it first: attach to theirs.
-            active = await repo.lock_active(ctx.tenant_id, c.customer_id, c.touchpoint)
-            assert active is not None
-        await self._attach(session, ctx, active, c, priority, now)
+        raise RuntimeError("a ticket kept changing under a new complaint; retry the request")
+
+    async def _open_from(
+        self,
+        session: AsyncSession,
+        ctx: _Context,
+        c: Complaint,
+        rule: TicketRule,
+        priority: Priority,
+        now: datetime,
+    ) -> bool:
+        """Open a ticket for this complaint; False if the customer has an active one."""
+        policy = ctx.policies[rule.sla_policy_id] if rule.sla_policy_id else ctx.default_policy
+        ticket = self._new_ticket(
+            ctx,
+            policy,
+            priority,
+            now,
+            team=rule.team,
+            assignee=rule.assignee,
+            customer_id=c.customer_id,
+            touchpoint=c.touchpoint,
+            channel=c.channel,
+            agent_ref=c.agent_ref,
+            location_ref=c.location_ref,
+            subject=f"{c.kind.upper()} {c.score}" + (f" at {c.touchpoint}" if c.touchpoint else ""),
+            description=c.comment,
+            origin="response",
+            response_id=c.response_id,
+            rule_id=rule.id,
+        )
+        repo = TicketRepository(session)
+        if not await repo.insert_ticket(self._row_values(ticket)):
+            return False
+        ticket = await self._locked(session, ctx.tenant_id, ticket.id)
+        await repo.link(ctx.tenant_id, ticket.id, c.response_id, "trigger")
+        entry = await self._entry(
+            session,
+            ticket,
+            "created",
+            now,
+            data={"rule": rule.name, "response_id": str(c.response_id)},
+        )
+        await self._emit(session, ctx, ticket, EventType.TICKET_CREATED, entry)
+        return True
 
     async def _attach(
         self,
