@@ -127,6 +127,11 @@ class TestExportCustomer:
         by_id = {r["id"]: r for r in body["responses"]}
         assert by_id[kept.json()["id"]]["comment"] == "late"
         assert by_id[gone.json()["id"]]["deleted_at"] is not None
+        # the NPS 3 opened a ticket: it and what was said in it are the customer's data too
+        (ticket,) = body["tickets"]
+        assert ticket["response_id"] == kept.json()["id"]
+        assert ticket["description"] == "late"
+        assert [e["type"] for e in ticket["timeline"]] == ["created"]
 
     async def test_another_tenant_cannot_export(
         self, tenant: TenantHandle, other_tenant: TenantHandle

@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field
 
 from feedback_api.customers.schemas import CustomerRead
 from feedback_api.responses.schemas import ResponseRead
+from feedback_api.tickets.schemas import ExportedTicket
 
 
 class ExportedResponse(ResponseRead):
@@ -18,6 +19,7 @@ class CustomerExport(BaseModel):
     exported_at: datetime
     customer: CustomerRead
     responses: list[ExportedResponse] = Field(description="Deleted ones included.")
+    tickets: list[ExportedTicket] = Field(description="Follow-up tickets, with their timelines.")
 
 
 class CustomerErased(BaseModel):

@@ -34,6 +34,7 @@ class PrivacyService:
                 ExportedResponse(**to_read(r, ref).model_dump(), deleted_at=r.deleted_at)
                 for r in responses
             ],
+            tickets=await ticket_service.export_customer(session, tenant_id, customer.id),
         )
 
     async def erase(

@@ -239,6 +239,14 @@ class TicketRepository:
         stmt = stmt.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit)
         return [(r[0], r[1]) for r in await self.session.execute(stmt)]
 
+    async def all_for_customer(self, tenant_id: UUID, customer_id: UUID) -> list[TicketRow]:
+        stmt = (
+            _with_ref()
+            .where(Ticket.tenant_id == tenant_id, Ticket.customer_id == customer_id)
+            .order_by(Ticket.created_at, Ticket.id)
+        )
+        return [(r[0], r[1]) for r in await self.session.execute(stmt)]
+
     async def claim_sla_due(self, now: datetime, limit: int) -> list[Ticket]:
         """Tickets with a warning or a breach due, locked; other workers skip them."""
         stmt = (
@@ -285,6 +293,14 @@ class TicketRepository:
             .values(tenant_id=tenant_id, ticket_id=ticket_id, response_id=response_id, role=role)
             .on_conflict_do_nothing()
         )
+
+    async def all_entries(self, tenant_id: UUID, ticket_ids: Sequence[UUID]) -> list[TicketEntry]:
+        stmt = (
+            select(TicketEntry)
+            .where(TicketEntry.tenant_id == tenant_id, TicketEntry.ticket_id.in_(ticket_ids))
+            .order_by(TicketEntry.created_at, TicketEntry.id)
+        )
+        return list((await self.session.scalars(stmt)).all())
 
     async def entries_page(
         self,

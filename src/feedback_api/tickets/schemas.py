@@ -410,6 +410,12 @@ class TimelineEntryRead(ReadSchema):
     created_at: datetime
 
 
+class ExportedTicket(TicketRead):
+    """A ticket in a customer's data export, with everything said in it."""
+
+    timeline: list[TimelineEntryRead]
+
+
 class TicketEventData(TicketRead):
     """`data` of `ticket.*` events: the ticket, and the timeline entry that caused it."""
 

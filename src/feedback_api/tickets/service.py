@@ -51,6 +51,7 @@ from feedback_api.tickets.rules import Priority, raised
 from feedback_api.tickets.schemas import (
     ClockName,
     Escalation,
+    ExportedTicket,
     FollowUpRead,
     RuleAction,
     RuleConditions,
@@ -1078,6 +1079,23 @@ class TicketService:
         await self._emit(session, ctx, ticket, EventType.TICKET_ESCALATED, entry)
 
     # --- privacy ---------------------------------------------------------------------------
+    async def export_customer(
+        self, session: AsyncSession, tenant_id: UUID, customer_id: UUID
+    ) -> list[ExportedTicket]:
+        """A data-subject export: the customer's tickets with their whole timelines."""
+        repo = TicketRepository(session)
+        rows = await repo.all_for_customer(tenant_id, customer_id)
+        if not rows:
+            return []
+        ctx = await self._context(session, tenant_id)
+        timelines: dict[UUID, list[TimelineEntryRead]] = {t.id: [] for t, _ in rows}
+        for entry in await repo.all_entries(tenant_id, list(timelines)):
+            timelines[entry.ticket_id].append(TimelineEntryRead.model_validate(entry))
+        return [
+            ExportedTicket(**self._read(t, ref, ctx).model_dump(), timeline=timelines[t.id])
+            for t, ref in rows
+        ]
+
     async def forget_customer(
         self, session: AsyncSession, tenant_id: UUID, customer_id: UUID
     ) -> int:
