@@ -101,6 +101,20 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+# With a body holding __N__, each request replaces it with a value unique across wrk's
+# threads (a new customer per request).
+VARY = (
+    "local threads = 0\n"
+    "function setup(thread) threads = threads + 1; thread:set('tid', threads) end\n"
+    "local n = 0\n"
+    "function request()\n"
+    "  n = n + 1\n"
+    "  local body = string.gsub(wrk.body, '__N__', tid .. '-' .. n)\n"
+    "  return wrk.format(nil, nil, nil, body)\n"
+    "end\n"
+)
+
+
 def wrk(url: str, body: str, key: str, *, connections: int, seconds: int, pid: int) -> Load:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(
@@ -110,7 +124,7 @@ def wrk(url: str, body: str, key: str, *, connections: int, seconds: int, pid: i
             f"wrk.body = [==[{body}]==]\n"
             "function response(status, headers, body)\n"
             "  if status >= 300 then io.stderr:write(status .. ' ' .. body .. '\\n') end\n"
-            "end\n"
+            "end\n" + (VARY if "__N__" in body else "")
         )
     peak = [0.0]
     done = threading.Event()
@@ -230,11 +244,25 @@ async def executemany(dsn: str, tenant: uuid.UUID, rows: int, batch: int = 1000)
         await conn.close()
 
 
+async def _count(dsn: str, table: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
+    finally:
+        await conn.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="a maintenance database URL; default: embedded")
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--tickets",
+        action="store_true",
+        help="also (e) detractors from new customers, each opening a ticket, against (f) "
+        "promoters from new customers (same work minus the ticket)",
+    )
     opts = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -280,6 +308,25 @@ def main() -> None:
             seconds=opts.seconds,
             pid=api.pid,
         )
+        if opts.tickets:
+            for label, score in (
+                ("(e) detractor, new customer", 2),
+                ("(f) promoter, new customer", 9),
+            ):
+                body = json.dumps({**ONE, "score": score, "customer": f"c{score}-__N__"})
+                load = wrk(
+                    f"{base}/v1/responses",
+                    body,
+                    key,
+                    connections=opts.connections,
+                    seconds=opts.seconds,
+                    pid=api.pid,
+                )
+                print(
+                    f"{label}: {load.requests_per_s:.0f} req/s, p50 {load.p50_ms:.1f} ms, "
+                    f"p99 {load.p99_ms:.1f} ms, non-2xx {load.errors}"
+                )
+            print(f"tickets opened: {asyncio.run(_count(dsn, 'tickets'))}")
     finally:
         stop(api)
 

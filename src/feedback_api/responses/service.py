@@ -282,6 +282,7 @@ class ResponseService:
                     tags=items[index].tags,
                     comment=row.comment,
                     customer_id=row.customer_id,
+                    customer_ref=items[index].customer,
                     agent_ref=row.agent_ref,
                     location_ref=row.location_ref,
                     occurred_at=row.occurred_at,

@@ -151,11 +151,11 @@ class TicketRepository:
         return bool(await self.session.scalar(stmt))
 
     # --- tickets ---
-    async def insert_ticket(self, values: dict[str, Any]) -> bool:
+    async def insert_ticket(self, values: dict[str, Any]) -> Ticket | None:
         """Insert unless the customer already has an active ticket at this touchpoint (the
-        partial unique index); False then. Waits for a concurrent insert to settle."""
-        stmt = insert(Ticket).values(**values).on_conflict_do_nothing().returning(Ticket.id)
-        return (await self.session.execute(stmt)).first() is not None
+        partial unique index); None then. Waits for a concurrent insert to settle."""
+        stmt = insert(Ticket).values(**values).on_conflict_do_nothing().returning(Ticket)
+        return (await self.session.scalars(stmt)).one_or_none()
 
     async def lock(self, tenant_id: UUID, ticket_id: UUID) -> Ticket | None:
         stmt = (
@@ -180,17 +180,19 @@ class TicketRepository:
         )
         return (await self.session.scalars(stmt)).first()
 
-    async def lock_recently_resolved(
+    async def lock_open_or_recent(
         self, tenant_id: UUID, customer_id: UUID, touchpoint: str | None, since: datetime
     ) -> Ticket | None:
+        """The customer's active ticket at this touchpoint, else the one resolved most
+        recently since `since`; locked. One query on the hot path of every complaint."""
+        active = Ticket.status.in_(ACTIVE_VALUES)
         stmt = (
             select(Ticket)
             .where(
                 *_same_case(tenant_id, customer_id, touchpoint),
-                Ticket.status.in_(DONE_VALUES),
-                Ticket.resolved_at >= since,
+                or_(active, and_(Ticket.status.in_(DONE_VALUES), Ticket.resolved_at >= since)),
             )
-            .order_by(Ticket.resolved_at.desc())
+            .order_by(active.desc(), Ticket.resolved_at.desc())
             .limit(1)
             .with_for_update()
             .execution_options(populate_existing=True)

@@ -70,7 +70,7 @@ from feedback_api.tickets.schemas import (
     TimelineEntryRead,
 )
 from feedback_api.tickets.sla import BusinessCalendar, Clock
-from feedback_api.tickets.states import PAUSED, Status, allowed_from, can_move
+from feedback_api.tickets.states import ACTIVE, PAUSED, Status, allowed_from, can_move
 
 # Imports of history (a year of old answers) must not flood the team with tickets: only
 # responses that happened recently open or touch one.
@@ -97,6 +97,7 @@ class Complaint:
     tags: Sequence[str]
     comment: str | None
     customer_id: UUID | None
+    customer_ref: str | None
     agent_ref: str | None
     location_ref: str | None
     occurred_at: datetime
@@ -108,6 +109,7 @@ class _Context:
     settings: TicketSettings
     policies: dict[UUID, SlaPolicy]
     calendars: dict[UUID, BusinessCalendar | None] = field(default_factory=dict)
+    refs: dict[UUID, str] = field(default_factory=dict)  # customer id → external_ref
 
     @property
     def default_policy(self) -> SlaPolicy:
@@ -479,10 +481,14 @@ class TicketService:
         entry: TicketEntry | None = None,
     ) -> None:
         await session.flush()
-        refs = await TicketRepository(session).customer_refs(
-            ctx.tenant_id, [ticket.customer_id] if ticket.customer_id else []
-        )
-        read = self._read(ticket, refs.get(ticket.customer_id) if ticket.customer_id else None, ctx)
+        ref = None
+        if ticket.customer_id is not None:
+            if ticket.customer_id not in ctx.refs:
+                ctx.refs |= await TicketRepository(session).customer_refs(
+                    ctx.tenant_id, [ticket.customer_id]
+                )
+            ref = ctx.refs.get(ticket.customer_id)
+        read = self._read(ticket, ref, ctx)
         data = TicketEventData(
             **read.model_dump(),
             entry=TimelineEntryRead.model_validate(entry) if entry is not None else None,
@@ -662,6 +668,9 @@ class TicketService:
         if not matched:
             return
         ctx = await self._context(session, tenant_id)
+        ctx.refs |= {
+            c.customer_id: c.customer_ref for c, _ in matched if c.customer_id and c.customer_ref
+        }
         # One lock order for every transaction: no deadlock between concurrent batches.
         matched.sort(key=lambda m: (str(m[0].customer_id), m[0].touchpoint or ""))
         for complaint, rule in matched:
@@ -675,17 +684,16 @@ class TicketService:
         priority = Priority(rule.priority)
         # A few rounds at most: a concurrent request may open the ticket between our look and
         # our insert (then we attach to theirs), and in a rare second race resolve it again.
+        since = now - timedelta(days=ctx.settings.reopen_days)
         for _ in range(3):
-            active = await repo.lock_active(ctx.tenant_id, c.customer_id, c.touchpoint)
-            if active is not None:
-                await self._attach(session, ctx, active, c, priority, now)
-                return
-            since = now - timedelta(days=ctx.settings.reopen_days)
-            recent = await repo.lock_recently_resolved(
+            found = await repo.lock_open_or_recent(
                 ctx.tenant_id, c.customer_id, c.touchpoint, since
             )
-            if recent is not None:
-                await self._repeat_complaint(session, ctx, recent, c, now)
+            if found is not None and Status(found.status) in ACTIVE:
+                await self._attach(session, ctx, found, c, priority, now)
+                return
+            if found is not None:
+                await self._repeat_complaint(session, ctx, found, c, now)
                 return
             if await self._open_from(session, ctx, c, rule, priority, now):
                 return
@@ -721,9 +729,10 @@ class TicketService:
             rule_id=rule.id,
         )
         repo = TicketRepository(session)
-        if not await repo.insert_ticket(self._row_values(ticket)):
+        inserted = await repo.insert_ticket(self._row_values(ticket))
+        if inserted is None:
             return False
-        ticket = await self._locked(session, ctx.tenant_id, ticket.id)
+        ticket = inserted
         await repo.link(ctx.tenant_id, ticket.id, c.response_id, "trigger")
         entry = await self._entry(
             session,
@@ -826,14 +835,15 @@ class TicketService:
             created_by_key_id=actor,
         )
         repo = TicketRepository(session)
-        if not await repo.insert_ticket(self._row_values(ticket)):
+        inserted = await repo.insert_ticket(self._row_values(ticket))
+        if inserted is None:
             assert customer_id is not None
             existing = await repo.lock_active(tenant_id, customer_id, body.touchpoint)
             raise TicketExists(
                 "this customer already has an active ticket at this touchpoint"
                 + (f": {existing.id}" if existing else "")
             )
-        ticket = await self._locked(session, tenant_id, ticket.id)
+        ticket = inserted
         entry = await self._entry(
             session, ticket, "created", now, actor=actor, body=body.description
         )
