@@ -11,7 +11,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -78,29 +80,45 @@ def processes(database_url: str, tmp_path: Path) -> Iterator[Processes]:
     handle.stop_all()
 
 
-def test_webhook_walkthrough(processes: Processes) -> None:
+@dataclass
+class Setup:
+    base: str
+    headers: dict[str, str]
+    endpoint: dict[str, Any]
+
+
+def start_api_and_receiver(
+    processes: Processes, tenant_name: str, event_types: list[str], *, worker: bool
+) -> Setup:
+    """A tenant (by the CLI), the API, a webhook endpoint and the dev receiver behind it."""
     created = subprocess.run(
-        [sys.executable, "-m", "feedback_api", "tenant", "create", "--name", "Webhook demo"],
+        [sys.executable, "-m", "feedback_api", "tenant", "create", "--name", tenant_name],
         env=processes.env,
         capture_output=True,
         check=True,
     )
     key = json.loads(created.stdout)["api_key"]["secret"]
     api_port, receiver_port = _port(), _port()
-    processes.start("api", "serve", "--port", str(api_port), "--no-worker")
+    worker_flag = "--worker" if worker else "--no-worker"
+    processes.start("api", "serve", "--port", str(api_port), worker_flag)
     base = f"http://127.0.0.1:{api_port}"
     processes.wait_for("api", "Application startup complete")
     headers = bearer(key)
-
     endpoint = httpx.post(
         f"{base}/v1/webhook-endpoints",
-        json={"url": f"http://127.0.0.1:{receiver_port}/", "event_types": ["response.*"]},
+        json={"url": f"http://127.0.0.1:{receiver_port}/", "event_types": event_types},
         headers=headers,
     ).json()
     processes.start(
         "receiver", "dev-receiver", "--secret", endpoint["secret"], "--port", str(receiver_port)
     )
     processes.wait_for("receiver", "receiving on")
+    return Setup(base, headers, endpoint)
+
+
+def test_webhook_walkthrough(processes: Processes) -> None:
+    setup = start_api_and_receiver(processes, "Webhook demo", ["response.*"], worker=False)
+    base, headers = setup.base, setup.headers
 
     # No worker yet: the response is stored and its delivery waits, durably.
     first = httpx.post(
@@ -131,27 +149,8 @@ def test_webhook_walkthrough(processes: Processes) -> None:
 def test_closed_loop_walkthrough(processes: Processes) -> None:
     """The README's loop with real processes: a detractor's answer opens a ticket, the team
     replies and resolves, and the tenant's receiver gets each step, signed."""
-    created = subprocess.run(
-        [sys.executable, "-m", "feedback_api", "tenant", "create", "--name", "Loop demo"],
-        env=processes.env,
-        capture_output=True,
-        check=True,
-    )
-    key = json.loads(created.stdout)["api_key"]["secret"]
-    api_port, receiver_port = _port(), _port()
-    processes.start("api", "serve", "--port", str(api_port), "--worker")
-    base = f"http://127.0.0.1:{api_port}"
-    processes.wait_for("api", "Application startup complete")
-    headers = bearer(key)
-    endpoint = httpx.post(
-        f"{base}/v1/webhook-endpoints",
-        json={"url": f"http://127.0.0.1:{receiver_port}/", "event_types": ["ticket.*"]},
-        headers=headers,
-    ).json()
-    processes.start(
-        "receiver", "dev-receiver", "--secret", endpoint["secret"], "--port", str(receiver_port)
-    )
-    processes.wait_for("receiver", "receiving on")
+    setup = start_api_and_receiver(processes, "Loop demo", ["ticket.*"], worker=True)
+    base, headers, endpoint = setup.base, setup.headers, setup.endpoint
 
     detractor = httpx.post(
         f"{base}/v1/responses",
