@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+from uuid import UUID
 
 
 class Priority(StrEnum):
@@ -106,6 +107,7 @@ class Rule:
     conditions: Conditions
     action: Action
     enabled: bool = True
+    id: UUID | None = None  # the stored rule's id
 
 
 def first_match(rules: Iterable[Rule], facts: Facts) -> Rule | None:

@@ -12,16 +12,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.customers.service import customer as customer_service
 from feedback_api.events.catalogue import EventType
 from feedback_api.events.service import event as event_service
 from feedback_api.exceptions import (
+    Conflict,
     IllegalTransition,
     InvalidRequest,
     NotFound,
@@ -65,11 +66,12 @@ from feedback_api.tickets.schemas import (
     TicketRead,
     TicketRuleCreate,
     TicketRuleRead,
+    TicketRuleUpdate,
     TicketStats,
     TicketStatsGroup,
     TimelineEntryRead,
 )
-from feedback_api.tickets.sla import BusinessCalendar, Clock
+from feedback_api.tickets.sla import BusinessCalendar, Clock, due_at
 from feedback_api.tickets.states import ACTIVE, PAUSED, Status, allowed_from, can_move
 
 # Imports of history (a year of old answers) must not flood the team with tickets: only
@@ -154,9 +156,35 @@ def _policy_read(policy: SlaPolicy) -> SlaPolicyRead:
     )
 
 
-def _conditions(rule: TicketRule) -> rule_logic.Conditions:
-    c = RuleConditions.model_validate(rule.conditions)
-    return rule_logic.Conditions(
+def _check_reachable(policy: SlaPolicy, tenant_timezone: str) -> None:
+    """Every target must be reachable on the policy's hours: otherwise each new ticket on it
+    would fail, and with it the response that opened it."""
+    calendar = calendar_of(policy, tenant_timezone)
+    if calendar is None:
+        return
+    longest = max(
+        timedelta(minutes=minutes)
+        for target in policy.targets.values()
+        for minutes in target.values()
+    )
+    try:
+        due_at(utcnow(), longest, calendar)
+    except ValueError:
+        raise InvalidRequest(
+            "these business hours cannot meet the longest target within three years",
+            errors=[
+                {
+                    "loc": ["body", "business_hours"],
+                    "code": "targets_unreachable",
+                    "message": "more open hours, or shorter targets",
+                }
+            ],
+        ) from None
+
+
+def _rule(row: TicketRule) -> rule_logic.Rule:
+    c = RuleConditions.model_validate(row.conditions)
+    conditions = rule_logic.Conditions(
         kinds=frozenset(k.value for k in c.kinds),
         score_min=c.score_min,
         score_max=c.score_max,
@@ -168,6 +196,8 @@ def _conditions(rule: TicketRule) -> rule_logic.Conditions:
         location_refs=frozenset(c.location_refs),
         customer_attributes=dict(c.customer_attributes),
     )
+    action = rule_logic.Action(Priority(row.priority), row.team, row.assignee)
+    return rule_logic.Rule(row.name, row.position, conditions, action, row.enabled, row.id)
 
 
 class TicketService:
@@ -225,10 +255,8 @@ class TicketService:
         self, session: AsyncSession, tenant_id: UUID, body: SlaPolicyCreate
     ) -> SlaPolicyRead:
         repo = TicketRepository(session)
-        if await repo.policy_by_key(tenant_id, body.key) is not None:
-            raise PolicyKeyTaken(f"an SLA policy with key {body.key!r} exists")
-        if body.is_default:
-            await repo.clear_default(tenant_id)
+        settings = await repo.settings(tenant_id)
+        assert settings is not None  # the caller's key belongs to the tenant
         policy = SlaPolicy(
             tenant_id=tenant_id,
             key=body.key,
@@ -242,7 +270,18 @@ class TicketService:
             escalate_raise_priority=body.escalation.raise_priority,
             escalation_team=body.escalation.team,
         )
-        await repo.add(policy)
+        _check_reachable(policy, settings.timezone)
+        try:
+            async with session.begin_nested():
+                if body.is_default:
+                    await repo.clear_default(tenant_id)
+                await repo.add(policy)
+        except IntegrityError:
+            # the unique key, or a concurrent change of the default
+            raise PolicyKeyTaken(
+                f"an SLA policy with key {body.key!r} exists, or another request changed the "
+                "default at the same time"
+            ) from None
         await session.refresh(policy)
         return _policy_read(policy)
 
@@ -254,9 +293,9 @@ class TicketService:
         values = body.model_dump(mode="json", exclude_unset=True)
         policy = await self._policy(session, tenant_id, key)
         repo = TicketRepository(session)
-        if values.pop("is_default", None):
-            await repo.clear_default(tenant_id)
-            policy.is_default = True
+        settings = await repo.settings(tenant_id)
+        assert settings is not None
+        make_default = values.pop("is_default", None)
         if "escalation" in values:
             escalation = values.pop("escalation")
             policy.escalate_raise_priority = escalation["raise_priority"]
@@ -264,7 +303,16 @@ class TicketService:
         for name, value in values.items():
             setattr(policy, name, value)
         policy.updated_at = utcnow()
-        await session.flush()
+        _check_reachable(policy, settings.timezone)
+        try:
+            async with session.begin_nested():
+                if make_default and not policy.is_default:
+                    await repo.clear_default(tenant_id)
+                    policy.is_default = True
+                await session.flush()
+        except IntegrityError:
+            raise Conflict("another request changed the default policy at the same time") from None
+        await session.refresh(policy)  # the bulk update of the default expired it
         return _policy_read(policy)
 
     async def delete_policy(self, session: AsyncSession, tenant_id: UUID, key: str) -> None:
@@ -313,16 +361,18 @@ class TicketService:
         return self._rule_read(rule, await self._context(session, tenant_id))
 
     def _apply_rule_fields(
-        self, rule: TicketRule, values: dict[str, Any], ctx: _Context, body: BaseModel
+        self, rule: TicketRule, body: TicketRuleCreate | TicketRuleUpdate, ctx: _Context
     ) -> None:
+        """The fields the body sets (all of them for a new rule)."""
+        sent = (
+            type(body).model_fields if isinstance(body, TicketRuleCreate) else body.model_fields_set
+        )
         for name in ("name", "position", "enabled"):
-            if name in values:
-                setattr(rule, name, values[name])
-        if "conditions" in values:
-            conditions: RuleConditions = body.conditions  # type: ignore[attr-defined]
-            rule.conditions = conditions.model_dump(mode="json", exclude_defaults=True)
-        if "action" in values:
-            action: RuleAction = body.action  # type: ignore[attr-defined]
+            if name in sent:
+                setattr(rule, name, getattr(body, name))
+        if "conditions" in sent and body.conditions is not None:
+            rule.conditions = body.conditions.model_dump(mode="json", exclude_defaults=True)
+        if "action" in sent and (action := body.action) is not None:
             rule.priority = action.priority.value
             rule.team = action.team
             rule.assignee = action.assignee
@@ -337,17 +387,17 @@ class TicketService:
     ) -> TicketRuleRead:
         ctx = await self._context(session, tenant_id)
         rule = TicketRule(tenant_id=tenant_id, conditions={})
-        self._apply_rule_fields(rule, body.model_dump(), ctx, body)
+        self._apply_rule_fields(rule, body, ctx)
         await TicketRepository(session).add(rule)
         await session.refresh(rule)
         return self._rule_read(rule, ctx)
 
     async def update_rule(
-        self, session: AsyncSession, tenant_id: UUID, rule_id: UUID, body: BaseModel
+        self, session: AsyncSession, tenant_id: UUID, rule_id: UUID, body: TicketRuleUpdate
     ) -> TicketRuleRead:
         ctx = await self._context(session, tenant_id)
         rule = await self._rule(session, tenant_id, rule_id)
-        self._apply_rule_fields(rule, body.model_dump(exclude_unset=True), ctx, body)
+        self._apply_rule_fields(rule, body, ctx)
         rule.updated_at = utcnow()
         await session.flush()
         return self._rule_read(rule, ctx)
@@ -472,6 +522,15 @@ class TicketService:
         await TicketRepository(session).add(entry)
         return entry
 
+    async def _view(self, session: AsyncSession, ctx: _Context, ticket: Ticket) -> TicketRead:
+        """The ticket as the API shows it, after a change (the customer's ref is cached)."""
+        if ticket.customer_id is not None and ticket.customer_id not in ctx.refs:
+            ctx.refs |= await TicketRepository(session).customer_refs(
+                ctx.tenant_id, [ticket.customer_id]
+            )
+        ref = ctx.refs.get(ticket.customer_id) if ticket.customer_id else None
+        return self._read(ticket, ref, ctx)
+
     async def _emit(
         self,
         session: AsyncSession,
@@ -481,21 +540,20 @@ class TicketService:
         entry: TicketEntry | None = None,
     ) -> None:
         await session.flush()
-        ref = None
-        if ticket.customer_id is not None:
-            if ticket.customer_id not in ctx.refs:
-                ctx.refs |= await TicketRepository(session).customer_refs(
-                    ctx.tenant_id, [ticket.customer_id]
-                )
-            ref = ctx.refs.get(ticket.customer_id)
-        read = self._read(ticket, ref, ctx)
+        read = await self._view(session, ctx, ticket)
         data = TicketEventData(
             **read.model_dump(),
             entry=TimelineEntryRead.model_validate(entry) if entry is not None else None,
         )
         await event_service.emit(session, ctx.tenant_id, type_, [data])
 
-    def _reclock(self, ticket: Ticket, ctx: _Context, change: str, now: datetime) -> None:
+    def _reclock(
+        self,
+        ticket: Ticket,
+        ctx: _Context,
+        change: Literal["pause", "resume", "stop", "restart"],
+        now: datetime,
+    ) -> None:
         """Pause, resume, stop or restart both clocks; `change` says which."""
         policy = ctx.policies[ticket.sla_policy_id]
         calendar = ctx.calendar(policy.id)
@@ -593,10 +651,6 @@ class TicketService:
             status=Status.OPEN.value,
             priority=priority.value,
             sla_policy_id=policy.id,
-            first_response_warned_at=None,
-            first_response_breached_at=None,
-            resolution_warned_at=None,
-            resolution_breached_at=None,
             created_at=now,
             updated_at=now,
             **fields,
@@ -630,19 +684,10 @@ class TicketService:
         if not candidates:
             return
         repo = TicketRepository(session)
-        rows = [r for r in await repo.rules(tenant_id) if r.enabled]
+        rows = {r.id: r for r in await repo.rules(tenant_id) if r.enabled}
         if not rows:
             return
-        rules = [
-            rule_logic.Rule(
-                name=str(r.id),
-                position=r.position,
-                conditions=_conditions(r),
-                action=rule_logic.Action(),
-            )
-            for r in rows
-        ]
-        by_id = {str(r.id): r for r in rows}
+        rules = [_rule(r) for r in rows.values()]
         attributes: dict[UUID, dict[str, Any]] = {}
         if any(rule.conditions.customer_attributes for rule in rules):
             attributes = await repo.customer_attributes(
@@ -663,8 +708,8 @@ class TicketService:
                 customer_attributes=attributes.get(c.customer_id, {}),
             )
             hit = rule_logic.first_match(rules, facts)
-            if hit is not None:
-                matched.append((c, by_id[hit.name]))
+            if hit is not None and hit.id is not None:
+                matched.append((c, rows[hit.id]))
         if not matched:
             return
         ctx = await self._context(session, tenant_id)
@@ -848,7 +893,7 @@ class TicketService:
             session, ticket, "created", now, actor=actor, body=body.description
         )
         await self._emit(session, ctx, ticket, EventType.TICKET_CREATED, entry)
-        return await self.get(session, tenant_id, ticket.id)
+        return await self._view(session, ctx, ticket)
 
     async def update(
         self,
@@ -897,7 +942,8 @@ class TicketService:
             events.append((EventType.TICKET_UPDATED, None))
         for type_, cause in events:
             await self._emit(session, ctx, ticket, type_, cause)
-        return await self.get(session, tenant_id, ticket_id)
+        await session.flush()
+        return await self._view(session, ctx, ticket)
 
     @staticmethod
     def _require_resolution(ticket: Ticket) -> None:
@@ -1017,7 +1063,7 @@ class TicketService:
                 session, ctx, ticket, Status.REOPENED, now, actor=actor, reason="not_solved"
             )
             await self._emit(session, ctx, ticket, EventType.TICKET_REOPENED, moved)
-        return await self.get(session, tenant_id, ticket_id)
+        return await self._view(session, ctx, ticket)
 
     # --- SLA job -----------------------------------------------------------------------------
     async def check_sla(self, session: AsyncSession, now: datetime, limit: int = SLA_BATCH) -> int:
