@@ -6,6 +6,13 @@ from feedback_api.models.audit_log import AuditLog
 from feedback_api.models.customer import Customer
 from feedback_api.models.event import Event
 from feedback_api.models.idempotency_key import IdempotencyKey
+from feedback_api.models.invitation import (
+    ContactBlock,
+    ContactRules,
+    Invitation,
+    SigningKey,
+    Survey,
+)
 from feedback_api.models.job import Job, JobSchedule
 from feedback_api.models.metric import (
     MetricRollup,
@@ -22,16 +29,21 @@ __all__ = [
     "ApiKey",
     "AuditLog",
     "Base",
+    "ContactBlock",
+    "ContactRules",
     "Customer",
     "Event",
     "IdempotencyKey",
+    "Invitation",
     "Job",
     "JobSchedule",
     "MetricRollup",
     "MetricRollupState",
     "MetricTotal",
     "Response",
+    "SigningKey",
     "SlaPolicy",
+    "Survey",
     "Tenant",
     "Ticket",
     "TicketEntry",

@@ -28,8 +28,8 @@ class Response(Base):
     __table_args__ = (
         CheckConstraint("kind IN ('nps', 'csat', 'ces', 'rating')", name="kind"),
         CheckConstraint(
-            "channel IN ('app', 'web', 'email', 'sms', 'phone', 'in_person', 'qr', 'crm', "
-            "'import', 'other')",
+            "channel IN ('app', 'web', 'email', 'sms', 'wechat', 'phone', 'in_person', 'qr', "
+            "'crm', 'import', 'other')",
             name="channel",
         ),
         CheckConstraint("score BETWEEN scale_min AND scale_max", name="score_on_scale"),
@@ -59,6 +59,14 @@ class Response(Base):
             postgresql_where=text("customer_id IS NOT NULL"),
         ),
         Index("ix_responses_tags", "tags", postgresql_using="gin"),
+        # One answer per invitation: answering again updates it (last answer wins).
+        Index(
+            "uq_responses_tenant_id_invitation_id",
+            "tenant_id",
+            "invitation_id",
+            unique=True,
+            postgresql_where=text("invitation_id IS NOT NULL"),
+        ),
     )
 
     tenant_id: Mapped[UUID] = mapped_column(
@@ -85,8 +93,9 @@ class Response(Base):
     # and an FK check would take a share lock on the key row on every insert, queueing
     # ingest behind the once-a-minute `last_used_at` update of that same row.
     api_key_id: Mapped[UUID | None]
-    # Provenance: came through a signed invitation or a trusted integration (set by the
-    # invitation and integrity features; false until then).
+    # The invitation answered (through its signed one-tap token): such a response is verified.
+    invitation_id: Mapped[UUID | None]
+    # Provenance: came through a signed invitation or a trusted integration.
     verified: Mapped[bool] = mapped_column(server_default=text("false"))
     # Kept out of the metrics by an integrity decision (flags, issue 7); `integrity=all`
     # on the metrics endpoints includes these again.

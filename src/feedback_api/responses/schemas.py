@@ -31,6 +31,7 @@ class Channel(StrEnum):
     WEB = "web"
     EMAIL = "email"
     SMS = "sms"
+    WECHAT = "wechat"
     PHONE = "phone"
     IN_PERSON = "in_person"
     QR = "qr"
