@@ -183,7 +183,11 @@ class TestEraseCustomer:
                 )
             )
         ).one()
-        assert audit.data == {"responses_anonymised": 1, "tickets_redacted": 1}
+        assert audit.data == {
+            "responses_anonymised": 1,
+            "tickets_redacted": 1,
+            "invitations_unlinked": 0,
+        }
         assert "Alice" not in str(audit.data)
         assert "crm-1" not in audit.target_id
 

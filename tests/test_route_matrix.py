@@ -30,6 +30,14 @@ BODIES = {
     "PATCH /v1/ticket-rules/{rule_id}": {"enabled": False},
     "POST /v1/sla-policies": {"key": "x", "name": "x", "targets": {}},
     "PATCH /v1/sla-policies/{key}": {"name": "x"},
+    "POST /v1/surveys": {"key": "x", "kind": "nps", "question": {"en": "x"}},
+    "PATCH /v1/surveys/{key}": {"active": False},
+    "PATCH /v1/contact-rules": {"frequency_days": 7},
+    "POST /v1/invitations": {"customer": "c", "survey": "x"},
+    "POST /v1/invitations/batch": {"items": [{"customer": "c", "survey": "x"}]},
+    "POST /v1/invitations/{invitation_id}/delivery": {"status": "delivered"},
+    "POST /v1/customers/{external_ref}/unsubscribe": {},
+    "POST /v1/signing-keys/rotate": {},
 }
 # route -> the scope it needs (None: any secret key)
 ROUTES: dict[str, str | None] = {
@@ -85,6 +93,24 @@ ROUTES: dict[str, str | None] = {
     "GET /v1/sla-policies/{key}": "tickets:read",
     "PATCH /v1/sla-policies/{key}": "tickets:write",
     "DELETE /v1/sla-policies/{key}": "tickets:write",
+    "POST /v1/surveys": "invitations:write",
+    "GET /v1/surveys": "invitations:read",
+    "GET /v1/surveys/{key}": "invitations:read",
+    "PATCH /v1/surveys/{key}": "invitations:write",
+    "GET /v1/contact-rules": "invitations:read",
+    "PATCH /v1/contact-rules": "invitations:write",
+    "POST /v1/invitations": "invitations:write",
+    "POST /v1/invitations/batch": "invitations:write",
+    "GET /v1/invitations": "invitations:read",
+    "GET /v1/invitations/stats": "invitations:read",
+    "GET /v1/invitations/{invitation_id}": "invitations:read",
+    "DELETE /v1/invitations/{invitation_id}": "invitations:write",
+    "POST /v1/invitations/{invitation_id}/delivery": "invitations:write",
+    "GET /v1/customers/{external_ref}/eligibility": "invitations:read",
+    "POST /v1/customers/{external_ref}/unsubscribe": "customers:write",
+    "DELETE /v1/customers/{external_ref}/unsubscribe": "customers:write",
+    "GET /v1/signing-keys": "keys:manage",
+    "POST /v1/signing-keys/rotate": "keys:manage",
 }
 ADMIN_ROUTES = {"GET /v1/tenants", "POST /v1/tenants"}
 PUBLISHABLE_ALLOWED = {"POST /v1/responses"}
@@ -94,7 +120,14 @@ def _url(route: str) -> tuple[str, str]:
     method, path = route.split(" ", 1)
     path = path.replace("{external_ref}", "crm-1").replace("{key_id}", SOME_ID)
     path = path.replace("{key}", "standard")
-    for name in ("{event_id}", "{endpoint_id}", "{delivery_id}", "{ticket_id}", "{rule_id}"):
+    for name in (
+        "{event_id}",
+        "{endpoint_id}",
+        "{delivery_id}",
+        "{ticket_id}",
+        "{rule_id}",
+        "{invitation_id}",
+    ):
         path = path.replace(name, SOME_ID)
     return method, path.replace("{response_id}", SOME_ID).replace("{kind}", "nps")
 

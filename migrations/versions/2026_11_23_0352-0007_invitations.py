@@ -162,7 +162,6 @@ def upgrade() -> None:
         sa.Column("delivery_at", sa.TIMESTAMP(timezone=True), nullable=True),
         sa.Column("responded_at", sa.TIMESTAMP(timezone=True), nullable=True),
         sa.Column("response_id", sa.Uuid(), nullable=True),
-        sa.Column("signing_kid", sa.Integer(), nullable=True),
         sa.Column(
             "created_at",
             sa.TIMESTAMP(timezone=True),

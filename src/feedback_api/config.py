@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None, description="Platform admin bearer token for /v1/tenants. Unset: disabled."
     )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where customers reach this service: the base of one-tap links.",
+    )
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
     # A fixed pool: under a steady load above pool_size, "overflow" connections are opened

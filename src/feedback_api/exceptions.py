@@ -120,3 +120,36 @@ class PolicyInUse(Conflict):
 class PolicyKeyTaken(Conflict):
     code = "policy_key_taken"
     title = "An SLA policy with this key exists"
+
+
+class SurveyKeyTaken(Conflict):
+    code = "survey_key_taken"
+    title = "A survey with this key exists"
+
+
+class InvitationNotPending(Conflict):
+    code = "invitation_not_pending"
+    title = "Only a scheduled invitation can be cancelled"
+
+
+class InvitationNotSent(Conflict):
+    code = "invitation_not_sent"
+    title = "The invitation has not been sent"
+
+
+class LinkInvalid(FeedbackError):
+    status = 404
+    code = "link_invalid"
+    title = "This link is not valid"
+
+
+class LinkExpired(FeedbackError):
+    status = 410
+    code = "link_expired"
+    title = "This link has expired"
+
+
+class InvitationClosed(FeedbackError):
+    status = 410
+    code = "invitation_closed"
+    title = "This invitation was withdrawn"

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from feedback_api.config import Settings
 from feedback_api.events.tasks import purge_expired_events
 from feedback_api.idempotency.tasks import purge_expired_keys
+from feedback_api.invitations import tasks as invitation_tasks
 from feedback_api.jobs.errors import GiveUp, RetryLater
 from feedback_api.jobs.repository import NOTIFY_CHANNEL, JobRepository
 from feedback_api.kit.time import utcnow
@@ -58,7 +59,11 @@ TASKS: dict[str, Task] = {
 # much work they created.
 TICK_SECONDS = 0.05
 Ticker = Callable[[AsyncSession], Awaitable[int]]
-TICKERS: tuple[Ticker, ...] = (webhook_tasks.dispatch, metric_tasks.fold)
+TICKERS: tuple[Ticker, ...] = (
+    invitation_tasks.process_due,
+    webhook_tasks.dispatch,
+    metric_tasks.fold,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ class Scope(StrEnum):
     METRICS_READ = "metrics:read"
     TICKETS_READ = "tickets:read"
     TICKETS_WRITE = "tickets:write"
+    INVITATIONS_READ = "invitations:read"
     INVITATIONS_WRITE = "invitations:write"
     WEBHOOKS_MANAGE = "webhooks:manage"
     KEYS_MANAGE = "keys:manage"

@@ -30,6 +30,13 @@ class EventType(StrEnum):
     TICKET_RESOLVED = "ticket.resolved"
     TICKET_REOPENED = "ticket.reopened"
     TICKET_CLOSED = "ticket.closed"
+    INVITATION_SCHEDULED = "invitation.scheduled"
+    INVITATION_SUPPRESSED = "invitation.suppressed"
+    INVITATION_DUE = "invitation.due"
+    INVITATION_REMINDER_DUE = "invitation.reminder_due"
+    INVITATION_EXPIRED = "invitation.expired"
+    INVITATION_RESPONDED = "invitation.responded"
+    CUSTOMER_UNSUBSCRIBED = "customer.unsubscribed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,4 +105,35 @@ CATALOGUE: dict[EventType, EventSpec] = {
         "complaint after resolution (`entry.data.reason`).",
     ),
     EventType.TICKET_CLOSED: EventSpec(1, "A resolved ticket was closed."),
+    EventType.INVITATION_SCHEDULED: EventSpec(
+        1, "An invitation passed the contact rules and waits for its due time. `data`: it."
+    ),
+    EventType.INVITATION_SUPPRESSED: EventSpec(
+        1,
+        "An invitation will not be sent; `data.suppression_reason` says why (frequency, "
+        "cooldown, quiet_hours_limit, unsubscribed, channel_opted_out, bounced, erased, "
+        "survey_inactive). Also when an opt-out arrives before the due time.",
+    ),
+    EventType.INVITATION_DUE: EventSpec(
+        1,
+        "Send it now. `data.message`: the question in the customer's language, one link per "
+        "score, the landing and unsubscribe URLs; `data.recipient`: who (ref, name, email, "
+        "phone). Report the outcome with `POST /v1/invitations/{id}/delivery`.",
+    ),
+    EventType.INVITATION_REMINDER_DUE: EventSpec(
+        1,
+        "Send a reminder now (`data.message.reminder` counts them); same shape as "
+        "`invitation.due`.",
+    ),
+    EventType.INVITATION_EXPIRED: EventSpec(1, "The links closed unanswered."),
+    EventType.INVITATION_RESPONDED: EventSpec(
+        1,
+        "The first answer through the invitation's link or token; `data.response_id` is the "
+        "verified response (a changed answer updates it: `response.updated`).",
+    ),
+    EventType.CUSTOMER_UNSUBSCRIBED: EventSpec(
+        1,
+        "A customer opted out (`data.channel`, `*` for all), through the API or the link in "
+        "a message. Mirror it in your CRM.",
+    ),
 }

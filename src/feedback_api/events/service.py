@@ -115,7 +115,17 @@ class EventService:
                 "entry": None,
             },
         )
-        return responses + tickets
+        invitations = await repo.scrub(
+            tenant_id,
+            "invitation.",
+            "customer",
+            ref,
+            {"customer": None, "context": {}, "recipient": None},
+        )
+        unsubscribes = await repo.scrub(
+            tenant_id, "customer.unsubscribed", "external_ref", ref, {"external_ref": None}
+        )
+        return responses + tickets + invitations + unsubscribes
 
 
 event = EventService()

@@ -159,8 +159,6 @@ class Invitation(TimestampMixin, Base):
     delivery_at: Mapped[datetime | None]
     responded_at: Mapped[datetime | None]
     response_id: Mapped[UUID | None]
-    # The signing key of the links sent (a reminder repeats the same links).
-    signing_kid: Mapped[int | None]
 
 
 class SigningKey(Base):

@@ -5,6 +5,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from feedback_api.customers.schemas import CustomerRead
+from feedback_api.invitations.schemas import InvitationRead
 from feedback_api.responses.schemas import ResponseRead
 from feedback_api.tickets.schemas import ExportedTicket
 
@@ -20,6 +21,7 @@ class CustomerExport(BaseModel):
     customer: CustomerRead
     responses: list[ExportedResponse] = Field(description="Deleted ones included.")
     tickets: list[ExportedTicket] = Field(description="Follow-up tickets, with their timelines.")
+    invitations: list[InvitationRead] = Field(description="Survey invitations sent or planned.")
 
 
 class CustomerErased(BaseModel):

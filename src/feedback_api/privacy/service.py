@@ -16,6 +16,7 @@ from feedback_api.customers.service import customer as customer_service
 from feedback_api.events.catalogue import EventType
 from feedback_api.events.service import event as event_service
 from feedback_api.idempotency.service import idempotency as idempotency_service
+from feedback_api.invitations.service import invitation as invitation_service
 from feedback_api.kit.time import utcnow
 from feedback_api.privacy.schemas import CustomerErased, CustomerExport, ExportedResponse
 from feedback_api.responses.service import response as response_service
@@ -35,6 +36,7 @@ class PrivacyService:
                 for r in responses
             ],
             tickets=await ticket_service.export_customer(session, tenant_id, customer.id),
+            invitations=await invitation_service.export_customer(session, tenant_id, customer.id),
         )
 
     async def erase(
@@ -45,6 +47,7 @@ class PrivacyService:
         customer = await customer_service.get(session, tenant_id, ref)
         anonymised = await response_service.anonymise_for_customer(session, tenant_id, customer.id)
         tickets = await ticket_service.forget_customer(session, tenant_id, customer.id)
+        invitations = await invitation_service.forget_customer(session, tenant_id, customer.id, ref)
         await idempotency_service.forget_customer(session, tenant_id, ref)
         await event_service.scrub_customer(session, tenant_id, ref)
         await customer_service.delete(session, tenant_id, customer.id)
@@ -61,7 +64,11 @@ class PrivacyService:
             target_type="customer",
             target_id=str(customer.id),
             actor_key_id=actor_key_id,
-            data={"responses_anonymised": len(anonymised), "tickets_redacted": tickets},
+            data={
+                "responses_anonymised": len(anonymised),
+                "tickets_redacted": tickets,
+                "invitations_unlinked": invitations,
+            },
         )
 
 

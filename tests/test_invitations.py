@@ -1,0 +1,503 @@
+"""Invitations through the API: surveys, contact rules, scheduling and suppression,
+eligibility, opt-outs, and the worker's due, reminder and expiry steps."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from feedback_api.invitations.service import invitation as invitation_service
+from feedback_api.kit.time import utcnow
+from feedback_api.models import Event
+from tests.fixtures.auth import TenantHandle, assert_problem
+
+SURVEY = {
+    "key": "delivery-nps",
+    "kind": "nps",
+    "question": {
+        "en": "How likely are you to recommend us?",
+        "zh-CN": "您向朋友推荐我们的可能性有多大？",
+    },
+    "follow_up": {"en": "What is the main reason?", "zh": "主要原因是什么？"},
+    "thank_you": {"en": "Thank you!"},
+    "delay_minutes": 120,
+}
+
+
+async def setup(tenant: TenantHandle, quiet: dict[str, str] | None = None, **survey: Any) -> None:
+    """A survey, and contact rules without quiet hours unless asked (tests must not depend
+    on the time of day they run at)."""
+    response = await tenant.post("/v1/surveys", json={**SURVEY, **survey})
+    assert response.status_code == 201, response.text
+    response = await tenant.patch("/v1/contact-rules", json={"quiet_hours": quiet})
+    assert response.status_code == 200, response.text
+
+
+async def invite(tenant: TenantHandle, customer: str = "c-1", **extra: Any) -> dict[str, Any]:
+    body = {"customer": customer, "survey": "delivery-nps", **extra}
+    response = await tenant.post("/v1/invitations", json=body)
+    assert response.status_code in (200, 201), response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def events(tenant: TenantHandle, type_: str) -> list[dict[str, Any]]:
+    rows = (
+        await tenant.session.scalars(
+            select(Event)
+            .where(Event.tenant_id == tenant.id, Event.type == type_)
+            .order_by(Event.xid)
+        )
+    ).all()
+    return [row.data for row in rows]
+
+
+def minutes_until(moment: datetime) -> int:
+    return math.ceil((moment - utcnow()).total_seconds() / 60)
+
+
+def parse(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+# --- surveys ------------------------------------------------------------------------------
+
+
+async def test_survey_lifecycle(tenant: TenantHandle) -> None:
+    response = await tenant.post("/v1/surveys", json=SURVEY)
+    assert response.status_code == 201, response.text
+    survey = response.json()
+    assert (survey["scale_min"], survey["scale_max"]) == (0, 10)
+    assert survey["expires_after_hours"] == 168
+    assert survey["reminder_after_hours"] is None  # reminders are off by default
+    assert survey["default_channel"] == "email"
+
+    assert_problem(await tenant.post("/v1/surveys", json=SURVEY), 409, "survey_key_taken")
+    response = await tenant.patch(
+        "/v1/surveys/delivery-nps", json={"reminder_after_hours": 48, "follow_up": None}
+    )
+    assert response.status_code == 200
+    assert response.json()["reminder_after_hours"] == 48
+    assert response.json()["follow_up"] is None
+    listed = (await tenant.get("/v1/surveys")).json()["items"]
+    assert [s["key"] for s in listed] == ["delivery-nps"]
+    assert_problem(await tenant.get("/v1/surveys/nope"), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {**SURVEY, "kind": "rating"},  # no scale
+        {**SURVEY, "kind": "csat", "scale_min": 0, "scale_max": 10},
+        {**SURVEY, "question": {}},
+        {**SURVEY, "question": {"not a tag!": "x"}},
+        {**SURVEY, "delay_minutes": -1},
+        {**SURVEY, "key": "Has Spaces"},
+        {**SURVEY, "surprise": 1},
+    ],
+)
+async def test_invalid_surveys(tenant: TenantHandle, body: dict[str, Any]) -> None:
+    assert_problem(await tenant.post("/v1/surveys", json=body), 422, "validation_error")
+
+
+async def test_survey_kind_cannot_change(tenant: TenantHandle) -> None:
+    await setup(tenant)
+    response = await tenant.patch("/v1/surveys/delivery-nps", json={"kind": "csat"})
+    assert_problem(response, 422, "validation_error")
+
+
+# --- contact rules ------------------------------------------------------------------------
+
+
+async def test_contact_rules_defaults_and_changes(tenant: TenantHandle) -> None:
+    rules = (await tenant.get("/v1/contact-rules")).json()
+    assert rules["frequency_days"] == 30
+    assert rules["quiet_hours"] == {"start": "21:00:00", "end": "09:00:00"}
+    assert rules["max_reminders"] == 1
+    response = await tenant.patch(
+        "/v1/contact-rules",
+        json={"frequency_days": 14, "quiet_hours": {"start": "22:00", "end": "08:00"}},
+    )
+    assert response.json()["frequency_days"] == 14
+    assert response.json()["quiet_hours"] == {"start": "22:00:00", "end": "08:00:00"}
+    response = await tenant.patch(
+        "/v1/contact-rules", json={"quiet_hours": {"start": "22:00", "end": "22:00"}}
+    )
+    assert_problem(response, 422, "validation_error")
+    response = await tenant.patch("/v1/contact-rules", json={"frequency_days": None})
+    assert_problem(response, 422, "validation_error")
+
+
+# --- scheduling ---------------------------------------------------------------------------
+
+
+async def test_schedule_after_the_delay_and_emit(tenant: TenantHandle) -> None:
+    await setup(tenant)
+    before = utcnow()
+    invitation = await invite(
+        tenant,
+        trigger_ref="order-1",
+        context={"touchpoint": "delivery", "agent_ref": "a-7", "attributes": {"sku": "x"}},
+    )
+    assert invitation["status"] == "scheduled"
+    assert invitation["customer"] == "c-1"
+    assert invitation["channel"] == "email"
+    due = parse(invitation["due_at"])
+    assert before + timedelta(minutes=120) <= due <= utcnow() + timedelta(minutes=120)
+    assert parse(invitation["expires_at"]) == due + timedelta(hours=168)
+    assert invitation["links"]["landing_url"].endswith("/r/" + invitation["links"]["token"])
+    (scheduled,) = await events(tenant, "invitation.scheduled")
+    assert scheduled["id"] == invitation["id"]
+    assert scheduled["context"]["agent_ref"] == "a-7"
+
+
+async def test_same_trigger_is_the_same_invitation(tenant: TenantHandle) -> None:
+    await setup(tenant)
+    first = await invite(tenant, trigger_ref="order-1")
+    response = await tenant.post(
+        "/v1/invitations",
+        json={"customer": "c-1", "survey": "delivery-nps", "trigger_ref": "order-1"},
+    )
+    assert response.status_code == 200
+    assert response.json()["id"] == first["id"]
+    # Another trigger for the same customer is a new invitation (and meets the frequency rule).
+    second = await invite(tenant, trigger_ref="order-2")
+    assert second["id"] != first["id"]
+    assert (second["status"], second["suppression_reason"]) == ("suppressed", "frequency")
+    assert len(await events(tenant, "invitation.scheduled")) == 1
+    assert len(await events(tenant, "invitation.suppressed")) == 1
+
+
+async def test_frequency_boundary(tenant: TenantHandle) -> None:
+    await setup(tenant, delay_minutes=0)
+    first = await invite(tenant)
+    assert first["status"] == "scheduled"
+    # Due 30 days minus a minute after the first: too soon. 30 days and a minute: fine.
+    just_inside = await invite(tenant, trigger_ref="t2", delay_minutes=30 * 24 * 60 - 1)
+    assert just_inside["suppression_reason"] == "frequency"
+    just_outside = await invite(tenant, trigger_ref="t3", delay_minutes=30 * 24 * 60 + 1)
+    assert just_outside["status"] == "scheduled"
+    # Another customer is not affected.
+    assert (await invite(tenant, "c-2"))["status"] == "scheduled"
+
+
+async def test_cooldown_per_survey(tenant: TenantHandle) -> None:
+    await setup(tenant, delay_minutes=0, cooldown_days=90)
+    other = {**SURVEY, "key": "support-csat", "kind": "csat", "delay_minutes": 0}
+    assert (await tenant.post("/v1/surveys", json=other)).status_code == 201
+    await invite(tenant)
+    # 40 days later another survey passes the 30-day frequency rule …
+    csat = await invite(tenant, survey="support-csat", delay_minutes=40 * 24 * 60)
+    assert csat["status"] == "scheduled"
+    # … but the same survey is in its 90-day cooldown.
+    again = await invite(tenant, trigger_ref="t2", delay_minutes=80 * 24 * 60)
+    assert again["suppression_reason"] == "cooldown"
+
+
+async def test_quiet_hours_in_the_customers_time_zone(tenant: TenantHandle) -> None:
+    await setup(tenant, quiet={"start": "21:00", "end": "09:00"}, delay_minutes=0)
+    shanghai = ZoneInfo("Asia/Shanghai")
+    await tenant.put("/v1/customers/c-sh", json={"timezone": "Asia/Shanghai"})
+    # Due at 23:00 tomorrow in Shanghai: moved to 09:00 the day after, Shanghai time.
+    tomorrow = (utcnow().astimezone(shanghai) + timedelta(days=1)).date()
+    late = datetime.combine(tomorrow, datetime.min.time(), tzinfo=shanghai) + timedelta(hours=23)
+    invitation = await invite(tenant, "c-sh", delay_minutes=minutes_until(late))
+    due = parse(invitation["due_at"]).astimezone(shanghai)
+    assert (due.date(), due.hour, due.minute) == (tomorrow + timedelta(days=1), 9, 0)
+    assert invitation["timezone"] == "Asia/Shanghai"
+    # The same UTC moment is 10:00 in Berlin (winter), 11:00 in summer: not quiet there.
+    await tenant.put("/v1/customers/c-be", json={"timezone": "Europe/Berlin"})
+    berlin = await invite(tenant, "c-be", delay_minutes=minutes_until(late))
+    assert parse(berlin["due_at"]) - late < timedelta(minutes=1)
+
+
+async def test_quiet_hours_do_not_hold_in_app_prompts(tenant: TenantHandle) -> None:
+    await setup(tenant, quiet={"start": "00:00", "end": "23:59"}, delay_minutes=0)
+    invitation = await invite(tenant, channel="app")
+    assert parse(invitation["due_at"]) - utcnow() < timedelta(minutes=1)
+
+
+async def test_quiet_hours_limit(tenant: TenantHandle) -> None:
+    # Quiet almost all day: a due time now would move up to ~24 h, beyond 2 h allowed.
+    now_local = utcnow()
+    start = (now_local - timedelta(hours=1)).strftime("%H:%M")
+    end = (now_local - timedelta(hours=2)).strftime("%H:%M")
+    await setup(tenant, quiet={"start": start, "end": end}, delay_minutes=0, send_within_hours=2)
+    invitation = await invite(tenant)
+    assert (invitation["status"], invitation["suppression_reason"]) == (
+        "suppressed",
+        "quiet_hours_limit",
+    )
+    assert invitation["due_at"] is None
+    assert invitation["links"] is None
+
+
+async def test_unsubscribe_and_bounce_suppress(tenant: TenantHandle) -> None:
+    await setup(tenant, delay_minutes=0)
+    response = await tenant.post("/v1/customers/c-1/unsubscribe", json={})
+    assert response.status_code == 200
+    assert response.json()["channel"] == "*"
+    assert (await invite(tenant))["suppression_reason"] == "unsubscribed"
+    (event,) = await events(tenant, "customer.unsubscribed")
+    assert event["external_ref"] == "c-1"
+
+    assert (
+        await tenant.post("/v1/customers/c-2/unsubscribe", json={"channel": "sms"})
+    ).status_code == 200
+    assert (await invite(tenant, "c-2", channel="sms"))["suppression_reason"] == "channel_opted_out"
+    assert (await invite(tenant, "c-2", channel="email", trigger_ref="t"))["status"] == "scheduled"
+
+    # Lifting the opt-out lets the customer be asked again.
+    assert (await tenant.delete("/v1/customers/c-1/unsubscribe")).status_code == 204
+    assert (await invite(tenant, trigger_ref="t2"))["status"] == "scheduled"
+
+
+async def test_unsubscribe_cancels_what_is_scheduled(tenant: TenantHandle) -> None:
+    await setup(tenant)
+    invitation = await invite(tenant)
+    await tenant.post("/v1/customers/c-1/unsubscribe")
+    got = (await tenant.get(f"/v1/invitations/{invitation['id']}")).json()
+    assert got["status"] == "cancelled"
+    assert got["links"] is None
+
+
+async def test_erased_customers_are_never_asked_or_recreated(tenant: TenantHandle) -> None:
+    await setup(tenant)
+    first = await invite(tenant)
+    assert (await tenant.delete("/v1/customers/c-1")).status_code == 204
+    got = (await tenant.get(f"/v1/invitations/{first['id']}")).json()
+    assert (got["status"], got["customer"], got["context"]) == ("cancelled", None, {})
+    again = await invite(tenant, trigger_ref="after-erasure")
+    assert (again["status"], again["suppression_reason"], again["customer"]) == (
+        "suppressed",
+        "erased",
+        None,
+    )
+    assert_problem(await tenant.get("/v1/customers/c-1"), 404, "not_found")
+
+
+async def test_inactive_survey_suppresses(tenant: TenantHandle) -> None:
+    await setup(tenant)
+    await tenant.patch("/v1/surveys/delivery-nps", json={"active": False})
+    assert (await invite(tenant))["suppression_reason"] == "survey_inactive"
+
+
+async def test_unknown_survey_and_bad_bodies(tenant: TenantHandle) -> None:
+    await setup(tenant)
+    response = await tenant.post("/v1/invitations", json={"customer": "c-1", "survey": "nope"})
+    body = assert_problem(response, 422, "validation_error")
+    assert body["errors"][0]["code"] == "unknown_survey"
+    for bad in (
+        {"survey": "delivery-nps"},
+        {"customer": "c 1", "survey": "delivery-nps"},
+        {"customer": "c-1", "survey": "delivery-nps", "channel": "fax"},
+        {"customer": "c-1", "survey": "delivery-nps", "triggered_at": "yesterday"},
+        {"customer": "c-1", "survey": "delivery-nps", "context": {"mood": "x"}},
+    ):
+        assert_problem(await tenant.post("/v1/invitations", json=bad), 422, "validation_error")
+
+
+async def test_cancel_only_what_is_scheduled(tenant: TenantHandle) -> None:
+    await setup(tenant, delay_minutes=0)
+    invitation = await invite(tenant)
+    assert (await tenant.delete(f"/v1/invitations/{invitation['id']}")).status_code == 204
+    assert_problem(
+        await tenant.delete(f"/v1/invitations/{invitation['id']}"), 409, "invitation_not_pending"
+    )
+    # A cancelled invitation does not count as contact.
+    assert (await invite(tenant, trigger_ref="t2"))["status"] == "scheduled"
+
+
+async def test_batch(tenant: TenantHandle) -> None:
+    await setup(tenant)
+    items = [
+        {"customer": "c-2", "survey": "delivery-nps", "trigger_ref": "o-1"},
+        {"customer": "c-1", "survey": "delivery-nps", "trigger_ref": "o-2"},
+        {"customer": "c-1", "survey": "delivery-nps", "trigger_ref": "o-3"},
+        {"customer": "c-3", "survey": "nope"},
+        {"customer": "c-3"},
+        {"customer": "c-2", "survey": "delivery-nps", "trigger_ref": "o-1"},
+    ]
+    response = await tenant.post("/v1/invitations/batch", json={"items": items})
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert [i["status"] for i in result["items"]] == [201, 201, 201, 422, 422, 200]
+    # Within one customer, the first in the list wins.
+    assert result["items"][1]["invitation_status"] == "scheduled"
+    assert result["items"][2]["suppression_reason"] == "frequency"
+    assert result["items"][5]["id"] == result["items"][0]["id"]
+    assert (result["scheduled"], result["suppressed"], result["duplicates"], result["failed"]) == (
+        2,
+        1,
+        1,
+        2,
+    )
+
+
+async def test_list_filters_and_cursor(tenant: TenantHandle) -> None:
+    await setup(tenant)
+    for n in range(5):
+        await invite(tenant, f"c-{n}", trigger_ref=f"o-{n}")
+    await tenant.post("/v1/customers/c-9/unsubscribe")
+    await invite(tenant, "c-9")
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await tenant.get("/v1/invitations", params=params)).json()
+        seen += [i["id"] for i in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 6
+    suppressed = (await tenant.get("/v1/invitations", params={"status": "suppressed"})).json()
+    assert [i["customer"] for i in suppressed["items"]] == ["c-9"]
+    by_ref = (await tenant.get("/v1/invitations", params={"trigger_ref": "o-3"})).json()
+    assert [i["customer"] for i in by_ref["items"]] == ["c-3"]
+
+
+# --- eligibility --------------------------------------------------------------------------
+
+
+async def test_eligibility(tenant: TenantHandle) -> None:
+    await setup(tenant, delay_minutes=0, cooldown_days=90)
+    url = "/v1/customers/c-1/eligibility"
+    assert (await tenant.get(url)).json() == {
+        "eligible": True,
+        "reason": None,
+        "next_eligible_at": None,
+    }
+    invitation = await invite(tenant)
+    answer = (await tenant.get(url, params={"survey": "delivery-nps", "channel": "app"})).json()
+    assert (answer["eligible"], answer["reason"]) == (False, "cooldown")
+    assert parse(answer["next_eligible_at"]) == parse(invitation["due_at"]) + timedelta(days=90)
+    answer = (await tenant.get(url, params={"channel": "app"})).json()
+    assert answer["reason"] == "frequency"
+    assert parse(answer["next_eligible_at"]) == parse(invitation["due_at"]) + timedelta(days=30)
+    await tenant.post("/v1/customers/c-1/unsubscribe", json={"channel": "app"})
+    answer = (await tenant.get(url, params={"channel": "app"})).json()
+    assert answer == {"eligible": False, "reason": "channel_opted_out", "next_eligible_at": None}
+    # Asking about an unknown customer creates nothing.
+    assert (await tenant.get("/v1/customers/nobody/eligibility")).json()["eligible"] is True
+    assert_problem(await tenant.get("/v1/customers/nobody"), 404, "not_found")
+
+
+async def test_eligibility_in_quiet_hours(tenant: TenantHandle) -> None:
+    now = utcnow()
+    start = (now - timedelta(hours=1)).strftime("%H:%M")
+    end = (now + timedelta(hours=2)).strftime("%H:%M")
+    await setup(tenant, quiet={"start": start, "end": end})
+    answer = (await tenant.get("/v1/customers/c-1/eligibility", params={"channel": "sms"})).json()
+    assert answer["reason"] == "quiet_hours"
+    assert timedelta(hours=1) < parse(answer["next_eligible_at"]) - now <= timedelta(hours=2)
+    answer = (await tenant.get("/v1/customers/c-1/eligibility", params={"channel": "app"})).json()
+    assert answer["eligible"] is True
+
+
+# --- the worker ---------------------------------------------------------------------------
+
+
+async def test_due_reminder_expiry(tenant: TenantHandle) -> None:
+    await setup(tenant, delay_minutes=0, reminder_after_hours=48, expires_after_hours=120)
+    await tenant.put(
+        "/v1/customers/c-1", json={"email": "ann@example.com", "locale": "zh-CN", "name": "Ann"}
+    )
+    invitation = await invite(tenant)
+    due = parse(invitation["due_at"])
+    session = tenant.session
+
+    await invitation_service.process_due(session, due - timedelta(seconds=1))
+    assert await events(tenant, "invitation.due") == []
+
+    await invitation_service.process_due(session, due)
+    (sent,) = await events(tenant, "invitation.due")
+    assert sent["status"] == "sent"
+    message = sent["message"]
+    assert message["question"] == "您向朋友推荐我们的可能性有多大？"
+    assert message["follow_up"] == "主要原因是什么？"  # zh-CN falls back to zh
+    assert [link["score"] for link in message["links"]] == list(range(11))
+    assert message["links"][9]["url"] == message["landing_url"] + "?score=9"
+    assert message["unsubscribe_url"] == message["landing_url"] + "/unsubscribe"
+    assert sent["recipient"]["email"] == "ann@example.com"
+    # Processing again at the same moment does nothing more.
+    await invitation_service.process_due(session, due + timedelta(minutes=1))
+    assert len(await events(tenant, "invitation.due")) == 1
+
+    await invitation_service.process_due(session, due + timedelta(hours=48))
+    (reminder,) = await events(tenant, "invitation.reminder_due")
+    assert reminder["message"]["reminder"] == 1
+    # max_reminders (1) reached: the next step is the expiry.
+    await invitation_service.process_due(session, due + timedelta(hours=119))
+    assert len(await events(tenant, "invitation.reminder_due")) == 1
+    await invitation_service.process_due(session, due + timedelta(hours=120))
+    (expired,) = await events(tenant, "invitation.expired")
+    assert expired["status"] == "expired"
+    assert expired["links"] is None
+
+
+async def test_a_block_after_scheduling_suppresses_at_due_time(tenant: TenantHandle) -> None:
+    await setup(tenant, delay_minutes=0)
+    await tenant.patch("/v1/contact-rules", json={"frequency_days": 0})
+    first = await invite(tenant)
+    later = await invite(tenant, trigger_ref="t2", delay_minutes=60)
+    await invitation_service.process_due(tenant.session, parse(first["due_at"]))
+    # The first message bounces: the address is dead, so the second is not sent.
+    await tenant.post(f"/v1/invitations/{first['id']}/delivery", json={"status": "bounced"})
+    await invitation_service.process_due(tenant.session, parse(later["due_at"]))
+    got = (await tenant.get(f"/v1/invitations/{later['id']}")).json()
+    assert (got["status"], got["suppression_reason"]) == ("suppressed", "bounced")
+    (suppressed,) = await events(tenant, "invitation.suppressed")
+    assert suppressed["id"] == later["id"]
+
+
+async def test_bounce_blocks_the_channel_and_stops_reminders(tenant: TenantHandle) -> None:
+    await setup(tenant, delay_minutes=0, reminder_after_hours=24)
+    invitation = await invite(tenant)
+    url = f"/v1/invitations/{invitation['id']}/delivery"
+    assert_problem(await tenant.post(url, json={"status": "delivered"}), 409, "invitation_not_sent")
+    due = parse(invitation["due_at"])
+    await invitation_service.process_due(tenant.session, due)
+    response = await tenant.post(url, json={"status": "bounced"})
+    assert response.status_code == 200
+    assert response.json()["delivery"] == "bounced"
+    await invitation_service.process_due(tenant.session, due + timedelta(hours=25))
+    assert await events(tenant, "invitation.reminder_due") == []
+    later = await invite(tenant, trigger_ref="t2", delay_minutes=31 * 24 * 60)
+    assert later["suppression_reason"] == "bounced"
+    assert_problem(await tenant.post(url, json={"status": "lost"}), 422, "validation_error")
+
+
+async def test_reminders_respect_quiet_hours(tenant: TenantHandle) -> None:
+    await setup(
+        tenant, quiet={"start": "21:00", "end": "09:00"}, delay_minutes=0, reminder_after_hours=13
+    )
+    await tenant.put("/v1/customers/c-ny", json={"timezone": "America/New_York"})
+    new_york = ZoneInfo("America/New_York")
+    tomorrow = (utcnow().astimezone(new_york) + timedelta(days=1)).date()
+    ten_pm = datetime.combine(tomorrow, datetime.min.time(), tzinfo=new_york) + timedelta(hours=22)
+    invitation = await invite(tenant, "c-ny", delay_minutes=minutes_until(ten_pm))
+    due = parse(invitation["due_at"])
+    assert due.astimezone(new_york).replace(tzinfo=None) == datetime.combine(
+        tomorrow + timedelta(days=1), datetime.min.time()
+    ) + timedelta(hours=9)
+    await invitation_service.process_due(tenant.session, due)
+    # 13 hours after 09:00 is 22:00, quiet: the reminder waits for 09:00 the next morning.
+    await invitation_service.process_due(tenant.session, due + timedelta(hours=13))
+    assert await events(tenant, "invitation.reminder_due") == []
+    await invitation_service.process_due(tenant.session, due + timedelta(hours=24))
+    (reminder,) = await events(tenant, "invitation.reminder_due")
+    assert reminder["reminders_sent"] == 1
+
+
+async def test_worker_job_sends_when_due(tenant: TenantHandle) -> None:
+    await setup(tenant, delay_minutes=0)
+    invitation = await invite(tenant)
+    assert await invitation_service.process_due(tenant.session, utcnow()) >= 1
+    got = (await tenant.get(f"/v1/invitations/{invitation['id']}")).json()
+    assert got["status"] == "sent"
+    assert got["sent_at"] is not None
