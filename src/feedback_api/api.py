@@ -9,6 +9,7 @@ from feedback_api.events.endpoints import router as events_router
 from feedback_api.invitations.endpoints import router as invitations_router
 from feedback_api.keys.endpoints import router as keys_router
 from feedback_api.metrics.endpoints import router as metrics_router
+from feedback_api.public.endpoints import router as public_router
 from feedback_api.responses.endpoints import router as responses_router
 from feedback_api.tenants.endpoints import router as tenants_router
 from feedback_api.tickets.endpoints import router as tickets_router
@@ -27,4 +28,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     invitations_router,
     events_router,
     webhooks_router,
+    public_router,
 )

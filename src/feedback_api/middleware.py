@@ -34,6 +34,15 @@ def _is_json(content_type: str) -> bool:
     )
 
 
+def _accepted(content_type: str, path: str) -> bool:
+    """JSON everywhere; HTML form posts only on the one-tap answer pages."""
+    if path.startswith("/r/"):
+        media = content_type.split(";", 1)[0].strip().lower()
+        if media == "application/x-www-form-urlencoded":
+            return True
+    return _is_json(content_type)
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
@@ -62,7 +71,7 @@ class RequestContextMiddleware:
             rejected: FeedbackError | None = None
             if scope["method"].encode() in _BODY_METHODS:
                 try:
-                    receive = await self._check_body(headers, receive)
+                    receive = await self._check_body(headers, receive, scope["path"])
                 except FeedbackError as exc:
                     rejected = exc
             if rejected is not None:
@@ -84,7 +93,9 @@ class RequestContextMiddleware:
                 duration_ms=round(elapsed * 1000, 2),
             )
 
-    async def _check_body(self, headers: dict[bytes, bytes], receive: Receive) -> Receive:
+    async def _check_body(
+        self, headers: dict[bytes, bytes], receive: Receive, path: str
+    ) -> Receive:
         length_header = headers.get(b"content-length")
         if length_header is not None:
             try:
@@ -93,7 +104,7 @@ class RequestContextMiddleware:
                 raise FeedbackError("Content-Length is not a number") from None
             if length > self.max_body_bytes:
                 raise PayloadTooLarge(f"the body may be at most {self.max_body_bytes} bytes")
-            if length and not _is_json(headers.get(b"content-type", b"").decode("latin-1")):
+            if length and not _accepted(headers.get(b"content-type", b"").decode("latin-1"), path):
                 raise UnsupportedMediaType("send the body as application/json")
             return receive
         # No Content-Length (chunked): read it here, within the limit, then replay it.
@@ -111,7 +122,7 @@ class RequestContextMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if body and not _is_json(headers.get(b"content-type", b"").decode("latin-1")):
+        if body and not _accepted(headers.get(b"content-type", b"").decode("latin-1"), path):
             raise UnsupportedMediaType("send the body as application/json")
         sent = False
 

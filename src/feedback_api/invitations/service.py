@@ -770,10 +770,19 @@ class InvitationService:
     # --- answering -------------------------------------------------------------------------
 
     async def open_for_answer(
-        self, session: AsyncSession, token: str, *, tenant_id: UUID | None = None
+        self,
+        session: AsyncSession,
+        token: str,
+        *,
+        tenant_id: UUID | None = None,
+        lock: bool = True,
+        closed_ok: bool = False,
     ) -> AnswerTarget:
-        """The invitation a link answers, locked until the caller commits. `tenant_id`: the
-        caller's tenant, when there is one (an API key): another tenant's token is invalid."""
+        """The invitation a genuine link points to; with `lock`, locked until the caller
+        commits (answers to one invitation are then taken one at a time). `tenant_id`: the
+        caller's tenant, when there is one (an API key): another tenant's token is invalid.
+        `closed_ok`: expired and withdrawn invitations too (an unsubscribe link must work
+        after the survey closed)."""
         now = utcnow()
         try:
             claims = tokens.peek(token)
@@ -790,14 +799,17 @@ class InvitationService:
         except tokens.TokenInvalid:
             raise LinkInvalid("this link is not valid") from None
         except tokens.TokenExpired:
-            raise LinkExpired("this survey has closed") from None
-        row = await repo.get(claims.tenant_id, claims.invitation_id, for_update=True)
+            if not closed_ok:
+                raise LinkExpired("this survey has closed") from None
+        row = await repo.get(claims.tenant_id, claims.invitation_id, for_update=lock)
         if row is None:
             raise LinkInvalid("this link is not valid")
         invitation, _, customer_ref = row
-        if invitation.status in (Status.CANCELLED, Status.SUPPRESSED):
+        if closed_ok:
+            pass
+        elif invitation.status in (Status.CANCELLED, Status.SUPPRESSED):
             raise InvitationClosed("this invitation was withdrawn")
-        if invitation.status == Status.EXPIRED:
+        elif invitation.status == Status.EXPIRED:
             raise LinkExpired("this survey has closed")
         survey = (await repo.surveys(claims.tenant_id, [invitation.survey_id]))[
             invitation.survey_id

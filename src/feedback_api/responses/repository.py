@@ -5,8 +5,10 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import Row, Select, select, tuple_, update
+from sqlalchemy import Row, Select, literal_column, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from feedback_api.kit.rawsql import driver_connection
 from feedback_api.models import Customer, Response
@@ -83,6 +85,31 @@ class ResponseRepository:
         columns = list(zip(*rows, strict=True))
         records = await conn.fetch(INSERT_MANY, tenant_id, *columns)
         return {record[0] for record in records}
+
+    async def answer_score(self, tenant_id: UUID, invitation_id: UUID) -> int | None:
+        """The score of the invitation's (not deleted) answer. A column, not the entity: the
+        row changes in this transaction and must not linger stale in the identity map."""
+        stmt = select(Response.score).where(
+            Response.tenant_id == tenant_id,
+            Response.invitation_id == invitation_id,
+            Response.deleted_at.is_(None),
+        )
+        return (await self.session.scalars(stmt)).one_or_none()
+
+    async def upsert_answer(
+        self, values: dict[str, Any], changes: tuple[str, ...]
+    ) -> tuple[UUID, bool] | None:
+        """Insert the invitation's answer, or replace the earlier one's `changes` (last
+        answer wins). Returns (id, created); None when the earlier answer was deleted."""
+        stmt = insert(Response).values(**values)
+        upsert: ReturningInsert[UUID, bool] = stmt.on_conflict_do_update(
+            index_elements=[Response.tenant_id, Response.invitation_id],
+            index_where=Response.invitation_id.is_not(None),
+            set_={name: stmt.excluded[name] for name in changes},
+            where=Response.deleted_at.is_(None),
+        ).returning(Response.id, literal_column("xmax = 0"))
+        row = (await self.session.execute(upsert)).first()
+        return (row[0], bool(row[1])) if row is not None else None
 
     async def get(self, tenant_id: UUID, response_id: UUID) -> ResponseRow | None:
         stmt = self._select(tenant_id).where(Response.id == response_id)

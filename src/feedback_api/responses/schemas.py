@@ -104,6 +104,15 @@ class ResponseCreate(InputSchema):
         "same content returns the original (200); with different content, 409.",
     )
 
+    invitation_token: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The invitation's one-tap token (`links.token`): the response answers "
+        "that invitation and is stored as verified, with the invitation's customer, survey "
+        "and context (so leave `customer`, `survey`, `external_id` and `occurred_at` out). "
+        "Sending it again replaces the answer (last answer wins; 200).",
+    )
+
     @model_validator(mode="after")
     def _check_scale(self) -> ResponseCreate:
         if self.kind is Kind.RATING:
@@ -148,6 +157,7 @@ class ResponseRead(BaseModel):
     language: str | None
     attributes: dict[str, Any]
     external_id: str | None
+    invitation_id: UUID | None = Field(description="The invitation this answers, if any.")
     verified: bool = Field(description="Came through a signed invitation or a trusted integration.")
     excluded: bool = Field(description="Kept out of the metrics by an integrity decision.")
     occurred_at: datetime

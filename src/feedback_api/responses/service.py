@@ -21,9 +21,13 @@ from feedback_api.exceptions import (
     ExternalIdConflict,
     FeedbackError,
     InvalidRequest,
+    InvitationClosed,
     NotFound,
     PublishableKeyForbidden,
 )
+from feedback_api.invitations.schemas import Answer, AnswerResult
+from feedback_api.invitations.service import AnswerTarget
+from feedback_api.invitations.service import invitation as invitation_service
 from feedback_api.kit.crypto import canonical_hash
 from feedback_api.kit.ids import new_id
 from feedback_api.kit.pagination import paginate
@@ -95,6 +99,10 @@ PUBLISHABLE_FORBIDDEN_FIELDS = (
     "external_id",
     "occurred_at",
 )
+# With an invitation token these come from the invitation, not the body.
+TOKEN_FORBIDDEN_FIELDS = ("customer", "survey", "external_id", "occurred_at")
+# What a later answer to the same invitation replaces.
+ANSWER_CHANGES = ("score", "comment", "tags", "channel", "request_hash", "api_key_id", "updated_at")
 
 
 @dataclass(slots=True)
@@ -125,6 +133,7 @@ def to_read(response: Response, customer_ref: str | None) -> ResponseRead:
         language=response.language,
         attributes=response.attributes,
         external_id=response.external_id,
+        invitation_id=response.invitation_id,
         verified=response.verified,
         excluded=response.excluded,
         occurred_at=response.occurred_at,
@@ -151,6 +160,7 @@ def _new_read(row: NewResponse, item: ResponseCreate) -> ResponseRead:
         language=item.language,
         attributes=item.attributes,
         external_id=item.external_id,
+        invitation_id=None,
         verified=False,
         excluded=False,
         occurred_at=row.occurred_at,
@@ -318,11 +328,139 @@ class ResponseService:
                     outcomes[index] = Outcome(200, original.id, read=replay)
         return [o for o in outcomes if o is not None]
 
+    async def answer(
+        self,
+        session: AsyncSession,
+        target: AnswerTarget,
+        answer: Answer,
+        *,
+        channel: str,
+        api_key_id: UUID | None,
+    ) -> tuple[ResponseRead, AnswerResult]:
+        """Record the answer to an invitation as a verified response; a later answer to the
+        same invitation replaces the earlier one (last answer wins). The invitation is
+        locked by `target`, so two answers at once are taken one after the other."""
+        inv, survey = target.invitation, target.survey
+        if not survey.scale_min <= answer.score <= survey.scale_max:
+            raise InvalidRequest(
+                f"score must be between {survey.scale_min} and {survey.scale_max}",
+                errors=[
+                    {
+                        "loc": ["body", "score"],
+                        "code": "score_off_scale",
+                        "message": f"{survey.kind} on {survey.scale_min}–{survey.scale_max}",
+                    }
+                ],
+            )
+        repo = ResponseRepository(session)
+        earlier = await repo.answer_score(inv.tenant_id, inv.id)
+        now = utcnow()
+        context = inv.context
+        values: dict[str, Any] = {
+            "tenant_id": inv.tenant_id,
+            "id": new_id(),
+            "kind": survey.kind,
+            "score": answer.score,
+            "scale_min": survey.scale_min,
+            "scale_max": survey.scale_max,
+            "comment": answer.comment,
+            "tags": answer.tags,
+            "channel": channel,
+            "touchpoint": context.get("touchpoint") or survey.touchpoint,
+            "survey": survey.key,
+            "customer_id": inv.customer_id,
+            "agent_ref": context.get("agent_ref"),
+            "location_ref": context.get("location_ref"),
+            "language": inv.locale,
+            "attributes": context.get("attributes", {}),
+            "request_hash": canonical_hash(answer.model_dump(mode="json")),
+            "api_key_id": api_key_id,
+            "invitation_id": inv.id,
+            "verified": True,
+            "occurred_at": now,
+            "received_at": now,
+            "updated_at": now,
+        }
+        stored = await repo.upsert_answer(values, ANSWER_CHANGES)
+        if stored is None:
+            raise InvitationClosed("the answer to this invitation was removed")
+        response_id, created = stored
+        read = await self.get(session, inv.tenant_id, response_id)
+        event = EventType.RESPONSE_CREATED if created else EventType.RESPONSE_UPDATED
+        await event_service.emit(session, inv.tenant_id, event, [read])
+        if created or earlier != answer.score:
+            await ticket_service.on_responses(
+                session,
+                inv.tenant_id,
+                [
+                    Complaint(
+                        response_id=response_id,
+                        kind=read.kind.value,
+                        score=read.score,
+                        channel=read.channel.value,
+                        touchpoint=read.touchpoint,
+                        tags=read.tags,
+                        comment=read.comment,
+                        customer_id=inv.customer_id,
+                        customer_ref=read.customer,
+                        agent_ref=read.agent_ref,
+                        location_ref=read.location_ref,
+                        occurred_at=read.occurred_at,
+                    )
+                ],
+            )
+        await invitation_service.mark_responded(session, target, response_id, first=created)
+        result = AnswerResult(
+            response_id=response_id,
+            invitation_id=inv.id,
+            score=answer.score,
+            verified=True,
+            updated=not created,
+        )
+        return read, result
+
+    async def answer_of(self, session: AsyncSession, target: AnswerTarget) -> int | None:
+        """The score currently recorded for the invitation, if any."""
+        inv = target.invitation
+        return await ResponseRepository(session).answer_score(inv.tenant_id, inv.id)
+
+    async def _create_with_token(
+        self, session: AsyncSession, auth: AuthContext, item: ResponseCreate
+    ) -> tuple[ResponseRead, bool]:
+        assert item.invitation_token is not None
+        used = [f for f in TOKEN_FORBIDDEN_FIELDS if getattr(item, f) is not None]
+        if used:
+            raise InvalidRequest(
+                f"with an invitation_token, these come from the invitation: {', '.join(used)}",
+                errors=[
+                    {"loc": ["body", f], "code": "set_by_invitation", "message": "leave it out"}
+                    for f in used
+                ],
+            )
+        target = await invitation_service.open_for_answer(
+            session, item.invitation_token, tenant_id=auth.tenant_id
+        )
+        if item.kind.value != target.survey.kind:
+            raise InvalidRequest(
+                f"the invitation asks for {target.survey.kind}, not {item.kind.value}",
+                errors=[
+                    {"loc": ["body", "kind"], "code": "kind_mismatch", "message": "see the survey"}
+                ],
+            )
+        answer = Answer(score=item.score, comment=item.comment, tags=item.tags)
+        read, result = await self.answer(
+            session, target, answer, channel=item.channel.value, api_key_id=auth.key_id
+        )
+        return read, not result.updated
+
     async def create(
         self, session: AsyncSession, auth: AuthContext, item: ResponseCreate, skew: timedelta
     ) -> tuple[ResponseRead, bool]:
-        """Store one response. Returns it and whether it is new (False: a retry)."""
+        """Store one response. Returns it and whether it is new (False: a retry, or a
+        changed answer to an invitation)."""
         self.check_item(item, auth, utcnow(), skew)
+        if item.invitation_token is not None:
+            return await self._create_with_token(session, auth, item)
         (outcome,) = await self.store(session, auth, [item], with_reads=True)
         if outcome.error is not None:
             raise outcome.error
@@ -340,6 +478,17 @@ class ResponseService:
             try:
                 item = ResponseCreate.model_validate(raw)
                 self.check_item(item, auth, now, skew)
+                if item.invitation_token is not None:
+                    raise InvalidRequest(
+                        "answer invitations one at a time with POST /v1/responses",
+                        errors=[
+                            {
+                                "loc": ["body", "invitation_token"],
+                                "code": "not_in_batch",
+                                "message": "not accepted in a batch",
+                            }
+                        ],
+                    )
             except ValidationError as exc:
                 error = validation_error(exc, ["body", "items", index])
                 results[index] = BatchItemResult(

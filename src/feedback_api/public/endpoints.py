@@ -1,0 +1,220 @@
+"""One-tap links: `/r/{token}`, where a customer answers an invitation without logging in.
+
+The token is the credential (see invitations/tokens.py). Opening a link never records
+anything: mail and chat apps prefetch every link in a message (11 of them for NPS) to scan
+them, and a GET that recorded would store the last one fetched. The page shows the question
+with the tapped score chosen; the answer is stored when the customer presses Send (a POST),
+verified and linked to the invitation. Answering again replaces the answer.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import ValidationError
+
+from feedback_api.db import SessionDep
+from feedback_api.exceptions import FeedbackError, InvalidRequest, LinkExpired, LinkInvalid
+from feedback_api.invitations.schemas import Answer, AnswerResult, InvitationQuestion
+from feedback_api.invitations.service import AnswerTarget
+from feedback_api.invitations.service import invitation as invitation_service
+from feedback_api.kit.schemas import field_errors, problem_responses
+from feedback_api.public import pages
+from feedback_api.responses.service import response as response_service
+
+router = APIRouter(prefix="/r", tags=["one-tap links"])
+
+Token = Annotated[str, "the one-tap token"]
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    # The token is in the URL: do not hand it to other sites in Referer.
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "form-action 'self'; frame-ancestors 'none'",
+}
+FORM = "application/x-www-form-urlencoded"
+ANSWER_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": Answer.model_json_schema()},
+            FORM: {"schema": Answer.model_json_schema()},
+        },
+    }
+}
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def _page(html: str, code: int = 200) -> HTMLResponse:
+    return HTMLResponse(html, status_code=code, headers=PAGE_HEADERS)
+
+
+def _error_page(exc: FeedbackError, locale: str | None) -> HTMLResponse:
+    _, t = pages.strings(locale)
+    heading = {
+        LinkInvalid.code: t["invalid"],
+        LinkExpired.code: t["closed"],
+    }.get(exc.code, t["withdrawn"])
+    return _page(pages.render("message", locale, heading=heading), exc.status)
+
+
+def _answer_page(
+    target: AnswerTarget, chosen: int | None, *, answered: bool, error: str | None = None
+) -> HTMLResponse:
+    q = invitation_service.question(target, chosen)
+    return _page(
+        pages.render(
+            "answer",
+            q.locale,
+            question=q.question,
+            follow_up=q.follow_up,
+            scores=range(q.scale_min, q.scale_max + 1),
+            chosen=chosen,
+            nps=q.kind.value == "nps",
+            answered=answered,
+            error=error,
+            comment=None,
+        ),
+        422 if error else 200,
+    )
+
+
+@router.get(
+    "/{token}",
+    response_class=HTMLResponse,
+    responses={
+        200: {
+            "description": "The answer page (HTML), or with `Accept: application/json` the "
+            "question for a page of your own.",
+            "content": {"application/json": {"schema": InvitationQuestion.model_json_schema()}},
+        },
+        **problem_responses(404, 410),
+    },
+)
+async def open_link(
+    token: Token,
+    request: Request,
+    session: SessionDep,
+    score: Annotated[int | None, Query(description="The score tapped in the message.")] = None,
+) -> Response:
+    """The page a one-tap link opens: the question, with the tapped score chosen and a
+    comment box. Records nothing (link scanners fetch it too). An invalid link is a 404,
+    an expired or withdrawn one a 410, as a page or, for JSON clients, a problem."""
+    try:
+        target = await invitation_service.open_for_answer(session, token, lock=False)
+    except FeedbackError as exc:
+        if _wants_json(request):
+            raise
+        return _error_page(exc, None)
+    current = await response_service.answer_of(session, target)
+    if _wants_json(request):
+        question = invitation_service.question(target, current)
+        return JSONResponse(question.model_dump(mode="json"), headers=PAGE_HEADERS)
+    survey = target.survey
+    chosen = (
+        score if score is not None and survey.scale_min <= score <= survey.scale_max else current
+    )
+    return _answer_page(target, chosen, answered=current is not None)
+
+
+async def _read_answer(request: Request) -> tuple[Answer, bool]:
+    """The answer from a form post (the page) or JSON (your own page or app)."""
+    is_form = request.headers.get("content-type", "").split(";")[0].strip().lower() == FORM
+    body = await request.body()
+    try:
+        if is_form:
+            fields = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+            data: dict[str, Any] = {
+                "score": fields.get("score"),
+                "comment": fields.get("comment") or None,
+            }
+            if data["score"] is not None and data["score"].lstrip("-").isdigit():
+                data["score"] = int(data["score"])
+            return Answer.model_validate(data), True
+        return Answer.model_validate_json(body or b"{}"), False
+    except ValidationError as exc:
+        errors = field_errors(exc.errors(include_url=False), ["body"])
+        raise InvalidRequest("the answer is not valid", errors=errors) from None
+
+
+@router.post(
+    "/{token}",
+    responses={
+        200: {"model": AnswerResult, "description": "Stored (or replaced an earlier answer)."},
+        **problem_responses(404, 410, body=True),
+    },
+    openapi_extra=ANSWER_BODY,
+)
+async def answer_link(token: Token, request: Request, session: SessionDep) -> Response:
+    """Record the answer: `score`, optional `comment` and `tags`, as a form post (the page
+    answers with a thank-you page) or JSON (answers with the result). The response is
+    verified and linked to the invitation; answering again replaces it (last answer wins),
+    so a customer can correct a mistaken tap and nothing is counted twice."""
+    is_form = request.headers.get("content-type", "").split(";")[0].strip().lower() == FORM
+    try:
+        target = await invitation_service.open_for_answer(session, token)
+    except FeedbackError as exc:
+        if not is_form:
+            raise
+        return _error_page(exc, None)
+    try:
+        answer, _ = await _read_answer(request)
+        _, result = await response_service.answer(
+            session, target, answer, channel=target.invitation.channel, api_key_id=None
+        )
+    except FeedbackError as exc:
+        if is_form and isinstance(exc, InvalidRequest):
+            _, t = pages.strings(target.invitation.locale)
+            return _answer_page(target, None, answered=False, error=t["pick"])
+        if not is_form:
+            raise
+        return _error_page(exc, target.invitation.locale)
+    if not is_form:
+        return JSONResponse(
+            result.model_dump(mode="json"),
+            status_code=status.HTTP_200_OK if result.updated else status.HTTP_201_CREATED,
+            headers=PAGE_HEADERS,
+        )
+    _, t = pages.strings(target.invitation.locale)
+    thanks = invitation_service.thank_you(target) or t["thanks"]
+    return _page(
+        pages.render("message", target.invitation.locale, heading=thanks, note=t["change"])
+    )
+
+
+@router.get(
+    "/{token}/unsubscribe", response_class=HTMLResponse, responses=problem_responses(404, 410)
+)
+async def unsubscribe_page(token: Token, session: SessionDep) -> Response:
+    """Asks to confirm (a prefetch must not unsubscribe anyone)."""
+    try:
+        target = await invitation_service.open_for_answer(session, token, lock=False)
+    except FeedbackError as exc:
+        return _error_page(exc, None)
+    return _page(pages.render("unsubscribe", target.invitation.locale))
+
+
+@router.post(
+    "/{token}/unsubscribe", response_class=HTMLResponse, responses=problem_responses(404, 410)
+)
+async def unsubscribe_link(token: Token, session: SessionDep) -> Response:
+    """Opt the customer out of all invitations (as `POST /v1/customers/{ref}/unsubscribe`);
+    also what RFC 8058 one-click `List-Unsubscribe-Post` sends."""
+    try:
+        target = await invitation_service.open_for_answer(
+            session, token, lock=False, closed_ok=True
+        )
+    except FeedbackError as exc:
+        return _error_page(exc, None)
+    await invitation_service.unsubscribe_by_link(session, target)
+    locale = target.invitation.locale
+    _, t = pages.strings(locale)
+    return _page(pages.render("message", locale, heading=t["unsubscribed"]))

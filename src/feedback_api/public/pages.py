@@ -1,0 +1,117 @@
+"""The one-tap answer pages: small, localised, HTML only (no JavaScript, no outside assets),
+rendered with Jinja2's autoescaping so survey texts cannot inject markup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2 import DictLoader, Environment, select_autoescape
+
+STRINGS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Your feedback",
+        "low": "Not likely",
+        "high": "Very likely",
+        "comment": "Anything you would like to add? (optional)",
+        "send": "Send",
+        "change": "You can change your answer until the survey closes.",
+        "thanks": "Thank you for your feedback.",
+        "closed": "This survey has closed.",
+        "invalid": "This link is not valid.",
+        "withdrawn": "This survey is no longer open.",
+        "pick": "Please choose a score.",
+        "unsubscribe_q": "Stop receiving survey invitations from us?",
+        "unsubscribe": "Unsubscribe",
+        "unsubscribed": "Done: you will not receive survey invitations any more.",
+    },
+    "zh": {
+        "title": "您的反馈",
+        "low": "不太可能",
+        "high": "非常可能",
+        "comment": "还有什么想告诉我们的吗？（可选）",
+        "send": "提交",
+        "change": "在调查结束前，您可以修改您的回答。",
+        "thanks": "感谢您的反馈。",
+        "closed": "本次调查已结束。",
+        "invalid": "此链接无效。",
+        "withdrawn": "本次调查已不再开放。",
+        "pick": "请选择一个分数。",
+        "unsubscribe_q": "不再接收我们的调查邀请？",
+        "unsubscribe": "退订",
+        "unsubscribed": "已退订：您将不再收到调查邀请。",
+    },
+    "de": {
+        "title": "Ihr Feedback",
+        "low": "Unwahrscheinlich",
+        "high": "Sehr wahrscheinlich",
+        "comment": "Möchten Sie noch etwas hinzufügen? (optional)",
+        "send": "Senden",
+        "change": "Sie können Ihre Antwort ändern, bis die Umfrage endet.",
+        "thanks": "Vielen Dank für Ihr Feedback.",
+        "closed": "Diese Umfrage ist beendet.",
+        "invalid": "Dieser Link ist ungültig.",
+        "withdrawn": "Diese Umfrage ist nicht mehr geöffnet.",
+        "pick": "Bitte wählen Sie einen Wert.",
+        "unsubscribe_q": "Keine Umfrage-Einladungen mehr von uns erhalten?",
+        "unsubscribe": "Abmelden",
+        "unsubscribed": "Erledigt: Sie erhalten keine Umfrage-Einladungen mehr.",
+    },
+}
+
+_BASE = """<!doctype html>
+<html lang="{{ lang }}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>{{ t.title }}</title>
+<style>
+body{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;color:#222}
+.scale{display:flex;flex-wrap:wrap;gap:.3rem;margin:1rem 0}
+.scale label{flex:1 0 2.4rem}
+.scale input{position:absolute;opacity:0}
+.scale span{display:block;text-align:center;padding:.6rem 0;border:1px solid #888;
+border-radius:.3rem}
+.scale input:checked+span{background:#1a5fb4;color:#fff;border-color:#1a5fb4}
+.ends{display:flex;justify-content:space-between;font-size:.85rem;color:#555}
+textarea{width:100%;min-height:5rem;margin:.5rem 0}
+button{padding:.6rem 1.6rem;font-size:1rem}
+.note{color:#555;font-size:.9rem}.error{color:#a00}
+</style></head><body>{% block body %}{% endblock %}</body></html>"""
+
+_ANSWER = """{% extends "base" %}{% block body %}
+<form method="post">
+<h1>{{ question }}</h1>
+{% if error %}<p class="error">{{ error }}</p>{% endif %}
+<div class="scale">{% for s in scores %}<label><input type="radio" name="score" value="{{ s }}"
+{% if s == chosen %}checked{% endif %}><span>{{ s }}</span></label>{% endfor %}</div>
+{% if nps %}<div class="ends"><span>{{ t.low }}</span><span>{{ t.high }}</span></div>{% endif %}
+<p><label>{{ follow_up or t.comment }}<br><textarea name="comment" maxlength="5000">
+{{- comment or "" }}</textarea></label></p>
+<button type="submit">{{ t.send }}</button>
+{% if answered %}<p class="note">{{ t.change }}</p>{% endif %}
+</form>{% endblock %}"""
+
+_MESSAGE = """{% extends "base" %}{% block body %}<h1>{{ heading }}</h1>
+{% if note %}<p class="note">{{ note }}</p>{% endif %}{% endblock %}"""
+
+_UNSUBSCRIBE = """{% extends "base" %}{% block body %}<form method="post">
+<h1>{{ t.unsubscribe_q }}</h1><button type="submit">{{ t.unsubscribe }}</button>
+</form>{% endblock %}"""
+
+_env = Environment(
+    loader=DictLoader(
+        {"base": _BASE, "answer": _ANSWER, "message": _MESSAGE, "unsubscribe": _UNSUBSCRIBE}
+    ),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+)
+
+
+def strings(locale: str | None) -> tuple[str, dict[str, str]]:
+    language = (locale or "en").split("-")[0].lower()
+    if language not in STRINGS:
+        language = "en"
+    return language, STRINGS[language]
+
+
+def render(template: str, locale: str | None, **values: Any) -> str:
+    lang, t = strings(locale)
+    return _env.get_template(template).render(lang=lang, t=t, **values)

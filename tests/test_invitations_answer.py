@@ -1,0 +1,271 @@
+"""Answering invitations: one-tap links, verified responses, last answer wins, scanners,
+tampered, expired and rotated tokens, and the mobile flow with a publishable key."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+
+from feedback_api.invitations import tokens
+from feedback_api.invitations.service import invitation as invitation_service
+from feedback_api.kit.time import utcnow
+from feedback_api.models import SigningKey
+from tests.fixtures.auth import TenantHandle, assert_problem
+from tests.test_invitations import events, invite, parse, setup
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+async def sent_invitation(
+    tenant: TenantHandle, customer: str = "c-1", **survey: Any
+) -> dict[str, Any]:
+    await setup(tenant, delay_minutes=0, **survey)
+    invitation = await invite(
+        tenant, customer, context={"touchpoint": "delivery", "location_ref": "store-9"}
+    )
+    await invitation_service.process_due(tenant.session, parse(invitation["due_at"]))
+    (due,) = [e for e in await events(tenant, "invitation.due") if e["id"] == invitation["id"]]
+    return due
+
+
+def path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+async def responses(tenant: TenantHandle) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = (await tenant.get("/v1/responses")).json()["items"]
+    return items
+
+
+async def test_scanners_fetching_every_link_record_nothing(tenant: TenantHandle) -> None:
+    due = await sent_invitation(tenant)
+    for link in due["message"]["links"]:
+        page = await tenant.client.get(path_of(link["url"]))
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert page.headers["referrer-policy"] == "no-referrer"
+    page = await tenant.client.get(path_of(due["message"]["links"][9]["url"]))
+    assert 'value="9"\nchecked' in page.text or 'value="9" checked' in page.text.replace("\n", " ")
+    assert "How likely are you to recommend us?" in page.text
+    assert await responses(tenant) == []
+    got = (await tenant.get(f"/v1/invitations/{due['id']}")).json()
+    assert got["status"] == "sent"
+
+
+async def test_answer_by_form_then_change_it(tenant: TenantHandle) -> None:
+    due = await sent_invitation(tenant)
+    url = path_of(due["message"]["landing_url"])
+    page = await tenant.client.post(url, content="score=9&comment=Fast+delivery", headers=FORM)
+    assert page.status_code == 200, page.text
+    assert "Thank you!" in page.text  # the survey's own thank-you text
+    (stored,) = await responses(tenant)
+    assert (stored["score"], stored["comment"], stored["verified"]) == (9, "Fast delivery", True)
+    assert stored["invitation_id"] == due["id"]
+    assert stored["customer"] == "c-1"
+    assert (stored["touchpoint"], stored["location_ref"]) == ("delivery", "store-9")
+    assert (stored["channel"], stored["survey"]) == ("email", "delivery-nps")
+    got = (await tenant.get(f"/v1/invitations/{due['id']}")).json()
+    assert got["status"] == "responded"
+    assert got["response_id"] == stored["id"]
+
+    # A second answer (JSON this time) replaces the first: still one response.
+    result = await tenant.client.post(url, json={"score": 3, "comment": "Actually, late"})
+    assert result.status_code == 200, result.text
+    assert result.json()["updated"] is True
+    (changed,) = await responses(tenant)
+    assert (changed["id"], changed["score"], changed["comment"]) == (
+        stored["id"],
+        3,
+        "Actually, late",
+    )
+    assert len(await events(tenant, "invitation.responded")) == 1
+    assert len(await events(tenant, "response.created")) == 1
+    (updated,) = await events(tenant, "response.updated")
+    assert updated["score"] == 3
+    # The metrics count the customer once, with their last answer.
+    nps = (await tenant.get("/v1/metrics/nps")).json()
+    assert (nps["n"], nps["value"]) == (1, -100)
+    # Changing to a detractor's score opened a ticket for the team.
+    tickets = (await tenant.get("/v1/tickets")).json()["items"]
+    assert [t["customer"] for t in tickets] == ["c-1"]
+
+
+async def test_page_shows_the_current_answer_and_json_for_custom_pages(
+    tenant: TenantHandle,
+) -> None:
+    due = await sent_invitation(tenant)
+    url = path_of(due["message"]["landing_url"])
+    await tenant.client.post(url, json={"score": 7})
+    question = await tenant.client.get(url, headers={"Accept": "application/json"})
+    assert question.status_code == 200
+    body = question.json()
+    assert (body["answer"], body["scale_min"], body["scale_max"], body["kind"]) == (7, 0, 10, "nps")
+
+
+async def test_bad_answers(tenant: TenantHandle) -> None:
+    due = await sent_invitation(tenant)
+    url = path_of(due["message"]["landing_url"])
+    assert_problem(await tenant.client.post(url, json={"score": 11}), 422, "validation_error")
+    assert_problem(await tenant.client.post(url, json={"score": "9"}), 422, "validation_error")
+    assert_problem(await tenant.client.post(url, json={}), 422, "validation_error")
+    page = await tenant.client.post(url, content="comment=no+score", headers=FORM)
+    assert page.status_code == 422
+    assert "Please choose a score." in page.text
+    bad_type = await tenant.client.post(
+        url, content="score=9", headers={"Content-Type": "text/plain"}
+    )
+    assert_problem(bad_type, 415, "unsupported_media_type")
+    assert await responses(tenant) == []
+
+
+async def test_tampered_and_garbage_tokens(tenant: TenantHandle) -> None:
+    due = await sent_invitation(tenant)
+    token = due["links"]["token"]
+    flipped = token[:-3] + ("A" if token[-3] != "A" else "B") + token[-2:]
+    for bad in (flipped, "nonsense", "x" * 74):
+        page = await tenant.client.get(f"/r/{bad}")
+        assert page.status_code == 404
+        assert "This link is not valid." in page.text
+        assert_problem(
+            await tenant.client.post(f"/r/{bad}", json={"score": 9}), 404, "link_invalid"
+        )
+    assert await responses(tenant) == []
+
+
+async def test_expired_links(tenant: TenantHandle) -> None:
+    due = await sent_invitation(tenant)
+    # A genuine token whose own expiry has passed.
+    key = (
+        await tenant.session.scalars(select(SigningKey).where(SigningKey.tenant_id == tenant.id))
+    ).one()
+    claims = tokens.peek(due["links"]["token"])
+    stale = tokens.sign(
+        tokens.Claims(
+            claims.tenant_id, claims.invitation_id, key.kid, utcnow() - timedelta(seconds=1)
+        ),
+        key.secret,
+    )
+    assert_problem(await tenant.client.post(f"/r/{stale}", json={"score": 9}), 410, "link_expired")
+    # The invitation's expiry, as the worker records it.
+    await invitation_service.process_due(tenant.session, parse(due["expires_at"]))
+    page = await tenant.client.get(path_of(due["message"]["landing_url"]))
+    assert page.status_code == 410
+    assert "This survey has closed." in page.text
+    assert await responses(tenant) == []
+
+
+async def test_withdrawn_invitation(tenant: TenantHandle) -> None:
+    await setup(tenant)
+    invitation = await invite(tenant)
+    token = invitation["links"]["token"]
+    await tenant.delete(f"/v1/invitations/{invitation['id']}")
+    assert_problem(
+        await tenant.client.post(f"/r/{token}", json={"score": 9}), 410, "invitation_closed"
+    )
+
+
+async def test_key_rotation_with_and_without_grace(tenant: TenantHandle) -> None:
+    due = await sent_invitation(tenant)
+    old = due["links"]["token"]
+    keys = (await tenant.post("/v1/signing-keys/rotate", json={"grace_hours": 24})).json()
+    assert [(k["kid"], k["current"]) for k in keys] == [(1, False), (2, True)]
+    assert "secret" not in keys[0]
+    assert (await tenant.client.post(f"/r/{old}", json={"score": 8})).status_code == 201
+    new = (await tenant.get(f"/v1/invitations/{due['id']}")).json()["links"]["token"]
+    assert tokens.peek(new).kid == 2
+    # After a leak: no grace, every older link stops at once; new links work.
+    await tenant.post("/v1/signing-keys/rotate", json={"grace_hours": 0})
+    assert_problem(await tenant.client.post(f"/r/{old}", json={"score": 9}), 404, "link_invalid")
+    assert_problem(await tenant.client.post(f"/r/{new}", json={"score": 9}), 404, "link_invalid")
+    newest = (await tenant.get(f"/v1/invitations/{due['id']}")).json()["links"]["token"]
+    assert (await tenant.client.post(f"/r/{newest}", json={"score": 9})).status_code == 200
+
+
+async def test_unsubscribe_link(tenant: TenantHandle) -> None:
+    due = await sent_invitation(tenant)
+    url = path_of(due["message"]["unsubscribe_url"])
+    page = await tenant.client.get(url)
+    assert page.status_code == 200
+    assert "Unsubscribe" in page.text
+    assert (await tenant.get("/v1/customers/c-1/eligibility")).json()["reason"] != "unsubscribed"
+    done = await tenant.client.post(url)
+    assert done.status_code == 200
+    answer = (await tenant.get("/v1/customers/c-1/eligibility")).json()
+    assert answer["reason"] == "unsubscribed"
+    (event,) = await events(tenant, "customer.unsubscribed")
+    assert event["external_ref"] == "c-1"
+
+
+async def test_localised_page(tenant: TenantHandle) -> None:
+    await tenant.put("/v1/customers/c-zh", json={"locale": "zh-CN"})
+    due = await sent_invitation(tenant, "c-zh")
+    page = await tenant.client.get(path_of(due["message"]["landing_url"]))
+    assert '<html lang="zh">' in page.text
+    assert "您向朋友推荐我们的可能性有多大？" in page.text
+    assert "提交" in page.text
+
+
+# --- the mobile flow: publishable key + invitation_token ------------------------------------
+
+
+async def test_publishable_key_with_token_is_verified_without_is_not(tenant: TenantHandle) -> None:
+    await setup(tenant, delay_minutes=0)
+    invitation = await invite(tenant, channel="app")
+    token = invitation["links"]["token"]
+    app_key = await tenant.key(publishable=True)
+    rating = {"kind": "nps", "score": 10, "channel": "app"}
+    verified = await tenant.post(
+        "/v1/responses", key=app_key, json={**rating, "invitation_token": token}
+    )
+    assert verified.status_code == 201, verified.text
+    body = verified.json()
+    assert (body["verified"], body["customer"], body["invitation_id"]) == (
+        True,
+        "c-1",
+        invitation["id"],
+    )
+    # Answered before the worker got to it: it counts as sent and responded.
+    got = (await tenant.get(f"/v1/invitations/{invitation['id']}")).json()
+    assert got["status"] == "responded"
+    assert got["sent_at"] is not None
+    again = await tenant.post(
+        "/v1/responses", key=app_key, json={**rating, "score": 6, "invitation_token": token}
+    )
+    assert again.status_code == 200
+    assert again.json()["id"] == body["id"]
+    unverified = await tenant.post("/v1/responses", key=app_key, json=rating)
+    assert unverified.status_code == 201
+    assert unverified.json()["verified"] is False
+
+
+async def test_publishable_key_limits_with_a_token(
+    tenant: TenantHandle, other_tenant: TenantHandle
+) -> None:
+    await setup(tenant, delay_minutes=0)
+    token = (await invite(tenant, channel="app"))["links"]["token"]
+    app_key = await tenant.key(publishable=True)
+    rating = {"kind": "nps", "score": 10, "channel": "app", "invitation_token": token}
+    # The token does not widen what a publishable key may set.
+    response = await tenant.post("/v1/responses", key=app_key, json={**rating, "customer": "c-2"})
+    assert_problem(response, 403, "publishable_key_forbidden")
+    response = await tenant.post("/v1/responses", key=app_key, json={**rating, "channel": "email"})
+    assert_problem(response, 403, "publishable_key_forbidden")
+    response = await tenant.post("/v1/responses", key=app_key, json={**rating, "survey": "x"})
+    assert_problem(response, 422, "validation_error")
+    response = await tenant.post(
+        "/v1/responses", key=app_key, json={**rating, "kind": "csat", "score": 5}
+    )
+    assert_problem(response, 422, "validation_error")
+    # Another tenant's key cannot use this tenant's token.
+    other_key = await other_tenant.key(publishable=True)
+    assert_problem(
+        await other_tenant.post("/v1/responses", key=other_key, json=rating), 404, "link_invalid"
+    )
+    # Not in batches.
+    batch = await tenant.post("/v1/responses/batch", json={"items": [rating]})
+    assert batch.json()["items"][0]["status"] == 422
+    assert await responses(tenant) == []
