@@ -3,18 +3,22 @@ eligibility, opt-outs, and the worker's due, reminder and expiry steps."""
 
 from __future__ import annotations
 
+import asyncio
 import math
+import random
+import statistics
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from feedback_api.invitations.service import invitation as invitation_service
 from feedback_api.kit.time import utcnow
 from feedback_api.models import Event
 from tests.fixtures.auth import TenantHandle, assert_problem
+from tests.fixtures.live import Live
 
 SURVEY = {
     "key": "delivery-nps",
@@ -57,8 +61,8 @@ async def events(tenant: TenantHandle, type_: str) -> list[dict[str, Any]]:
     return [row.data for row in rows]
 
 
-def minutes_until(moment: datetime) -> int:
-    return math.ceil((moment - utcnow()).total_seconds() / 60)
+def seconds_until(moment: datetime) -> int:
+    return math.ceil((moment - utcnow()).total_seconds())
 
 
 def parse(value: str) -> datetime:
@@ -177,10 +181,11 @@ async def test_frequency_boundary(tenant: TenantHandle) -> None:
     await setup(tenant, delay_minutes=0)
     first = await invite(tenant)
     assert first["status"] == "scheduled"
-    # Due 30 days minus a minute after the first: too soon. 30 days and a minute: fine.
-    just_inside = await invite(tenant, trigger_ref="t2", delay_minutes=30 * 24 * 60 - 1)
+    # Due 30 days less a second after the first: too soon. 30 days after: allowed.
+    month = 30 * 24 * 3600
+    just_inside = await invite(tenant, trigger_ref="t2", delay_seconds=month - 1)
     assert just_inside["suppression_reason"] == "frequency"
-    just_outside = await invite(tenant, trigger_ref="t3", delay_minutes=30 * 24 * 60 + 1)
+    just_outside = await invite(tenant, trigger_ref="t3", delay_seconds=month)
     assert just_outside["status"] == "scheduled"
     # Another customer is not affected.
     assert (await invite(tenant, "c-2"))["status"] == "scheduled"
@@ -192,10 +197,10 @@ async def test_cooldown_per_survey(tenant: TenantHandle) -> None:
     assert (await tenant.post("/v1/surveys", json=other)).status_code == 201
     await invite(tenant)
     # 40 days later another survey passes the 30-day frequency rule …
-    csat = await invite(tenant, survey="support-csat", delay_minutes=40 * 24 * 60)
+    csat = await invite(tenant, survey="support-csat", delay_seconds=40 * 24 * 3600)
     assert csat["status"] == "scheduled"
     # … but the same survey is in its 90-day cooldown.
-    again = await invite(tenant, trigger_ref="t2", delay_minutes=80 * 24 * 60)
+    again = await invite(tenant, trigger_ref="t2", delay_seconds=80 * 24 * 3600)
     assert again["suppression_reason"] == "cooldown"
 
 
@@ -206,13 +211,13 @@ async def test_quiet_hours_in_the_customers_time_zone(tenant: TenantHandle) -> N
     # Due at 23:00 tomorrow in Shanghai: moved to 09:00 the day after, Shanghai time.
     tomorrow = (utcnow().astimezone(shanghai) + timedelta(days=1)).date()
     late = datetime.combine(tomorrow, datetime.min.time(), tzinfo=shanghai) + timedelta(hours=23)
-    invitation = await invite(tenant, "c-sh", delay_minutes=minutes_until(late))
+    invitation = await invite(tenant, "c-sh", delay_seconds=seconds_until(late))
     due = parse(invitation["due_at"]).astimezone(shanghai)
     assert (due.date(), due.hour, due.minute) == (tomorrow + timedelta(days=1), 9, 0)
     assert invitation["timezone"] == "Asia/Shanghai"
     # The same UTC moment is 10:00 in Berlin (winter), 11:00 in summer: not quiet there.
     await tenant.put("/v1/customers/c-be", json={"timezone": "Europe/Berlin"})
-    berlin = await invite(tenant, "c-be", delay_minutes=minutes_until(late))
+    berlin = await invite(tenant, "c-be", delay_seconds=seconds_until(late))
     assert parse(berlin["due_at"]) - late < timedelta(minutes=1)
 
 
@@ -444,7 +449,7 @@ async def test_a_block_after_scheduling_suppresses_at_due_time(tenant: TenantHan
     await setup(tenant, delay_minutes=0)
     await tenant.patch("/v1/contact-rules", json={"frequency_days": 0})
     first = await invite(tenant)
-    later = await invite(tenant, trigger_ref="t2", delay_minutes=60)
+    later = await invite(tenant, trigger_ref="t2", delay_seconds=3600)
     await invitation_service.process_due(tenant.session, parse(first["due_at"]))
     # The first message bounces: the address is dead, so the second is not sent.
     await tenant.post(f"/v1/invitations/{first['id']}/delivery", json={"status": "bounced"})
@@ -467,7 +472,7 @@ async def test_bounce_blocks_the_channel_and_stops_reminders(tenant: TenantHandl
     assert response.json()["delivery"] == "bounced"
     await invitation_service.process_due(tenant.session, due + timedelta(hours=25))
     assert await events(tenant, "invitation.reminder_due") == []
-    later = await invite(tenant, trigger_ref="t2", delay_minutes=31 * 24 * 60)
+    later = await invite(tenant, trigger_ref="t2", delay_seconds=31 * 24 * 3600)
     assert later["suppression_reason"] == "bounced"
     assert_problem(await tenant.post(url, json={"status": "lost"}), 422, "validation_error")
 
@@ -480,7 +485,7 @@ async def test_reminders_respect_quiet_hours(tenant: TenantHandle) -> None:
     new_york = ZoneInfo("America/New_York")
     tomorrow = (utcnow().astimezone(new_york) + timedelta(days=1)).date()
     ten_pm = datetime.combine(tomorrow, datetime.min.time(), tzinfo=new_york) + timedelta(hours=22)
-    invitation = await invite(tenant, "c-ny", delay_minutes=minutes_until(ten_pm))
+    invitation = await invite(tenant, "c-ny", delay_seconds=seconds_until(ten_pm))
     due = parse(invitation["due_at"])
     assert due.astimezone(new_york).replace(tzinfo=None) == datetime.combine(
         tomorrow + timedelta(days=1), datetime.min.time()
@@ -501,3 +506,161 @@ async def test_worker_job_sends_when_due(tenant: TenantHandle) -> None:
     got = (await tenant.get(f"/v1/invitations/{invitation['id']}")).json()
     assert got["status"] == "sent"
     assert got["sent_at"] is not None
+
+
+# --- exactly once with several workers ----------------------------------------------------
+
+
+async def test_two_workers_send_each_invitation_exactly_once(live: Live) -> None:
+    async def call(method: str, url: str, body: Any = None) -> dict[str, Any]:
+        response = await live.client.request(method, url, json=body, headers=live.headers)
+        assert response.status_code < 300, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    await call("POST", "/v1/surveys", {**SURVEY, "delay_minutes": 0})
+    await call("PATCH", "/v1/contact-rules", {"quiet_hours": None})
+    items = [{"customer": f"c-{n}", "survey": "delivery-nps"} for n in range(40)]
+    batch = await call("POST", "/v1/invitations/batch", {"items": items})
+    assert batch["scheduled"] == 40
+    now = utcnow() + timedelta(minutes=1)
+
+    async def worker() -> None:
+        async with live.sessionmaker() as session:
+            while await invitation_service.process_due(session, now, limit=3) > 0:
+                await session.commit()
+
+    await asyncio.gather(worker(), worker(), worker())
+    async with live.sessionmaker() as session:
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT data->>'id', count(*) FROM events WHERE tenant_id = :t "
+                    "AND type = 'invitation.due' GROUP BY 1"
+                ),
+                {"t": live.tenant_id},
+            )
+        ).all()
+    assert len(rows) == 40
+    assert {count for _, count in rows} == {1}
+
+
+# --- the funnel ---------------------------------------------------------------------------
+
+
+async def test_funnel_against_brute_force(tenant: TenantHandle) -> None:
+    rng = random.Random(7)
+    await setup(tenant, delay_minutes=0)
+    other = {**SURVEY, "key": "support-csat", "kind": "csat", "delay_minutes": 0}
+    assert (await tenant.post("/v1/surveys", json=other)).status_code == 201
+    for n in range(6):
+        await tenant.post(f"/v1/customers/u-{n}/unsubscribe", json={})
+    items = [
+        {
+            "customer": f"{'u' if rng.random() < 0.1 else 'c'}-{rng.randrange(40)}",
+            "survey": rng.choice(["delivery-nps", "support-csat"]),
+            "channel": rng.choice(["email", "sms", "app"]),
+            "trigger_ref": f"o-{n}",
+        }
+        for n in range(80)
+    ]
+    await tenant.post("/v1/invitations/batch", json={"items": items})
+    await invitation_service.process_due(tenant.session, utcnow() + timedelta(minutes=1))
+    invitations = (await tenant.get("/v1/invitations", params={"limit": 200})).json()["items"]
+    for inv in invitations:
+        if inv["status"] != "sent":
+            continue
+        roll = rng.random()
+        if roll < 0.3:
+            await tenant.post(f"/v1/invitations/{inv['id']}/delivery", json={"status": "delivered"})
+        elif roll < 0.4:
+            await tenant.post(f"/v1/invitations/{inv['id']}/delivery", json={"status": "bounced"})
+        if rng.random() < 0.5:
+            survey_max = 10 if inv["survey"] == "delivery-nps" else 5
+            await tenant.client.post(
+                f"/r/{inv['links']['token']}", json={"score": rng.randint(1, survey_max)}
+            )
+    invitations = (await tenant.get("/v1/invitations", params={"limit": 200})).json()["items"]
+
+    def expected(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        sent = [r for r in rows if r["sent_at"]]
+        responded = [r for r in rows if r["responded_at"]]
+        reasons: dict[str, int] = {}
+        for r in rows:
+            if r["status"] == "suppressed":
+                reasons[r["suppression_reason"]] = reasons.get(r["suppression_reason"], 0) + 1
+        minutes = [
+            (parse(r["responded_at"]) - parse(r["sent_at"])).total_seconds() / 60 for r in responded
+        ]
+        return {
+            "created": len(rows),
+            "scheduled": sum(r["status"] != "suppressed" for r in rows),
+            "suppressed": sum(r["status"] == "suppressed" for r in rows),
+            "suppressed_by_reason": reasons,
+            "sent": len(sent),
+            "delivered": sum(r["delivery"] == "delivered" for r in rows),
+            "bounced": sum(r["delivery"] == "bounced" for r in rows),
+            "responded": len(responded),
+            "response_rate": len(responded) / len(sent) if sent else None,
+            "median_minutes_to_respond": round(statistics.median(minutes), 2) if minutes else None,
+        }
+
+    def shown(row: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in row.items() if k != "group"}
+
+    stats = (await tenant.get("/v1/invitations/stats")).json()
+    assert stats["groups"] == []
+    want = expected(invitations)
+    assert want["suppressed"] > 0 and want["responded"] > 0 and want["bounced"] > 0
+    got = shown(stats["total"])
+    assert got.pop("median_minutes_to_respond") == pytest.approx(
+        want.pop("median_minutes_to_respond"), abs=0.01
+    )
+    assert got == want
+    for by, field in (("survey", "survey"), ("channel", "channel")):
+        grouped = (await tenant.get("/v1/invitations/stats", params={"by": by})).json()
+        keys = {r[field] for r in invitations}
+        assert {g["group"] for g in grouped["groups"]} == keys
+        for group in grouped["groups"]:
+            rows = [r for r in invitations if r[field] == group["group"]]
+            want = expected(rows)
+            got = shown(group)
+            assert got.pop("median_minutes_to_respond") == pytest.approx(
+                want.pop("median_minutes_to_respond"), abs=0.01
+            )
+            assert got == want, group["group"]
+
+
+# --- tenant isolation ---------------------------------------------------------------------
+
+
+async def test_another_tenants_invitations_surveys_and_customers(
+    tenant: TenantHandle, other_tenant: TenantHandle
+) -> None:
+    await setup(tenant, delay_minutes=0)
+    invitation = await invite(tenant)
+    await invitation_service.process_due(tenant.session, utcnow() + timedelta(minutes=1))
+    await setup(other_tenant, delay_minutes=0)  # same survey key in the other tenant is fine
+    for url in (f"/v1/invitations/{invitation['id']}", "/v1/surveys/missing"):
+        assert_problem(await other_tenant.get(url), 404, "not_found")
+    assert_problem(
+        await other_tenant.delete(f"/v1/invitations/{invitation['id']}"), 404, "not_found"
+    )
+    response = await other_tenant.post(
+        f"/v1/invitations/{invitation['id']}/delivery", json={"status": "bounced"}
+    )
+    assert_problem(response, 404, "not_found")
+    assert (await other_tenant.get("/v1/invitations")).json()["items"] == []
+    stats = (await other_tenant.get("/v1/invitations/stats")).json()
+    assert stats["total"]["created"] == 0
+    # Same ref in the other tenant: its own customer, not bound by this tenant's contacts
+    # or opt-outs.
+    await tenant.post("/v1/customers/c-1/unsubscribe")
+    assert (await other_tenant.get("/v1/customers/c-1/eligibility")).json()["eligible"] is True
+    assert (await invite(other_tenant))["status"] == "scheduled"
+    # The other tenant's key cannot answer this tenant's invitation with the token.
+    mine = (await tenant.get(f"/v1/invitations/{invitation['id']}")).json()
+    assert mine["status"] == "sent" and mine["delivery"] is None
+    rotated = (await other_tenant.post("/v1/signing-keys/rotate", json={"grace_hours": 0})).json()
+    assert [k["kid"] for k in rotated] == [1, 2]
+    assert (await tenant.get("/v1/signing-keys")).json()[0]["current"] is True

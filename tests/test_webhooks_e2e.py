@@ -208,3 +208,50 @@ def test_closed_loop_walkthrough(processes: Processes) -> None:
             break
         assert time.monotonic() < deadline, deliveries
         time.sleep(0.1)
+
+
+def test_invitation_walkthrough(processes: Processes) -> None:
+    """The README's invitation walk-through with real processes: a survey, an invitation
+    with a short delay, `invitation.due` at the receiver, the one-tap link, the verified
+    response and the funnel."""
+    setup = start_api_and_receiver(
+        processes, "Invitation demo", ["invitation.*", "customer.*"], worker=True
+    )
+    base, headers = setup.base, setup.headers
+    survey = {"key": "delivery-nps", "kind": "nps", "question": {"en": "Would you recommend us?"}}
+    assert httpx.post(f"{base}/v1/surveys", json=survey, headers=headers).status_code == 201
+    rules = httpx.patch(f"{base}/v1/contact-rules", json={"quiet_hours": None}, headers=headers)
+    assert rules.status_code == 200
+    invitation = httpx.post(
+        f"{base}/v1/invitations",
+        json={
+            "customer": "crm-1002",
+            "survey": "delivery-nps",
+            "trigger_ref": "order-123",
+            "delay_seconds": 2,
+        },
+        headers=headers,
+    )
+    assert invitation.status_code == 201 and invitation.json()["status"] == "scheduled"
+    processes.wait_for("receiver", '"invitation.due"')
+    assert "REJECTED" not in processes.log("receiver")
+    events = httpx.get(f"{base}/v1/events", params={"type": "invitation.due"}, headers=headers)
+    (due,) = events.json()["items"]
+    nine = due["data"]["message"]["links"][9]["url"]
+    path = nine[nine.index("/r/") :]
+
+    page = httpx.get(f"{base}{path}")  # what a scanner or the customer's tap fetches
+    assert page.status_code == 200 and "Would you recommend us?" in page.text
+    landing = path.split("?")[0]
+    thanks = httpx.post(
+        f"{base}{landing}",
+        content="score=9&comment=Quick+and+friendly",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert thanks.status_code == 200
+    processes.wait_for("receiver", '"invitation.responded"')
+    (response,) = httpx.get(f"{base}/v1/responses", headers=headers).json()["items"]
+    assert (response["score"], response["verified"]) == (9, True)
+    assert response["invitation_id"] == invitation.json()["id"]
+    funnel = httpx.get(f"{base}/v1/invitations/stats", headers=headers).json()["total"]
+    assert (funnel["scheduled"], funnel["sent"], funnel["responded"]) == (1, 1, 1)

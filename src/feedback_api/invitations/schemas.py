@@ -233,8 +233,8 @@ class InvitationCreate(InputSchema):
     triggered_at: AwareDatetime | None = Field(
         default=None, description="When the trigger happened. Default: now."
     )
-    delay_minutes: Annotated[int, Field(ge=0, le=60 * 24 * 90)] | None = Field(
-        default=None, description="Overrides the survey's delay."
+    delay_seconds: Annotated[int, Field(ge=0, le=3600 * 24 * 90)] | None = Field(
+        default=None, description="Overrides the survey's `delay_minutes`."
     )
     context: InvitationContext = Field(
         default_factory=InvitationContext,

@@ -390,8 +390,12 @@ class InvitationService:
         locale = (customer.locale if customer else None) or tenant_locale
 
         triggered = body.triggered_at or now
-        delay = body.delay_minutes if body.delay_minutes is not None else survey.delay_minutes
-        intended = max(triggered + timedelta(minutes=delay), now)
+        delay = (
+            timedelta(seconds=body.delay_seconds)
+            if body.delay_seconds is not None
+            else timedelta(minutes=survey.delay_minutes)
+        )
+        intended = max(triggered + delay, now)
         rules = await repo.rules(tenant_id)
         quiet = _quiet(rules)
         due = intended
