@@ -232,7 +232,8 @@ def test_invitation_walkthrough(processes: Processes) -> None:
         },
         headers=headers,
     )
-    assert invitation.status_code == 201 and invitation.json()["status"] == "scheduled"
+    assert invitation.status_code == 201
+    assert invitation.json()["status"] == "scheduled"
     processes.wait_for("receiver", '"invitation.due"')
     assert "REJECTED" not in processes.log("receiver")
     events = httpx.get(f"{base}/v1/events", params={"type": "invitation.due"}, headers=headers)
@@ -241,7 +242,8 @@ def test_invitation_walkthrough(processes: Processes) -> None:
     path = nine[nine.index("/r/") :]
 
     page = httpx.get(f"{base}{path}")  # what a scanner or the customer's tap fetches
-    assert page.status_code == 200 and "Would you recommend us?" in page.text
+    assert page.status_code == 200
+    assert "Would you recommend us?" in page.text
     landing = path.split("?")[0]
     thanks = httpx.post(
         f"{base}{landing}",
