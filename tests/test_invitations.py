@@ -303,6 +303,7 @@ async def test_unknown_survey_and_bad_bodies(tenant: TenantHandle) -> None:
         {"customer": "c-1", "survey": "delivery-nps", "channel": "fax"},
         {"customer": "c-1", "survey": "delivery-nps", "triggered_at": "yesterday"},
         {"customer": "c-1", "survey": "delivery-nps", "context": {"mood": "x"}},
+        {"customer": "c-1", "survey": "delivery-nps", "triggered_at": "2099-01-01T00:00:00Z"},
     ):
         assert_problem(await tenant.post("/v1/invitations", json=bad), 422, "validation_error")
 

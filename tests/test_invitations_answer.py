@@ -269,3 +269,12 @@ async def test_publishable_key_limits_with_a_token(
     batch = await tenant.post("/v1/responses/batch", json={"items": [rating]})
     assert batch.json()["items"][0]["status"] == 422
     assert await responses(tenant) == []
+
+
+async def test_erasure_closes_the_links_already_sent(tenant: TenantHandle) -> None:
+    due = await sent_invitation(tenant)
+    assert (await tenant.delete("/v1/customers/c-1")).status_code == 204
+    url = path_of(due["message"]["landing_url"])
+    assert_problem(await tenant.client.post(url, json={"score": 9}), 410, "invitation_closed")
+    (scrubbed,) = await events(tenant, "invitation.due")
+    assert (scrubbed["customer"], scrubbed["recipient"], scrubbed["context"]) == (None, None, {})

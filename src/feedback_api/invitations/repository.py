@@ -9,7 +9,7 @@ from sqlalchemy import (
     ColumnElement,
     Row,
     Select,
-    and_,
+    case,
     delete,
     func,
     literal_column,
@@ -275,30 +275,24 @@ class InvitationRepository:
                 customer_id=None,
                 context={},
                 next_action_at=None,
-                status=func.replace(Invitation.status, "scheduled", "cancelled"),
+                # Nothing pending stays open: their links close too.
+                status=case(
+                    (Invitation.status.in_(("scheduled", "sent")), "cancelled"),
+                    else_=Invitation.status,
+                ),
                 updated_at=func.now(),
             )
             .returning(Invitation.id)
         )
         return len((await self.session.execute(stmt)).all())
 
-    async def funnel(
-        self, tenant_id: UUID, start: datetime, end: datetime, by: str | None
-    ) -> Sequence[Any]:
-        """Per group: counts by status, reason and delivery, and the median time to respond,
-        over invitations created in [start, end). One row per (group, reason)."""
-        group = _group(by)
-        stmt = (
-            select(
-                group.label("grp"),
-                Invitation.suppression_reason,
-                func.count().label("created"),
-                func.count().filter(Invitation.status != "suppressed").label("scheduled"),
-                func.count().filter(Invitation.sent_at.is_not(None)).label("sent"),
-                func.count().filter(Invitation.delivery == "delivered").label("delivered"),
-                func.count().filter(Invitation.delivery == "bounced").label("bounced"),
-                func.count().filter(Invitation.responded_at.is_not(None)).label("responded"),
-            )
+    @staticmethod
+    def _created_in(
+        columns: Sequence[Any], tenant_id: UUID, start: datetime, end: datetime
+    ) -> Select[Any]:
+        """`columns` over the tenant's invitations created in [start, end), with the survey."""
+        return (
+            select(*columns)
             .select_from(Invitation)
             .join(
                 Survey,
@@ -309,35 +303,39 @@ class InvitationRepository:
                 Invitation.created_at >= start,
                 Invitation.created_at < end,
             )
-            .group_by(text("1"), Invitation.suppression_reason)
         )
-        return (await self.session.execute(stmt)).all()
+
+    async def funnel(
+        self, tenant_id: UUID, start: datetime, end: datetime, by: str | None
+    ) -> Sequence[Any]:
+        """Per group and suppression reason: counts by status and delivery."""
+        counts = [
+            _group(by).label("grp"),
+            Invitation.suppression_reason,
+            func.count().label("created"),
+            func.count().filter(Invitation.status != "suppressed").label("scheduled"),
+            func.count().filter(Invitation.sent_at.is_not(None)).label("sent"),
+            func.count().filter(Invitation.delivery == "delivered").label("delivered"),
+            func.count().filter(Invitation.delivery == "bounced").label("bounced"),
+            func.count().filter(Invitation.responded_at.is_not(None)).label("responded"),
+        ]
+        stmt = self._created_in(counts, tenant_id, start, end).group_by(
+            text("1"), Invitation.suppression_reason
+        )
+        return list((await self.session.execute(stmt)).all())
 
     async def response_minutes(
         self, tenant_id: UUID, start: datetime, end: datetime, by: str | None
     ) -> Sequence[Any]:
         """Per group: the median minutes from sending to the first answer."""
-        group = _group(by)
         minutes = func.extract("epoch", Invitation.responded_at - Invitation.sent_at) / 60
+        median = func.percentile_cont(0.5).within_group(minutes).label("median")
         stmt = (
-            select(
-                group.label("grp"),
-                func.percentile_cont(0.5).within_group(minutes).label("median"),
-            )
-            .select_from(Invitation)
-            .join(
-                Survey,
-                (Survey.tenant_id == Invitation.tenant_id) & (Survey.id == Invitation.survey_id),
-            )
-            .where(
-                Invitation.tenant_id == tenant_id,
-                Invitation.created_at >= start,
-                Invitation.created_at < end,
-                and_(Invitation.responded_at.is_not(None), Invitation.sent_at.is_not(None)),
-            )
+            self._created_in([_group(by).label("grp"), median], tenant_id, start, end)
+            .where(Invitation.responded_at.is_not(None), Invitation.sent_at.is_not(None))
             .group_by(text("1"))
         )
-        return (await self.session.execute(stmt)).all()
+        return list((await self.session.execute(stmt)).all())
 
     # --- signing keys ----------------------------------------------------------------------
 

@@ -363,6 +363,7 @@ class InvitationService:
                     }
                 ],
             )
+        _check_trigger_time(body, ["body"])
         return await self._schedule(session, tenant_id, body, survey)
 
     async def _schedule(
@@ -472,6 +473,15 @@ class InvitationService:
             if item.survey not in surveys:
                 surveys[item.survey] = await repo.survey_by_key(tenant_id, item.survey)
             survey = surveys[item.survey]
+            try:
+                _check_trigger_time(item, ["body", "items", index])
+            except InvalidRequest as exc:
+                results[index] = InvitationBatchItem(
+                    index=index,
+                    status=422,
+                    error={"code": exc.code, "detail": exc.detail, "errors": exc.errors},
+                )
+                continue
             if survey is None:
                 results[index] = InvitationBatchItem(
                     index=index,
@@ -921,6 +931,22 @@ class InvitationService:
         repo = InvitationRepository(session)
         await repo.block(tenant_id, ref_hash(tenant_id, ref), ALL_CHANNELS, "erased")
         return await repo.forget_customer(tenant_id, customer_id)
+
+
+def _check_trigger_time(body: InvitationCreate, loc: list[str | int]) -> None:
+    """A trigger in the future (beyond clock skew) is a mistake: use `delay_seconds`."""
+    skew = timedelta(seconds=get_settings().clock_skew_seconds)
+    if body.triggered_at is not None and body.triggered_at > utcnow() + skew:
+        raise InvalidRequest(
+            "triggered_at is in the future; to ask later, use delay_seconds",
+            errors=[
+                {
+                    "loc": [*loc, "triggered_at"],
+                    "code": "future_time",
+                    "message": f"may be at most {int(skew.total_seconds())} s ahead",
+                }
+            ],
+        )
 
 
 def _empty_row(group: str | None) -> FunnelRow:
