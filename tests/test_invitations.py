@@ -277,7 +277,8 @@ async def test_erased_customers_are_never_asked_or_recreated(tenant: TenantHandl
     assert (await tenant.delete("/v1/customers/c-1")).status_code == 204
     got = (await tenant.get(f"/v1/invitations/{first['id']}")).json()
     assert (got["status"], got["customer"], got["context"]) == ("cancelled", None, {})
-    again = await invite(tenant, trigger_ref="after-erasure")
+    again = await invite(tenant, trigger_ref="after-erasure", context={"attributes": {"x": 1}})
+    assert again["context"] == {}
     assert (again["status"], again["suppression_reason"], again["customer"]) == (
         "suppressed",
         "erased",

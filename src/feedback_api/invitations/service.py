@@ -426,7 +426,8 @@ class InvitationService:
             "suppression_reason": None if scheduled else reason,
             "locale": locale,
             "timezone": zone,
-            "context": body.context.model_dump(mode="json", exclude_none=True),
+            # Nothing about an erased person is kept, not even what the trigger said.
+            "context": body.context.model_dump(mode="json", exclude_none=True) if customer else {},
             "triggered_at": triggered,
             "due_at": due if scheduled else None,
             "expires_at": due + timedelta(hours=survey.expires_after_hours) if scheduled else None,
