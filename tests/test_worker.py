@@ -311,14 +311,21 @@ class TestRetention:
         assert list(keys) == ["k2"]
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.exceptions.ForeignKeyViolationError("tenant deleted meanwhile"),
+        RuntimeError("a bug in the ticker"),
+    ],
+)
 async def test_a_failing_ticker_does_not_stop_the_worker(
-    sessions: Sessions, settings: Settings
+    sessions: Sessions, settings: Settings, error: Exception
 ) -> None:
     ticks: list[int] = []
 
     async def broken(session: AsyncSession) -> int:
         ticks.append(1)
-        raise asyncpg.exceptions.ForeignKeyViolationError("tenant deleted meanwhile")
+        raise error
 
     seen: list[int] = []
 

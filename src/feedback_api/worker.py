@@ -168,6 +168,10 @@ class Worker:
                     logger.warning(
                         "ticker_failed", ticker=ticker.__qualname__, error_type=type(exc).__name__
                     )
+                except Exception:
+                    # A bug in one ticker must not stop the worker: jobs and the other
+                    # tickers go on, and the log has the traceback.
+                    logger.exception("ticker_crashed", ticker=ticker.__qualname__)
         free = self.concurrency - len(self._running)
         if free <= 0:
             return 0
