@@ -1,0 +1,1 @@
+"""Integrity: provenance, detectors, flags and their effect on the metrics (issue 7)."""
