@@ -14,9 +14,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select, text
 
+from feedback_api.config import Settings
 from feedback_api.invitations.service import invitation as invitation_service
 from feedback_api.kit.time import utcnow
 from feedback_api.models import Event
+from feedback_api.worker import Worker
 from tests.fixtures.auth import TenantHandle, assert_problem
 from tests.fixtures.live import Live
 
@@ -501,13 +503,19 @@ async def test_reminders_respect_quiet_hours(tenant: TenantHandle) -> None:
     assert reminder["reminders_sent"] == 1
 
 
-async def test_worker_job_sends_when_due(tenant: TenantHandle) -> None:
-    await setup(tenant, delay_minutes=0)
-    invitation = await invite(tenant)
-    assert await invitation_service.process_due(tenant.session, utcnow()) >= 1
-    got = (await tenant.get(f"/v1/invitations/{invitation['id']}")).json()
-    assert got["status"] == "sent"
-    assert got["sent_at"] is not None
+async def test_the_worker_sends_due_invitations(live: Live, settings: Settings) -> None:
+    headers = live.headers
+    await live.client.post("/v1/surveys", json={**SURVEY, "delay_minutes": 0}, headers=headers)
+    await live.client.patch("/v1/contact-rules", json={"quiet_hours": None}, headers=headers)
+    created = await live.client.post(
+        "/v1/invitations", json={"customer": "c-1", "survey": "delivery-nps"}, headers=headers
+    )
+    assert created.status_code == 201
+    # One tick of a real worker with its real tickers, no call into the service.
+    await Worker(live.sessionmaker, settings, periodic=()).tick(force=True)
+    got = await live.client.get(f"/v1/invitations/{created.json()['id']}", headers=headers)
+    assert got.json()["status"] == "sent"
+    assert got.json()["sent_at"] is not None
 
 
 # --- exactly once with several workers ----------------------------------------------------
@@ -645,8 +653,13 @@ async def test_another_tenants_invitations_surveys_and_customers(
     invitation = await invite(tenant)
     await invitation_service.process_due(tenant.session, utcnow() + timedelta(minutes=1))
     await setup(other_tenant, delay_minutes=0)  # same survey key in the other tenant is fine
-    for url in (f"/v1/invitations/{invitation['id']}", "/v1/surveys/missing"):
+    await tenant.post("/v1/surveys", json={**SURVEY, "key": "only-mine"})
+    for url in (f"/v1/invitations/{invitation['id']}", "/v1/surveys/only-mine"):
         assert_problem(await other_tenant.get(url), 404, "not_found")
+    response = await other_tenant.patch("/v1/surveys/only-mine", json={"active": False})
+    assert_problem(response, 404, "not_found")
+    await other_tenant.patch("/v1/contact-rules", json={"frequency_days": 7})
+    assert (await tenant.get("/v1/contact-rules")).json()["frequency_days"] == 30
     assert_problem(
         await other_tenant.delete(f"/v1/invitations/{invitation['id']}"), 404, "not_found"
     )

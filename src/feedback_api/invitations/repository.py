@@ -104,6 +104,18 @@ class InvitationRepository:
         )
         return dict((await self.session.execute(stmt)).all())
 
+    async def blocks_of(
+        self, tenant_id: UUID, ref_hashes: Sequence[str]
+    ) -> dict[str, dict[str, str]]:
+        """`blocks` for many customers in one query: ref hash → channel → reason."""
+        stmt = select(ContactBlock.ref_hash, ContactBlock.channel, ContactBlock.reason).where(
+            ContactBlock.tenant_id == tenant_id, ContactBlock.ref_hash.in_(ref_hashes)
+        )
+        found: dict[str, dict[str, str]] = {}
+        for ref, channel, reason in (await self.session.execute(stmt)).all():
+            found.setdefault(ref, {})[channel] = reason
+        return found
+
     async def block(self, tenant_id: UUID, ref_hash: str, channel: str, reason: str) -> None:
         """Add a block; an erasure overrides any other reason, nothing overrides erasure."""
         stmt = insert(ContactBlock).values(
@@ -121,14 +133,13 @@ class InvitationRepository:
             )
         )
 
-    async def unblock(self, tenant_id: UUID, ref_hash: str, channel: str | None) -> int:
+    async def unblock(self, tenant_id: UUID, ref_hash: str, channel: str | None) -> None:
         stmt = delete(ContactBlock).where(
             ContactBlock.tenant_id == tenant_id, ContactBlock.ref_hash == ref_hash
         )
         if channel is not None:
             stmt = stmt.where(ContactBlock.channel == channel)
-        result = await self.session.execute(stmt.returning(ContactBlock.channel))
-        return len(result.all())
+        await self.session.execute(stmt)
 
     # --- invitations -----------------------------------------------------------------------
 
@@ -143,14 +154,13 @@ class InvitationRepository:
         )
 
     async def contacts(
-        self, tenant_id: UUID, customer_id: UUID, since: datetime, until: datetime
+        self, tenant_id: UUID, customer_id: UUID, *, since: datetime
     ) -> list[Contact]:
         stmt = select(Invitation.survey_id, Invitation.due_at).where(
             Invitation.tenant_id == tenant_id,
             Invitation.customer_id == customer_id,
             text(f"invitations.status IN {CONTACTING}"),
             Invitation.due_at > since,
-            Invitation.due_at < until,
         )
         rows = (await self.session.execute(stmt)).all()
         return [Contact(survey_id, due_at) for survey_id, due_at in rows if due_at is not None]

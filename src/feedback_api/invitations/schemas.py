@@ -15,7 +15,6 @@ from feedback_api.kit.types import Attributes, ExternalRef, LanguageTag, Slug
 from feedback_api.responses.schemas import (
     FIXED_SCALES,
     MAX_COMMENT_LENGTH,
-    MAX_RATING_SPAN,
     Kind,
     Ref,
     ShortText,
@@ -133,7 +132,6 @@ class SurveyCreate(_SurveyTiming):
                 raise ValueError("a rating survey needs scale_min and scale_max")
             if not 0 <= self.scale_min < self.scale_max <= 10:
                 raise ValueError("one-tap rating scales run within 0–10")
-            assert self.scale_max - self.scale_min <= MAX_RATING_SPAN
         else:
             low, high = FIXED_SCALES[self.kind]
             if self.scale_min not in (None, low) or self.scale_max not in (None, high):
@@ -325,7 +323,7 @@ class InvitationMessage(InvitationRead):
 
 class InvitationBatchItem(BaseModel):
     index: int
-    status: Literal[200, 201, 404, 422]
+    status: Literal[200, 201, 422]
     id: UUID | None = None
     invitation_status: Status | None = None
     suppression_reason: Reason | None = None

@@ -319,31 +319,28 @@ class InvitationService:
 
     # --- scheduling ----------------------------------------------------------------------------
 
-    async def _decide(
+    async def _spacing(
         self,
         repo: InvitationRepository,
         tenant_id: UUID,
-        *,
-        blocks: Mapping[str, str],
-        customer_id: UUID | None,
-        survey: Survey,
-        channel: str,
+        customer_id: UUID,
+        survey: Survey | None,
         rules: ContactRules,
         at: datetime,
     ) -> Decision:
-        reason = blocked(blocks, channel)
-        if reason is not None:
-            return Decision(reason)
-        if not survey.active:
-            return Decision(Reason.SURVEY_INACTIVE)
-        if customer_id is None:
-            return Decision(None)
+        """The frequency rule and the survey's cooldown around `at`."""
         frequency = timedelta(days=rules.frequency_days)
-        cooldown = timedelta(days=survey.cooldown_days) if survey.cooldown_days else None
+        cooldown = timedelta(days=survey.cooldown_days) if survey and survey.cooldown_days else None
         reach = max(frequency, cooldown or frequency)
-        # Contacts up to `reach` around `at`, and beyond, as far as one jump could go.
-        contacts = await repo.contacts(tenant_id, customer_id, at - reach, at + 64 * reach)
-        return spacing(contacts, at, survey_id=survey.id, frequency=frequency, cooldown=cooldown)
+        # Every contact that can clash: from a window before `at` to anything scheduled later.
+        contacts = await repo.contacts(tenant_id, customer_id, since=at - reach)
+        return spacing(
+            contacts,
+            at,
+            survey_id=survey.id if survey else None,
+            frequency=frequency,
+            cooldown=cooldown,
+        )
 
     async def schedule(
         self, session: AsyncSession, tenant_id: UUID, body: InvitationCreate
@@ -402,17 +399,11 @@ class InvitationService:
         due = intended
         if quiet is not None and InvitationChannel(channel) in QUIET_CHANNELS:
             due = next_allowed(intended, ZoneInfo(zone), quiet)
-        decision = await self._decide(
-            repo,
-            tenant_id,
-            blocks=blocks,
-            customer_id=customer.id if customer else None,
-            survey=survey,
-            channel=channel,
-            rules=rules,
-            at=due,
-        )
-        reason = decision.reason
+        reason = _barred(blocks, channel, survey)
+        if reason is None:
+            assert customer is not None  # only an erased customer is missing, and barred
+            decision = await self._spacing(repo, tenant_id, customer.id, survey, rules, due)
+            reason = decision.reason
         if reason is None and due - intended > timedelta(hours=survey.send_within_hours):
             reason = Reason.QUIET_HOURS_LIMIT
         scheduled = reason is None
@@ -571,11 +562,9 @@ class InvitationService:
         if channel is None and survey is not None:
             channel = InvitationChannel(survey.default_channel)
         blocks = await repo.blocks(tenant_id, ref_hash(tenant_id, ref))
-        reason = blocked(blocks, channel.value if channel else None)
+        reason = _barred(blocks, channel.value if channel else None, survey)
         if reason is not None:
             return Eligibility(eligible=False, reason=reason, next_eligible_at=None)
-        if survey is not None and not survey.active:
-            return Eligibility(eligible=False, reason=Reason.SURVEY_INACTIVE, next_eligible_at=None)
         customer = await repo.customer_by_ref(tenant_id, ref)
         rules = await repo.rules(tenant_id)
         now = utcnow()
@@ -590,17 +579,7 @@ class InvitationService:
                 )
         if customer is None:
             return Eligibility(eligible=True, reason=None, next_eligible_at=None)
-        frequency = timedelta(days=rules.frequency_days)
-        cooldown = timedelta(days=survey.cooldown_days) if survey and survey.cooldown_days else None
-        reach = max(frequency, cooldown or frequency)
-        contacts = await repo.contacts(tenant_id, customer.id, now - reach, now + 64 * reach)
-        decision = spacing(
-            contacts,
-            now,
-            survey_id=survey.id if survey else None,
-            frequency=frequency,
-            cooldown=cooldown,
-        )
+        decision = await self._spacing(repo, tenant_id, customer.id, survey, rules, now)
         return Eligibility(
             eligible=decision.eligible,
             reason=decision.reason,
@@ -669,6 +648,10 @@ class InvitationService:
         defaults = await repo.tenant_defaults(tenant_id)
         assert defaults is not None
         links = await self._links(session, tenant_id)
+        # About to message them: opt-outs and bounces since scheduling still count.
+        hashes = {c.id: ref_hash(tenant_id, c.external_ref) for c in customers.values()}
+        blocks = await repo.blocks_of(tenant_id, list(hashes.values()))
+        erased = {ALL_CHANNELS: "erased"}  # only an erased customer is gone
         emitted: dict[EventType, list[Any]] = {}
         for inv in invitations:
             survey = surveys[inv.survey_id]
@@ -676,11 +659,8 @@ class InvitationService:
             ref = customer.external_ref if customer else None
             assert inv.expires_at is not None
             if inv.status in (Status.SCHEDULED, Status.SENT) and now < inv.expires_at:
-                # About to message them: opt-outs and bounces since scheduling still count.
-                blocks = await repo.blocks(tenant_id, ref_hash(tenant_id, ref)) if ref else {}
-                reason = blocked(blocks, inv.channel) if ref else Reason.ERASED
-                if reason is None and not survey.active:
-                    reason = Reason.SURVEY_INACTIVE
+                theirs = blocks.get(hashes[customer.id], {}) if customer else erased
+                reason = _barred(theirs, inv.channel, survey)
                 if reason is not None and inv.status == Status.SCHEDULED:
                     inv.status, inv.suppression_reason = Status.SUPPRESSED, reason
                     inv.due_at = inv.expires_at = inv.next_action_at = None
@@ -932,6 +912,14 @@ class InvitationService:
         repo = InvitationRepository(session)
         await repo.block(tenant_id, ref_hash(tenant_id, ref), ALL_CHANNELS, "erased")
         return await repo.forget_customer(tenant_id, customer_id)
+
+
+def _barred(blocks: Mapping[str, str], channel: str | None, survey: Survey | None) -> Reason | None:
+    """Reasons that hold until something changes: a block, or an inactive survey."""
+    reason = blocked(blocks, channel)
+    if reason is None and survey is not None and not survey.active:
+        reason = Reason.SURVEY_INACTIVE
+    return reason
 
 
 def _check_trigger_time(body: InvitationCreate, loc: list[str | int]) -> None:

@@ -125,12 +125,15 @@ async def open_link(
     return _answer_page(target, chosen, answered=current is not None)
 
 
-async def _read_answer(request: Request) -> tuple[Answer, bool]:
+def _is_form(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == FORM
+
+
+async def _read_answer(request: Request) -> Answer:
     """The answer from a form post (the page) or JSON (your own page or app)."""
-    is_form = request.headers.get("content-type", "").split(";")[0].strip().lower() == FORM
     body = await request.body()
     try:
-        if is_form:
+        if _is_form(request):
             fields = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
             data: dict[str, Any] = {
                 "score": fields.get("score"),
@@ -138,8 +141,8 @@ async def _read_answer(request: Request) -> tuple[Answer, bool]:
             }
             if data["score"] is not None and data["score"].lstrip("-").isdigit():
                 data["score"] = int(data["score"])
-            return Answer.model_validate(data), True
-        return Answer.model_validate_json(body or b"{}"), False
+            return Answer.model_validate(data)
+        return Answer.model_validate_json(body or b"{}")
     except ValidationError as exc:
         errors = field_errors(exc.errors(include_url=False), ["body"])
         raise InvalidRequest("the answer is not valid", errors=errors) from None
@@ -158,7 +161,7 @@ async def answer_link(token: Token, request: Request, session: SessionDep) -> Re
     answers with a thank-you page) or JSON (answers with the result). The response is
     verified and linked to the invitation; answering again replaces it (last answer wins),
     so a customer can correct a mistaken tap and nothing is counted twice."""
-    is_form = request.headers.get("content-type", "").split(";")[0].strip().lower() == FORM
+    is_form = _is_form(request)
     try:
         target = await invitation_service.open_for_answer(session, token)
     except FeedbackError as exc:
@@ -166,7 +169,7 @@ async def answer_link(token: Token, request: Request, session: SessionDep) -> Re
             raise
         return _error_page(exc, None)
     try:
-        answer, _ = await _read_answer(request)
+        answer = await _read_answer(request)
         _, result = await response_service.answer(
             session, target, answer, channel=target.invitation.channel, api_key_id=None
         )
