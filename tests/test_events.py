@@ -55,15 +55,9 @@ class TestEmission:
         created = (await tenant.post("/v1/responses", json=NPS)).json()
         url = f"/v1/responses/{created['id']}"
         patched = (await tenant.patch(url, json={"tags": ["late"]})).json()
-        await tenant.delete(url)
         events = await events_of(session, tenant.id)
-        assert [e.type for e in events] == [
-            "response.created",
-            "response.updated",
-            "response.deleted",
-        ]
+        assert [e.type for e in events] == ["response.created", "response.updated"]
         assert events[1].data == patched
-        assert events[2].data == patched  # as it was just before deletion
 
     async def test_a_failed_request_emits_nothing(
         self, tenant: TenantHandle, session: AsyncSession
@@ -159,12 +153,12 @@ class TestPolling:
     async def test_filters_by_type_or_family(self, live: Live) -> None:
         created = await live.client.post("/v1/responses", json=NPS, headers=live.headers)
         url = f"/v1/responses/{created.json()['id']}"
-        await live.client.delete(url, headers=live.headers)
+        await live.client.patch(url, json={"tags": ["x"]}, headers=live.headers)
         await _poll_until(live, 2)
-        exact = await _poll(live, "?type=response.deleted")
-        assert [e["type"] for e in exact["items"]] == ["response.deleted"]
+        exact = await _poll(live, "?type=response.updated")
+        assert [e["type"] for e in exact["items"]] == ["response.updated"]
         family = await _poll(live, "?type=response.*")
-        assert [e["type"] for e in family["items"]] == ["response.created", "response.deleted"]
+        assert [e["type"] for e in family["items"]] == ["response.created", "response.updated"]
         bad = await live.client.get("/v1/events?type=response", headers=live.headers)
         assert_problem(bad, 422, "validation_error")
 

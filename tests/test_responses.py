@@ -139,12 +139,6 @@ class TestExternalId:
         )
         assert_problem(response, 409, "external_id_conflict")
 
-    async def test_deleted_response_keeps_its_external_id(self, tenant: TenantHandle) -> None:
-        body = {**NPS, "external_id": "gone"}
-        created = (await tenant.post("/v1/responses", json=body)).json()
-        await tenant.delete(f"/v1/responses/{created['id']}")
-        assert_problem(await tenant.post("/v1/responses", json=body), 409, "external_id_conflict")
-
     async def test_external_ids_are_per_tenant(
         self, tenant: TenantHandle, other_tenant: TenantHandle
     ) -> None:
@@ -244,7 +238,7 @@ class TestPublishableKey:
         response = await tenant.post("/v1/responses", json={**NPS, **extra}, key=key)
         assert_problem(response, 403, "publishable_key_forbidden")
 
-    async def test_cannot_batch_read_change_or_delete(self, tenant: TenantHandle) -> None:
+    async def test_cannot_batch_read_or_change(self, tenant: TenantHandle) -> None:
         key = await tenant.key(publishable=True)
         created = (await tenant.post("/v1/responses", json=NPS, key=key)).json()
         url = f"/v1/responses/{created['id']}"
@@ -252,7 +246,6 @@ class TestPublishableKey:
             await tenant.post("/v1/responses/batch", json={"items": [NPS]}, key=key),
             await tenant.get(url, key=key),
             await tenant.patch(url, json={"tags": []}, key=key),
-            await tenant.delete(url, key=key),
         ):
             assert_problem(response, 403, "publishable_key_forbidden")
 
@@ -453,14 +446,13 @@ class TestGetUpdateDeleteResponse:
         for body in ({"score": 0}, {"comment": "edited"}, {"tags": None}):
             assert_problem(await tenant.patch(url, json=body), 422, "validation_error")
 
-    async def test_delete_removes_it_from_reads(self, tenant: TenantHandle) -> None:
-        created = (await tenant.post("/v1/responses", json=NPS)).json()
+    async def test_no_key_can_delete_a_response(self, tenant: TenantHandle) -> None:
+        """Honest negative reviews must not be suppressible: there is no delete. Flags
+        (with a reason) exclude; only the customer's own erasure anonymises."""
+        created = (await tenant.post("/v1/responses", json={**NPS, "score": 0})).json()
         url = f"/v1/responses/{created['id']}"
-        assert (await tenant.delete(url)).status_code == 204
-        assert_problem(await tenant.get(url), 404, "not_found")
-        assert_problem(await tenant.patch(url, json={"tags": []}), 404, "not_found")
-        assert_problem(await tenant.delete(url), 404, "not_found")
-        assert (await tenant.get("/v1/responses")).json()["items"] == []
+        assert_problem(await tenant.delete(url), 405, "method_not_allowed")
+        assert (await tenant.get(url)).json()["score"] == 0
 
     async def test_another_tenants_response_is_404_everywhere(
         self, tenant: TenantHandle, other_tenant: TenantHandle
@@ -469,7 +461,6 @@ class TestGetUpdateDeleteResponse:
         url = f"/v1/responses/{theirs['id']}"
         assert_problem(await tenant.get(url), 404, "not_found")
         assert_problem(await tenant.patch(url, json={"tags": ["x"]}), 404, "not_found")
-        assert_problem(await tenant.delete(url), 404, "not_found")
         assert (await other_tenant.get(url)).json()["tags"] == []
 
     async def test_scopes(self, tenant: TenantHandle) -> None:
@@ -479,7 +470,6 @@ class TestGetUpdateDeleteResponse:
         writer = await tenant.key("responses:write")
         assert_problem(await tenant.get(url, key=writer), 403, "missing_scope")
         assert_problem(await tenant.patch(url, json={"tags": []}, key=reader), 403, "missing_scope")
-        assert_problem(await tenant.delete(url, key=reader), 403, "missing_scope")
 
     async def test_malformed_id_is_422(self, tenant: TenantHandle) -> None:
         assert_problem(await tenant.get("/v1/responses/123"), 422, "validation_error")

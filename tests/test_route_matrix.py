@@ -38,6 +38,10 @@ BODIES = {
     "POST /v1/invitations/{invitation_id}/delivery": {"status": "delivered"},
     "POST /v1/customers/{external_ref}/unsubscribe": {},
     "POST /v1/signing-keys/rotate": {},
+    "POST /v1/integrity/flags": {"response_ids": [SOME_ID], "reason": "matrix"},
+    "POST /v1/integrity/flags/{flag_id}/confirm": {"reason": "matrix"},
+    "POST /v1/integrity/flags/{flag_id}/dismiss": {"reason": "matrix"},
+    "PATCH /v1/integrity/settings": {},
 }
 # route -> the scope it needs (None: any secret key)
 ROUTES: dict[str, str | None] = {
@@ -57,7 +61,6 @@ ROUTES: dict[str, str | None] = {
     "POST /v1/responses": "responses:write",
     "POST /v1/responses/batch": "responses:write",
     "PATCH /v1/responses/{response_id}": "responses:write",
-    "DELETE /v1/responses/{response_id}": "responses:write",
     "GET /v1/events": "events:read",
     "GET /v1/events/{event_id}": "events:read",
     "POST /v1/webhook-endpoints": "webhooks:manage",
@@ -111,6 +114,14 @@ ROUTES: dict[str, str | None] = {
     "DELETE /v1/customers/{external_ref}/unsubscribe": "customers:write",
     "GET /v1/signing-keys": "keys:manage",
     "POST /v1/signing-keys/rotate": "keys:manage",
+    "GET /v1/integrity/flags": "integrity:read",
+    "POST /v1/integrity/flags": "integrity:write",
+    "GET /v1/integrity/flags/{flag_id}": "integrity:read",
+    "POST /v1/integrity/flags/{flag_id}/confirm": "integrity:write",
+    "POST /v1/integrity/flags/{flag_id}/dismiss": "integrity:write",
+    "GET /v1/integrity/settings": "integrity:read",
+    "PATCH /v1/integrity/settings": "integrity:write",
+    "GET /v1/integrity/report": "integrity:read",
 }
 ADMIN_ROUTES = {"GET /v1/tenants", "POST /v1/tenants"}
 PUBLISHABLE_ALLOWED = {"POST /v1/responses"}
@@ -127,6 +138,7 @@ def _url(route: str) -> tuple[str, str]:
         "{ticket_id}",
         "{rule_id}",
         "{invitation_id}",
+        "{flag_id}",
     ):
         path = path.replace(name, SOME_ID)
     return method, path.replace("{response_id}", SOME_ID).replace("{kind}", "nps")

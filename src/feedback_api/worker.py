@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from feedback_api.config import Settings
 from feedback_api.events.tasks import purge_expired_events
 from feedback_api.idempotency.tasks import purge_expired_keys
+from feedback_api.integrity import tasks as integrity_tasks
 from feedback_api.invitations import tasks as invitation_tasks
 from feedback_api.jobs.errors import GiveUp, RetryLater
 from feedback_api.jobs.repository import NOTIFY_CHANNEL, JobRepository
@@ -51,6 +52,7 @@ LEASE = timedelta(seconds=60)
 TASKS: dict[str, Task] = {
     "events.purge": purge_expired_events,
     "idempotency.purge": purge_expired_keys,
+    "integrity.patterns": integrity_tasks.patterns,
     "metrics.rebuild": metric_tasks.rebuild,
     "tickets.check_sla": ticket_tasks.check_sla,
     "webhooks.deliver": webhook_tasks.deliver,
@@ -62,6 +64,7 @@ Ticker = Callable[[AsyncSession], Awaitable[int]]
 TICKERS: tuple[Ticker, ...] = (
     invitation_tasks.process_due,
     webhook_tasks.dispatch,
+    integrity_tasks.screen,
     metric_tasks.fold,
 )
 
@@ -76,6 +79,7 @@ class Periodic:
 PERIODIC: tuple[Periodic, ...] = (
     Periodic("events.purge", "events.purge", timedelta(hours=1)),
     Periodic("idempotency.purge", "idempotency.purge", timedelta(hours=1)),
+    Periodic("integrity.patterns", "integrity.patterns", timedelta(minutes=15)),
     Periodic("tickets.check_sla", "tickets.check_sla", timedelta(minutes=1)),
 )
 

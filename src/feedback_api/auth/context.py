@@ -13,6 +13,8 @@ class AuthContext:
     key_id: UUID
     kind: str  # "secret" | "publishable"
     scopes: frozenset[str]
+    # A server-side integration the tenant vouches for: its responses are verified.
+    trusted: bool = False
 
     @property
     def is_publishable(self) -> bool:

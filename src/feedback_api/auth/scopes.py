@@ -19,6 +19,8 @@ class Scope(StrEnum):
     KEYS_MANAGE = "keys:manage"
     TENANT_MANAGE = "tenant:manage"
     EVENTS_READ = "events:read"
+    INTEGRITY_READ = "integrity:read"
+    INTEGRITY_WRITE = "integrity:write"
 
 
 ALL_SCOPES: tuple[str, ...] = tuple(s.value for s in Scope)

@@ -16,7 +16,6 @@ EVENT_TYPE_FILTER_PATTERN = r"^[a-z_]+\.([a-z_]+|\*)$"
 class EventType(StrEnum):
     RESPONSE_CREATED = "response.created"
     RESPONSE_UPDATED = "response.updated"
-    RESPONSE_DELETED = "response.deleted"
     CUSTOMER_ERASED = "customer.erased"
     WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
     WEBHOOK_TEST = "webhook.test"
@@ -37,6 +36,9 @@ class EventType(StrEnum):
     INVITATION_EXPIRED = "invitation.expired"
     INVITATION_RESPONDED = "invitation.responded"
     CUSTOMER_UNSUBSCRIBED = "customer.unsubscribed"
+    INTEGRITY_FLAG_CREATED = "integrity.flag_created"
+    INTEGRITY_FLAG_RESOLVED = "integrity.flag_resolved"
+    REWARD_ELIGIBLE = "reward.eligible"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +51,6 @@ CATALOGUE: dict[EventType, EventSpec] = {
     EventType.RESPONSE_CREATED: EventSpec(1, "A response was stored. `data`: the response."),
     EventType.RESPONSE_UPDATED: EventSpec(
         1, "A response's tags or attributes changed. `data`: the response after the change."
-    ),
-    EventType.RESPONSE_DELETED: EventSpec(
-        1, "A response was deleted. `data`: the response as it was."
     ),
     EventType.CUSTOMER_ERASED: EventSpec(
         1,
@@ -135,5 +134,22 @@ CATALOGUE: dict[EventType, EventSpec] = {
         1,
         "A customer opted out (`data.channel`, `*` for all), through the API or the link in "
         "a message. Mirror it in your CRM.",
+    ),
+    EventType.INTEGRITY_FLAG_CREATED: EventSpec(
+        1,
+        "A detector (or a person, `type` manual) flagged responses. `data`: the flag, with "
+        "`excludes` saying whether its responses left the metrics.",
+    ),
+    EventType.INTEGRITY_FLAG_RESOLVED: EventSpec(
+        1,
+        "A flag was confirmed or dismissed (again). `data`: the flag after the decision, "
+        "with `reason` and `decided_by_key_id`.",
+    ),
+    EventType.REWARD_ELIGIBLE: EventSpec(
+        1,
+        "Reward this customer for giving feedback (tenants with rewards on). Sent for every "
+        "valid response of an identified customer within the reward rate limit, never "
+        "depending on the score, which `data` does not carry: response_id, customer, "
+        "invitation_id, survey, touchpoint, channel, occurred_at.",
     ),
 }

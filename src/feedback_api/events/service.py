@@ -125,7 +125,10 @@ class EventService:
         unsubscribes = await repo.scrub(
             tenant_id, "customer.unsubscribed", "external_ref", ref, {"external_ref": None}
         )
-        return responses + tickets + invitations + unsubscribes
+        rewards = await repo.scrub(
+            tenant_id, "reward.eligible", "customer", ref, {"customer": None}
+        )
+        return responses + tickets + invitations + unsubscribes + rewards
 
 
 event = EventService()

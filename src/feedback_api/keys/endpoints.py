@@ -34,6 +34,7 @@ async def create_api_key(
         name=body.name,
         scopes=[s.value for s in body.scopes or ()],
         publishable=body.publishable,
+        trusted=body.trusted,
         granted_by=auth,
     )
     return ApiKeyCreated.of(key, secret)

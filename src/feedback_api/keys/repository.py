@@ -18,6 +18,7 @@ class ActiveKey(NamedTuple):
     scopes: list[str]
     last_used_at: datetime | None
     timezone: str
+    trusted: bool
 
 
 class ApiKeyRepository:
@@ -28,7 +29,7 @@ class ApiKeyRepository:
         # Runs on every request: straight on asyncpg (see kit.rawsql).
         conn = await driver_connection(self.session)
         row = await conn.fetchrow(
-            "SELECT k.id, k.tenant_id, k.kind, k.scopes, k.last_used_at, t.timezone"
+            "SELECT k.id, k.tenant_id, k.kind, k.scopes, k.last_used_at, t.timezone, k.trusted"
             " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
             " WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
             key_hash,

@@ -22,8 +22,17 @@ class ApiKeyCreate(InputSchema):
         "`POST /v1/responses` and reads nothing, so it is safe to ship in an app.",
     )
 
+    trusted: bool = Field(
+        default=False,
+        description="A server-side integration you vouch for (your CRM, your backend): "
+        "responses it submits count as verified, like answers to signed invitations. "
+        "Secret keys only.",
+    )
+
     @model_validator(mode="after")
     def _scopes_xor_publishable(self) -> ApiKeyCreate:
+        if self.publishable and self.trusted:
+            raise ValueError("a publishable key cannot be trusted: it ships inside apps")
         if self.publishable and self.scopes:
             raise ValueError("a publishable key has no scopes; give either scopes or publishable")
         if not self.publishable and not self.scopes:
@@ -37,6 +46,7 @@ class ApiKeyRead(ReadSchema):
     kind: Literal["secret", "publishable"]
     prefix: str = Field(description="The first characters of the key, to tell keys apart.")
     scopes: list[str]
+    trusted: bool = Field(description="Its responses count as verified.")
     created_at: datetime
     last_used_at: datetime | None = Field(description="Updated at most once a minute.")
     revoked_at: datetime | None

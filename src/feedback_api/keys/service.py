@@ -40,7 +40,7 @@ class ApiKeyService:
         row = await repo.find_active_by_hash(hash_key(presented))
         if row is None:
             return None
-        key_id, tenant_id, kind, scopes, last_used_at, timezone = row
+        key_id, tenant_id, kind, scopes, last_used_at, timezone, trusted = row
         if last_used_at is None or utcnow() - last_used_at > LAST_USED_RESOLUTION:
             await repo.touch(key_id)
         return AuthContext(
@@ -49,6 +49,7 @@ class ApiKeyService:
             key_id=key_id,
             kind=kind,
             scopes=frozenset(scopes),
+            trusted=trusted,
         )
 
     async def create(
@@ -59,6 +60,7 @@ class ApiKeyService:
         name: str,
         scopes: Sequence[str] | None,
         publishable: bool,
+        trusted: bool = False,
         granted_by: AuthContext | None = None,
     ) -> tuple[ApiKey, str]:
         """Create a key and return it with its plaintext, which is never stored."""
@@ -75,6 +77,7 @@ class ApiKeyService:
             prefix=plaintext[:DISPLAY_PREFIX_LENGTH],
             key_hash=hash_key(plaintext),
             scopes=[] if publishable else sorted(set(scopes or ())),
+            trusted=trusted,
         )
         key = await ApiKeyRepository(session).add(key)
         await audit_service.record(
@@ -84,7 +87,7 @@ class ApiKeyService:
             target_type="api_key",
             target_id=str(key.id),
             actor_key_id=granted_by.key_id if granted_by else None,
-            data={"kind": key.kind, "scopes": key.scopes},
+            data={"kind": key.kind, "scopes": key.scopes, "trusted": trusted},
         )
         return key, plaintext
 

@@ -6,6 +6,13 @@ from feedback_api.models.audit_log import AuditLog
 from feedback_api.models.customer import Customer
 from feedback_api.models.event import Event
 from feedback_api.models.idempotency_key import IdempotencyKey
+from feedback_api.models.integrity import (
+    IntegrityFlag,
+    IntegrityFlagResponse,
+    IntegritySettings,
+    IntegrityTextBand,
+    RewardGrant,
+)
 from feedback_api.models.invitation import (
     ContactBlock,
     ContactRules,
@@ -34,6 +41,10 @@ __all__ = [
     "Customer",
     "Event",
     "IdempotencyKey",
+    "IntegrityFlag",
+    "IntegrityFlagResponse",
+    "IntegritySettings",
+    "IntegrityTextBand",
     "Invitation",
     "Job",
     "JobSchedule",
@@ -41,6 +52,7 @@ __all__ = [
     "MetricRollupState",
     "MetricTotal",
     "Response",
+    "RewardGrant",
     "SigningKey",
     "SlaPolicy",
     "Survey",

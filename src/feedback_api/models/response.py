@@ -67,6 +67,21 @@ class Response(Base):
             unique=True,
             postgresql_where=text("invitation_id IS NOT NULL"),
         ),
+        # The integrity screen's queue: responses it has not looked at yet (a few seconds'
+        # worth of ingest normally, so the index stays tiny).
+        Index(
+            "ix_responses_unscreened",
+            "received_at",
+            postgresql_where=text("screened_at IS NULL"),
+        ),
+        # Burst detection counts recent responses per source.
+        Index(
+            "ix_responses_tenant_id_ip_hash_occurred_at",
+            "tenant_id",
+            "ip_hash",
+            "occurred_at",
+            postgresql_where=text("ip_hash IS NOT NULL"),
+        ),
     )
 
     tenant_id: Mapped[UUID] = mapped_column(
@@ -100,6 +115,13 @@ class Response(Base):
     # Kept out of the metrics by an integrity decision (flags, issue 7); `integrity=all`
     # on the metrics endpoints includes these again.
     excluded: Mapped[bool] = mapped_column(server_default=text("false"))
+    # Public submissions only (publishable key, answer links): keyed hashes of the client's
+    # IP (IPv6 by /64) and user agent, for duplicate and burst detection. Raw IPs are
+    # never stored. See integrity/provenance.py.
+    ip_hash: Mapped[str | None] = mapped_column(String(32))
+    ua_hash: Mapped[str | None] = mapped_column(String(32))
+    # When the integrity screen looked at it; NULL while queued.
+    screened_at: Mapped[datetime | None]
     occurred_at: Mapped[datetime]
     received_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -16,6 +16,7 @@ from feedback_api.customers.service import customer as customer_service
 from feedback_api.events.catalogue import EventType
 from feedback_api.events.service import event as event_service
 from feedback_api.idempotency.service import idempotency as idempotency_service
+from feedback_api.integrity.service import integrity as integrity_service
 from feedback_api.invitations.service import invitation as invitation_service
 from feedback_api.kit.time import utcnow
 from feedback_api.privacy.schemas import CustomerErased, CustomerExport, ExportedResponse
@@ -46,6 +47,7 @@ class PrivacyService:
         aggregates do not shift; the audit entry records ids and counts, nothing personal."""
         customer = await customer_service.get(session, tenant_id, ref)
         anonymised = await response_service.anonymise_for_customer(session, tenant_id, customer.id)
+        await integrity_service.forget_texts(session, tenant_id, anonymised)
         tickets = await ticket_service.forget_customer(session, tenant_id, customer.id)
         invitations = await invitation_service.forget_customer(session, tenant_id, customer.id, ref)
         await idempotency_service.forget_customer(session, tenant_id, ref)

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from feedback_api.db import SessionDep
 from feedback_api.exceptions import FeedbackError, InvalidRequest, LinkExpired, LinkInvalid
+from feedback_api.integrity.provenance import Client
 from feedback_api.invitations.schemas import Answer, AnswerResult, InvitationQuestion
 from feedback_api.invitations.service import AnswerTarget
 from feedback_api.invitations.service import invitation as invitation_service
@@ -171,7 +172,15 @@ async def answer_link(token: Token, request: Request, session: SessionDep) -> Re
     try:
         answer = await _read_answer(request)
         _, result = await response_service.answer(
-            session, target, answer, channel=target.invitation.channel, api_key_id=None
+            session,
+            target,
+            answer,
+            channel=target.invitation.channel,
+            api_key_id=None,
+            client=Client(
+                request.client.host if request.client else None,
+                request.headers.get("user-agent"),
+            ),
         )
     except FeedbackError as exc:
         if is_form and isinstance(exc, InvalidRequest):

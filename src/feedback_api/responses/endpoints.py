@@ -13,6 +13,7 @@ from feedback_api.auth.dependencies import require
 from feedback_api.auth.scopes import Scope
 from feedback_api.db import SessionDep, SettingsDep
 from feedback_api.idempotency.dependencies import IdempotencyKeyHeader, run_idempotent
+from feedback_api.integrity.provenance import Client
 from feedback_api.kit.params import Cursor, Limit, parse_cursor
 from feedback_api.kit.schemas import Page, problem_responses
 from feedback_api.responses.schemas import (
@@ -69,8 +70,17 @@ async def create_response(
     `Idempotency-Key` header. Stored before the answer is sent."""
 
     async def handler() -> tuple[int, ResponseRead]:
+        # Public submissions (publishable keys) carry the client's IP and user agent, hashed
+        # for duplicate and burst detection; a server's own address would tell nothing.
+        client = (
+            Client(
+                request.client.host if request.client else None, request.headers.get("user-agent")
+            )
+            if auth.is_publishable
+            else None
+        )
         read, created = await response_service.create(
-            session, auth, body, timedelta(seconds=settings.clock_skew_seconds)
+            session, auth, body, timedelta(seconds=settings.clock_skew_seconds), client
         )
         return (201 if created else 200), read
 
@@ -218,13 +228,3 @@ async def update_response(
 
     Scores and comments are what the customer said, so they cannot be edited."""
     return await response_service.update(session, auth.tenant_id, response_id, body.changes())
-
-
-@router.delete(
-    "/{response_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(403, 404),
-)
-async def delete_response(response_id: UUID, session: SessionDep, auth: ResponsesWrite) -> None:
-    """Delete a response: it leaves lists and metrics. Its `external_id` stays taken."""
-    await response_service.delete(session, auth.tenant_id, response_id, actor_key_id=auth.key_id)

@@ -38,22 +38,27 @@ class NewResponse(NamedTuple):
     api_key_id: UUID | None
     occurred_at: datetime
     received_at: datetime
+    verified: bool
+    ip_hash: str | None
+    ua_hash: str | None
 
 
 INSERT_MANY = """
 INSERT INTO responses (tenant_id, id, kind, score, scale_min, scale_max, comment, tags, channel,
     touchpoint, survey, customer_id, agent_ref, location_ref, language, attributes, external_id,
-    request_hash, api_key_id, occurred_at, received_at, updated_at)
+    request_hash, api_key_id, occurred_at, received_at, updated_at, verified, ip_hash, ua_hash)
 SELECT $1, u.id, u.kind, u.score, u.scale_min, u.scale_max, u.comment,
     ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)), u.channel, u.touchpoint, u.survey,
     u.customer_id, u.agent_ref, u.location_ref, u.language, u.attributes::jsonb, u.external_id,
-    u.request_hash, u.api_key_id, u.occurred_at, u.received_at, u.received_at
+    u.request_hash, u.api_key_id, u.occurred_at, u.received_at, u.received_at, u.verified,
+    u.ip_hash, u.ua_hash
 FROM unnest($2::uuid[], $3::text[], $4::int2[], $5::int2[], $6::int2[], $7::text[], $8::text[],
     $9::text[], $10::text[], $11::text[], $12::uuid[], $13::text[], $14::text[], $15::text[],
-    $16::text[], $17::text[], $18::text[], $19::uuid[], $20::timestamptz[], $21::timestamptz[])
+    $16::text[], $17::text[], $18::text[], $19::uuid[], $20::timestamptz[], $21::timestamptz[],
+    $22::bool[], $23::text[], $24::text[])
     AS u(id, kind, score, scale_min, scale_max, comment, tags, channel, touchpoint, survey,
     customer_id, agent_ref, location_ref, language, attributes, external_id, request_hash,
-    api_key_id, occurred_at, received_at)
+    api_key_id, occurred_at, received_at, verified, ip_hash, ua_hash)
 ON CONFLICT (tenant_id, external_id) WHERE external_id IS NOT NULL DO NOTHING
 RETURNING id
 """
@@ -187,9 +192,6 @@ class ResponseRepository:
             .returning(Response.id)
         )
         return (await self.session.execute(stmt)).first() is not None
-
-    async def soft_delete(self, tenant_id: UUID, response_id: UUID, *, now: datetime) -> bool:
-        return await self.update(tenant_id, response_id, {"deleted_at": now}, now=now)
 
     async def all_for_customer(self, tenant_id: UUID, customer_id: UUID) -> Sequence[Response]:
         stmt = (

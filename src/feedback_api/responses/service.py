@@ -12,7 +12,6 @@ from uuid import UUID
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from feedback_api.audit.service import audit as audit_service
 from feedback_api.auth.context import AuthContext
 from feedback_api.customers.service import customer as customer_service
 from feedback_api.events.catalogue import EventType
@@ -25,6 +24,8 @@ from feedback_api.exceptions import (
     NotFound,
     PublishableKeyForbidden,
 )
+from feedback_api.integrity.provenance import Client
+from feedback_api.integrity.service import integrity as integrity_service
 from feedback_api.invitations.schemas import Answer, AnswerResult
 from feedback_api.invitations.service import AnswerTarget
 from feedback_api.invitations.service import invitation as invitation_service
@@ -102,7 +103,19 @@ PUBLISHABLE_FORBIDDEN_FIELDS = (
 # With an invitation token these come from the invitation, not the body.
 TOKEN_FORBIDDEN_FIELDS = ("customer", "survey", "external_id", "occurred_at")
 # What a later answer to the same invitation replaces.
-ANSWER_CHANGES = ("score", "comment", "tags", "channel", "request_hash", "api_key_id", "updated_at")
+# A changed answer is screened again (its comment may be new).
+ANSWER_CHANGES = (
+    "score",
+    "comment",
+    "tags",
+    "channel",
+    "request_hash",
+    "api_key_id",
+    "updated_at",
+    "ip_hash",
+    "ua_hash",
+    "screened_at",
+)
 
 
 @dataclass(slots=True)
@@ -161,7 +174,7 @@ def _new_read(row: NewResponse, item: ResponseCreate) -> ResponseRead:
         attributes=item.attributes,
         external_id=item.external_id,
         invitation_id=None,
-        verified=False,
+        verified=row.verified,
         excluded=False,
         occurred_at=row.occurred_at,
         received_at=row.received_at,
@@ -216,6 +229,7 @@ class ResponseService:
         items: Sequence[ResponseCreate],
         *,
         with_reads: bool,
+        client: Client | None = None,
     ) -> list[Outcome]:
         """Store valid items in the caller's transaction, deduplicating by external_id.
         `with_reads` also renders the originals of repeats (a batch needs only ids)."""
@@ -234,6 +248,7 @@ class ResponseService:
                 later.add(index)
             seen.add(item.external_id)
 
+        hashes_ip, hashes_ua = await self._provenance(session, auth.tenant_id, client)
         refs = {i.customer for n, i in enumerate(items) if i.customer and n not in later}
         customer_ids = await customer_service.ensure(session, auth.tenant_id, refs)
         rows: list[NewResponse] = []
@@ -263,6 +278,9 @@ class ResponseService:
                     api_key_id=auth.key_id,
                     occurred_at=item.occurred_at or now,
                     received_at=now,
+                    verified=auth.trusted,
+                    ip_hash=hashes_ip,
+                    ua_hash=hashes_ua,
                 )
             )
             row_index.append(index)
@@ -336,6 +354,7 @@ class ResponseService:
         *,
         channel: str,
         api_key_id: UUID | None,
+        client: Client | None = None,
     ) -> tuple[ResponseRead, AnswerResult]:
         """Record the answer to an invitation as a verified response; a later answer to the
         same invitation replaces the earlier one (last answer wins). The invitation is
@@ -354,6 +373,7 @@ class ResponseService:
             )
         repo = ResponseRepository(session)
         earlier = await repo.answer_score(inv.tenant_id, inv.id)
+        ip, ua = await self._provenance(session, inv.tenant_id, client)
         now = utcnow()
         context = inv.context
         values: dict[str, Any] = {
@@ -377,6 +397,9 @@ class ResponseService:
             "api_key_id": api_key_id,
             "invitation_id": inv.id,
             "verified": True,
+            "ip_hash": ip,
+            "ua_hash": ua,
+            "screened_at": None,
             "occurred_at": now,
             "received_at": now,
             "updated_at": now,
@@ -424,8 +447,15 @@ class ResponseService:
         inv = target.invitation
         return await ResponseRepository(session).answer_score(inv.tenant_id, inv.id)
 
+    async def _provenance(
+        self, session: AsyncSession, tenant_id: UUID, client: Client | None
+    ) -> tuple[str | None, str | None]:
+        if client is None:
+            return None, None
+        return await integrity_service.provenance(session, tenant_id, client.ip, client.user_agent)
+
     async def _create_with_token(
-        self, session: AsyncSession, auth: AuthContext, item: ResponseCreate
+        self, session: AsyncSession, auth: AuthContext, item: ResponseCreate, client: Client | None
     ) -> tuple[ResponseRead, bool]:
         assert item.invitation_token is not None
         used = [f for f in TOKEN_FORBIDDEN_FIELDS if getattr(item, f) is not None]
@@ -449,19 +479,30 @@ class ResponseService:
             )
         answer = Answer(score=item.score, comment=item.comment, tags=item.tags)
         read, result = await self.answer(
-            session, target, answer, channel=item.channel.value, api_key_id=auth.key_id
+            session,
+            target,
+            answer,
+            channel=item.channel.value,
+            api_key_id=auth.key_id,
+            client=client,
         )
         return read, not result.updated
 
     async def create(
-        self, session: AsyncSession, auth: AuthContext, item: ResponseCreate, skew: timedelta
+        self,
+        session: AsyncSession,
+        auth: AuthContext,
+        item: ResponseCreate,
+        skew: timedelta,
+        client: Client | None = None,
     ) -> tuple[ResponseRead, bool]:
         """Store one response. Returns it and whether it is new (False: a retry, or a
-        changed answer to an invitation)."""
+        changed answer to an invitation). `client` (public submissions only) is hashed
+        for duplicate and burst detection."""
         self.check_item(item, auth, utcnow(), skew)
         if item.invitation_token is not None:
-            return await self._create_with_token(session, auth, item)
-        (outcome,) = await self.store(session, auth, [item], with_reads=True)
+            return await self._create_with_token(session, auth, item, client)
+        (outcome,) = await self.store(session, auth, [item], with_reads=True, client=client)
         if outcome.error is not None:
             raise outcome.error
         assert outcome.read is not None
@@ -576,22 +617,6 @@ class ResponseService:
         read = await self.get(session, tenant_id, response_id)
         await event_service.emit(session, tenant_id, EventType.RESPONSE_UPDATED, [read])
         return read
-
-    async def delete(
-        self, session: AsyncSession, tenant_id: UUID, response_id: UUID, *, actor_key_id: UUID
-    ) -> None:
-        before = await self.get(session, tenant_id, response_id)
-        if not await ResponseRepository(session).soft_delete(tenant_id, response_id, now=utcnow()):
-            raise NotFound("no such response")  # deleted concurrently
-        await event_service.emit(session, tenant_id, EventType.RESPONSE_DELETED, [before])
-        await audit_service.record(
-            session,
-            tenant_id,
-            action="response.deleted",
-            target_type="response",
-            target_id=str(response_id),
-            actor_key_id=actor_key_id,
-        )
 
     async def all_for_customer(
         self, session: AsyncSession, tenant_id: UUID, customer_id: UUID
