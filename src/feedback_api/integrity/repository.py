@@ -6,14 +6,15 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
+    Uuid,
     and_,
     case,
     delete,
     func,
-    literal,
     or_,
     select,
     text,
+    true,
     tuple_,
     update,
 )
@@ -103,10 +104,13 @@ class IntegrityRepository:
 
     # -- the screen's queue ----------------------------------------------------------------
 
-    async def claim_unscreened(self, limit: int) -> Sequence[tuple[UUID, UUID]]:
+    async def claim_unscreened(
+        self, limit: int, tenant_id: UUID | None = None
+    ) -> Sequence[tuple[UUID, UUID]]:
         stmt = (
             select(Response.tenant_id, Response.id)
             .where(Response.screened_at.is_(None))
+            .where(Response.tenant_id == tenant_id if tenant_id else true())
             .order_by(Response.received_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -188,29 +192,24 @@ class IntegrityRepository:
         """Responses in [start, end] sharing any (band, hash), most recent first."""
         if not bands:
             return []
-        wanted = select(
-            func.unnest(literal([b for b, _ in bands])).label("band"),
-            func.unnest(literal([h for _, h in bands])).label("hash"),
-        ).subquery()
-        ids = (
-            select(IntegrityTextBand.response_id)
-            .join(
-                wanted,
-                and_(
-                    IntegrityTextBand.band == wanted.c.band, IntegrityTextBand.hash == wanted.c.hash
-                ),
-            )
-            .where(
-                IntegrityTextBand.tenant_id == tenant_id,
-                IntegrityTextBand.occurred_at.between(start, end),
-            )
-            .distinct()
-            .limit(limit)
+        ids = text(
+            "SELECT DISTINCT b.response_id FROM integrity_text_bands b "
+            "JOIN unnest(CAST(:bands AS int2[]), CAST(:hashes AS int8[])) AS w(band, hash) "
+            "ON b.band = w.band AND b.hash = w.hash "
+            "WHERE b.tenant_id = :tenant_id AND b.occurred_at BETWEEN :start AND :end "
+            "LIMIT :limit"
+        ).bindparams(
+            bands=[b for b, _ in bands],
+            hashes=[h for _, h in bands],
+            tenant_id=tenant_id,
+            start=start,
+            end=end,
+            limit=limit,
         )
         stmt = _records().where(
             Response.tenant_id == tenant_id,
             Response.deleted_at.is_(None),
-            Response.id.in_(ids),
+            Response.id.in_(ids.columns(response_id=Uuid)),
         )
         return [Record(*row) for row in (await self.session.execute(stmt)).all()]
 
@@ -412,10 +411,12 @@ class IntegrityRepository:
                   AND NOT EXISTS (
                       SELECT 1 FROM reward_grants g
                       WHERE g.tenant_id = r.tenant_id AND g.customer_id = r.customer_id
-                        AND :limited AND g.granted_at > now() - :interval)
+                        AND CAST(:limited AS boolean)
+                        AND g.granted_at > now() - CAST(:interval AS interval))
             ), granted AS (
                 INSERT INTO reward_grants (tenant_id, response_id, customer_id)
-                SELECT :tenant_id, id, customer_id FROM cand WHERE k = 1 OR NOT :limited
+                SELECT :tenant_id, id, customer_id FROM cand
+                WHERE k = 1 OR NOT CAST(:limited AS boolean)
                 ON CONFLICT DO NOTHING
                 RETURNING response_id
             )

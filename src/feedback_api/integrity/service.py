@@ -249,12 +249,14 @@ class IntegrityService:
 
     # -- the screen (worker ticker) --------------------------------------------------------
 
-    async def screen(self, session: AsyncSession, limit: int = SCREEN_BATCH) -> int:
+    async def screen(
+        self, session: AsyncSession, limit: int = SCREEN_BATCH, tenant_id: UUID | None = None
+    ) -> int:
         """Screen up to `limit` new responses: duplicates, bursts, near-duplicate texts and
         incentive wording; then rewards. Claimed with SKIP LOCKED, so workers share the
         queue; the flags, exclusions, events and `screened_at` commit together."""
         repo = IntegrityRepository(session)
-        claimed = await repo.claim_unscreened(limit)
+        claimed = await repo.claim_unscreened(limit, tenant_id)
         by_tenant: dict[UUID, list[UUID]] = defaultdict(list)
         for tenant_id, response_id in claimed:
             by_tenant[tenant_id].append(response_id)

@@ -72,6 +72,10 @@ class MetricValue(BaseModel):
     distribution: list[int] = Field(
         description="Responses per score, from `scale_min` to `scale_max`."
     )
+    excluded: int = Field(
+        description="Responses here that integrity flags keep out of the metrics (counted "
+        "in n only with `integrity=all`)."
+    )
 
 
 class MetricResult(MetricValue):
@@ -80,10 +84,6 @@ class MetricResult(MetricValue):
     scale_max: int
     confidence: float
     period: Period
-    excluded: int = Field(
-        description="Responses in the selection kept out by integrity decisions (counted in "
-        "n only with `integrity=all`)."
-    )
     integrity: Integrity
     needed_n: int | None = Field(
         default=None,

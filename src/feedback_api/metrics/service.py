@@ -131,6 +131,7 @@ def _fields(tally: Tally, kind: MetricKind, confidence: float, low_sample_n: int
         "share": share,
         "sd": result.sd,
         "distribution": list(tally.histogram.counts),
+        "excluded": tally.excluded,
     }
 
 
@@ -285,7 +286,6 @@ class MetricService:
             scale_max=query.selection.scale_max,
             confidence=query.confidence,
             period=_period(start, end, ctx.zone),
-            excluded=tally.excluded,
             integrity=query.integrity,
             needed_n=needed,
         )
@@ -345,6 +345,7 @@ class MetricService:
             other = self._empty(query.selection)
             for key in merged:
                 other.histogram = other.histogram.merged(groups[key].histogram)
+                other.excluded += groups[key].excluded
             rows.append(
                 BreakdownRow(
                     **_fields(other, query.kind, query.confidence, low_n),
