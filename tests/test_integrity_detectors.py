@@ -10,7 +10,7 @@ import pytest
 
 from feedback_api.integrity import bursts, duplicates, near_duplicates, solicitation, spikes
 from feedback_api.integrity.provenance import ip_hash, ua_hash
-from feedback_api.integrity.records import Record
+from feedback_api.integrity.records import Finding, Record
 
 T0 = datetime(2026, 11, 2, 12, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -119,7 +119,7 @@ RING_ZH = [
 
 
 class TestNearDuplicates:
-    def _find(self, texts: list[str], **kw: object) -> list[object]:
+    def _find(self, texts: list[str], **kw: object) -> list[Finding]:
         records = [rec(customer_id=uuid.uuid4(), comment=t) for t in texts]
         params: dict[str, object] = {"similarity": 0.85, "min_ring": 3, "min_tokens": 6}
         params.update(kw)
@@ -128,9 +128,9 @@ class TestNearDuplicates:
     @pytest.mark.parametrize("texts", [RING, RING_ZH], ids=["english", "chinese"])
     def test_a_ring_of_near_identical_texts(self, texts: list[str]) -> None:
         (found,) = self._find(texts)
-        assert found.type == "near_duplicate"  # type: ignore[attr-defined]
-        assert len(found.response_ids) == len(texts)  # type: ignore[attr-defined]
-        assert found.evidence["authors"] == len(texts)  # type: ignore[attr-defined]
+        assert found.type == "near_duplicate"
+        assert len(found.response_ids) == len(texts)
+        assert found.evidence["authors"] == len(texts)
 
     def test_different_texts_short_texts_and_small_rings_are_not(self) -> None:
         honest = [
@@ -196,7 +196,9 @@ class TestPeerStatistics:
             solicitation.GroupCounts("location", "L3", "nps", "store", 200, 96, 10),
             solicitation.GroupCounts("location", "L4", "nps", "store", 20, 20, 20),
         ]
-        totals = {("nps", "store"): solicitation.PeerTotals(620, 386)}
+        totals: dict[tuple[str, str | None], solicitation.PeerTotals] = {
+            ("nps", "store"): solicitation.PeerTotals(620, 386)
+        }
         return solicitation.test_groups(
             groups, totals, min_n=30, fdr=0.01, min_uplift=0.1, in_person_share=0.5
         )
