@@ -66,7 +66,7 @@ class DetectorParams(BaseModel):
         "many honest customers write 'great service'.",
     )
     near_duplicate_similarity: float = Field(
-        0.85, ge=0.5, le=1, description="Normalised edit similarity that counts as the same text."
+        0.9, ge=0.5, le=1, description="Normalised edit similarity that counts as the same text."
     )
     near_duplicate_min_ring: int = Field(
         3, ge=2, le=1000, description="Distinct authors that make a ring of near-identical texts."
@@ -90,9 +90,9 @@ class DetectorParams(BaseModel):
         description="The group's positive share must exceed its peers' by at least this.",
     )
     solicitation_in_person_share: float = Field(
-        0.5,
+        0.25,
         ge=0,
         le=1,
         description="A skewed group is flagged when at least this share of its positive "
-        "answers were collected in person.",
+        "answers, and at least twice its peers' share, were collected in person.",
     )

@@ -227,11 +227,17 @@ class IntegrityService:
                 )
                 await repo.add_flag(flag)
                 created.append(flag)
-            else:
+            elif (flag.subject_type, flag.subject_ref) == (
+                finding.subject_type,
+                finding.subject_ref[:255],
+            ):
+                # The same subject seen again: the latest evidence, the strongest strength.
                 if flag.status == "open":
                     flag.strength = max(flag.strength, finding.strength)
                 flag.evidence = finding.evidence
                 flag.updated_at = now
+            # else: another subject's finding about responses this flag holds (an agent of a
+            # flagged location): those join this flag; its evidence stays its own.
             linked = await repo.link(tenant_id, flag.id, finding.type, finding.response_ids)
             touched.update(linked)
         if touched:
@@ -393,8 +399,8 @@ class IntegrityService:
         for dimension in ("location", "agent"):
             rows = await repo.group_counts(tenant_id, start, end, dimension)
             totals = {
-                (kind, tp): solicitation.PeerTotals(n, pos)
-                for ref, kind, tp, n, pos, _ in rows
+                (kind, tp): solicitation.PeerTotals(n, pos, ip)
+                for ref, kind, tp, n, pos, ip in rows
                 if ref is None
             }
             groups = [
@@ -444,6 +450,7 @@ class IntegrityService:
                         "q_value": skew.q_value,
                         "fdr": params.solicitation_fdr,
                         "in_person_share": round(skew.in_person_share, 4),
+                        "peer_in_person_share": round(skew.peer_in_person_share, 4),
                     },
                     response_ids=ids,
                 )

@@ -9,9 +9,10 @@ p-values of all groups tested together are adjusted by Benjamini–Hochberg, con
 false discovery rate at `solicitation_fdr`. A group is *skewed* when its adjusted p-value is
 below that rate and its share exceeds its peers' by at least `solicitation_min_uplift`; the
 integrity report lists skewed groups. A skewed group is *flagged* when at least
-`solicitation_in_person_share` of its positive answers were collected in person: then its
+`solicitation_in_person_share` of its positive answers, and at least twice the share of its
+peers' positive answers, were collected in person: then its
 in-person positive answers of the period are linked to the flag. Strength 0.8 + 0.15 × the
-in-person share (0.875 at one half).
+in-person share (0.875 at one half). Ratings (mixed scales) are not compared.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class GroupCounts:
 class PeerTotals:
     n: int
     positive: int
+    in_person_positive: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,7 @@ class Skew:
     p_value: float
     q_value: float
     in_person_share: float
+    peer_in_person_share: float
     skewed: bool
     flagged: bool
 
@@ -96,15 +99,17 @@ def test_groups(
         total = totals[(g.kind, g.touchpoint)]
         peer_n, peer_pos = total.n - g.n, total.positive - g.positive
         z, p = two_proportion_z(g.positive, g.n, peer_pos, peer_n)
-        raw.append((g, peer_n, peer_pos, z, p))
-    q_values = benjamini_hochberg([r[4] for r in raw])
+        raw.append((g, total, peer_n, peer_pos, z, p))
+    q_values = benjamini_hochberg([r[5] for r in raw])
     out = []
-    for (g, peer_n, peer_pos, z, p), q in zip(raw, q_values, strict=True):
+    for (g, total, peer_n, peer_pos, z, p), q in zip(raw, q_values, strict=True):
         share = g.positive / g.n
         peer_share = peer_pos / peer_n if peer_n else 0.0
         uplift = share - peer_share
         skewed = peer_n > 0 and q < fdr and uplift >= min_uplift
         ip_share = g.in_person_positive / g.positive if g.positive else 0.0
+        peer_ip = total.in_person_positive - g.in_person_positive
+        peer_ip_share = peer_ip / peer_pos if peer_pos else 0.0
         out.append(
             Skew(
                 group=g,
@@ -116,8 +121,9 @@ def test_groups(
                 p_value=p,
                 q_value=q,
                 in_person_share=ip_share,
+                peer_in_person_share=peer_ip_share,
                 skewed=skewed,
-                flagged=skewed and ip_share >= in_person_share,
+                flagged=skewed and ip_share >= max(in_person_share, 2 * peer_ip_share),
             )
         )
     return out
