@@ -87,7 +87,10 @@ ZH_TAIL = ["包裹周二就到了", "发票又开错了", "退款一天就到账
            "说好回电话却没有", "价格和官网一样", "排队很快", "货架一半是空的", "少了几颗螺丝",
            "下次还会再买", "包装有破损", "保修讲得很清楚", "等了四十分钟"]  # fmt: skip
 SHORT = ["Great!", "ok", "Good service", "很好", "不错", "Thanks", "满意", "Fine", "Bad", "差评"]
-RING_EN = "Absolutely wonderful experience, the staff went above and beyond and I recommend {} to everyone"
+RING_EN = (
+    "Absolutely wonderful experience, the staff went above and beyond and I recommend {} "
+    "to everyone"
+)
 RING_ZH = "非常棒的体验，工作人员热情周到，强烈推荐{}给所有朋友，下次一定再来"
 INCENTIVE = [
     "They offered a free coffee for 5 stars so here you go",
