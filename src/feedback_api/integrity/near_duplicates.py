@@ -8,8 +8,9 @@ MinHash LSH (64 permutations in 16 bands of 4 over character 3-grams, stored per
 `integrity_text_bands`; a candidate shares at least 3 bands), then compared exactly: a
 normalised edit similarity (rapidfuzz's `ratio`) of at least `near_duplicate_similarity`
 links two comments. Linked comments form rings; a ring with at least
-`near_duplicate_min_ring` distinct authors (customers, else devices) within `near_duplicate_window_days` is flagged, every member with it. Strength 0.8
-at the minimum ring size, rising by 0.03 per further author to 0.95.
+`near_duplicate_min_ring` distinct authors (customers, else devices) within
+`near_duplicate_window_days` is flagged, every member with it. Strength 0.8 at the minimum
+ring size, rising by 0.03 per further author to 0.95.
 """
 
 from __future__ import annotations
