@@ -94,7 +94,7 @@ def test_groups(
     """Every group with at least `min_n` responses, tested against its peers (the totals
     of its kind and touchpoint minus itself), with BH over all of them."""
     tested = [g for g in groups if g.n >= min_n]
-    raw: list[tuple[GroupCounts, int, int, float, float]] = []
+    raw: list[tuple[GroupCounts, PeerTotals, int, int, float, float]] = []
     for g in tested:
         total = totals[(g.kind, g.touchpoint)]
         peer_n, peer_pos = total.n - g.n, total.positive - g.positive
