@@ -41,6 +41,9 @@ from feedback_api.models import (
 # Jaccard 0.8 (well below edit similarity 0.9) do with probability 0.99, templated but
 # different texts (Jaccard 0.5) with 0.08, which keeps the exact comparisons few.
 MIN_SHARED_BANDS = 3
+# A band hash shared by very many texts (a quick-reply phrase everyone taps) says little:
+# only its most recent texts are candidates, which bounds the work per comment.
+PER_BAND = 50
 POSITIVE_SQL = (
     "CASE r.kind "
     + " ".join(f"WHEN '{k}' THEN {v}" for k, v in POSITIVE_FROM.items())
@@ -196,10 +199,13 @@ class IntegrityRepository:
         if not bands:
             return []
         ids = text(
-            "SELECT b.response_id FROM integrity_text_bands b "
-            "JOIN unnest(CAST(:bands AS int2[]), CAST(:hashes AS int8[])) AS w(band, hash) "
-            "ON b.band = w.band AND b.hash = w.hash "
-            "WHERE b.tenant_id = :tenant_id AND b.occurred_at BETWEEN :start AND :end "
+            "SELECT b.response_id "
+            "FROM unnest(CAST(:bands AS int2[]), CAST(:hashes AS int8[])) AS w(band, hash) "
+            "CROSS JOIN LATERAL (SELECT x.response_id, x.occurred_at "
+            "  FROM integrity_text_bands x WHERE x.tenant_id = :tenant_id "
+            "  AND x.band = w.band AND x.hash = w.hash "
+            "  AND x.occurred_at BETWEEN :start AND :end "
+            "  ORDER BY x.occurred_at DESC LIMIT :per_band) b "
             "GROUP BY b.response_id HAVING count(*) >= :shared "
             "ORDER BY max(b.occurred_at) DESC LIMIT :limit"
         ).bindparams(
@@ -210,6 +216,7 @@ class IntegrityRepository:
             end=end,
             limit=limit,
             shared=MIN_SHARED_BANDS,
+            per_band=PER_BAND,
         )
         stmt = _records().where(
             Response.tenant_id == tenant_id,
