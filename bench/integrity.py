@@ -86,6 +86,76 @@ ZH_ADJ = ["很热情", "有点慢", "态度不好", "非常专业", "很耐心",
 ZH_TAIL = ["包裹周二就到了", "发票又开错了", "退款一天就到账", "停车很不方便", "应用总是闪退",
            "说好回电话却没有", "价格和官网一样", "排队很快", "货架一半是空的", "少了几颗螺丝",
            "下次还会再买", "包装有破损", "保修讲得很清楚", "等了四十分钟"]  # fmt: skip
+# Free words people add: long honest comments are rarely alike beyond a few phrases.
+WORDS = [
+    "really",
+    "also",
+    "again",
+    "never",
+    "always",
+    "maybe",
+    "usually",
+    "still",
+    "quite",
+    "rather",
+    "weekend",
+    "morning",
+    "evening",
+    "price",
+    "colour",
+    "size",
+    "box",
+    "label",
+    "screen",
+    "cable",
+    "manual",
+    "receipt",
+    "voucher",
+    "branch",
+    "counter",
+    "floor",
+    "window",
+    "door",
+    "bag",
+    "phone",
+    "email",
+    "message",
+    "call",
+    "lunch",
+    "dinner",
+    "coffee",
+    "tea",
+    "sofa",
+    "chair",
+    "table",
+    "lamp",
+    "bike",
+    "shoes",
+    "jacket",
+    "printer",
+    "laptop",
+    "fridge",
+    "oven",
+    "washer",
+    "kettle",
+    "battery",
+    "charger",
+    "remote",
+    "sister",
+    "husband",
+    "wife",
+    "son",
+    "daughter",
+    "colleague",
+    "neighbour",
+    "friend",
+    "mother",
+    "father",
+]
+ZH_WORDS = ["周末", "早上", "晚上", "价格", "颜色", "尺寸", "盒子", "标签", "屏幕", "说明书",
+            "收据", "门店", "柜台", "电话", "短信", "午饭", "咖啡", "沙发", "椅子", "台灯",
+            "鞋子", "外套", "打印机", "电脑", "冰箱", "烤箱", "电池", "充电器", "同事", "邻居",
+            "朋友", "妈妈", "爸爸", "老婆", "儿子", "女儿"]  # fmt: skip
 SHORT = ["Great!", "ok", "Good service", "很好", "不错", "Thanks", "满意", "Fine", "Bad", "差评"]
 RING_EN = (
     "Absolutely wonderful experience, the staff went above and beyond and I recommend {} "
@@ -142,12 +212,13 @@ def _comment(rng: random.Random) -> str | None:
         return (
             f"{rng.choice(EN_OPEN)} {rng.choice(EN_SUBJECT)} {rng.choice(EN_VERB)} "
             f"{rng.choice(EN_ADJ)} {rng.choice(EN_TAIL)} (order {rng.randint(10000, 99999)}, "
-            f"{rng.randint(1, 12)}:{rng.randint(0, 59):02d}), {rng.choice(EN_TAIL)}."
+            f"{rng.randint(1, 12)}:{rng.randint(0, 59):02d}), {rng.choice(EN_TAIL)}; "
+            f"{' '.join(rng.sample(WORDS, 4))}."
         )
     return (
         f"{rng.choice(ZH_SUBJECT)}{rng.choice(ZH_ADJ)}，{rng.choice(ZH_TAIL)}，订单"
         f"{rng.randint(10000, 99999)}，{rng.randint(1, 12)}点{rng.randint(0, 59)}分，"
-        f"{rng.choice(ZH_TAIL)}。"
+        f"{rng.choice(ZH_TAIL)}，{''.join(rng.sample(ZH_WORDS, 3))}。"
     )
 
 
@@ -431,15 +502,17 @@ async def evaluate(dsn: str, tenant_id: uuid.UUID, data: Tenant) -> dict[str, An
     for rid, label in labels.items():
         attacks[label].add(rid)
     results: dict[str, Any] = {"attacks": {}, "flags": {r["type"]: r["n"] for r in flags}}
+    injected = set().union(*(ids for label, ids in attacks.items() if label != "honest"))
     for attack, types in DETECTORS.items():
         truth = attacks.get(attack, set())
         caught = set().union(*(by_type[t] for t in types))
-        tp = len(caught & truth)
         results["attacks"][attack] = {
             "injected": len(truth),
             "recall": len(truth & excluded) / len(truth) if truth else float("nan"),
             "flagged": len(caught),
-            "precision": tp / len(caught) if caught else float("nan"),
+            # a bought review that is also a copy-paste is caught rightly by both detectors
+            "precision": len(caught & injected) / len(caught) if caught else float("nan"),
+            "own": len(caught & truth) / len(caught) if caught else float("nan"),
         }
     honest = attacks["honest"]
     results["false_positive_rate"] = len(honest & excluded) / len(honest)
@@ -458,13 +531,14 @@ def report(
         f"locations, {AGENTS} agents; {total:,} in all with the attacks. Loaded by COPY in "
         f"{load_s:.1f} s.",
         "",
-        "| attack | injected | recall | flagged by its detectors | precision |",
-        "|---|---:|---:|---:|---:|",
+        "| attack | injected | recall | excluded by its detectors | precision "
+        "| of them this attack |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for attack, r in res["attacks"].items():
         lines.append(
             f"| {attack} | {r['injected']:,} | {r['recall']:.3f} | {r['flagged']:,} | "
-            f"{r['precision']:.3f} |"
+            f"{r['precision']:.3f} | {r['own']:.3f} |"
         )
     lines += [
         "",
