@@ -66,6 +66,11 @@ def positive_clause() -> Any:
     )
 
 
+def _dimension(dimension: str) -> Any:
+    """The column of a pattern detector's group: location or agent."""
+    return Response.location_ref if dimension == "location" else Response.agent_ref
+
+
 def _records() -> Any:  # Select of Record's fields
     return select(
         Response.id,
@@ -108,7 +113,10 @@ class IntegrityRepository:
         return (await self.session.scalars(stmt)).one()
 
     async def salt(self, tenant_id: UUID) -> bytes:
-        return (await self.settings(tenant_id)).salt
+        """On the public ingest path: a read, and a write only the first time."""
+        stmt = select(IntegritySettings.salt).where(IntegritySettings.tenant_id == tenant_id)
+        found = (await self.session.scalars(stmt)).one_or_none()
+        return found if found is not None else (await self.settings(tenant_id)).salt
 
     # -- the screen's queue ----------------------------------------------------------------
 
@@ -534,7 +542,7 @@ class IntegrityRepository:
         start: datetime,
         end: datetime,
     ) -> list[UUID]:
-        column = Response.location_ref if dimension == "location" else Response.agent_ref
+        column = _dimension(dimension)
         stmt = select(Response.id).where(
             Response.tenant_id == tenant_id,
             Response.deleted_at.is_(None),
@@ -574,7 +582,7 @@ class IntegrityRepository:
     async def top_ids(
         self, tenant_id: UUID, dimension: str, ref: str, start: datetime, end: datetime
     ) -> list[UUID]:
-        column = Response.location_ref if dimension == "location" else Response.agent_ref
+        column = _dimension(dimension)
         stmt = select(Response.id).where(
             Response.tenant_id == tenant_id,
             Response.deleted_at.is_(None),
