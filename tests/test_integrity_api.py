@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fastapi import FastAPI
 from sqlalchemy import select
 
 from feedback_api.integrity.service import integrity as integrity_service
@@ -67,8 +68,8 @@ class TestScreen:
     async def test_each_response_is_screened_once(self, tenant: TenantHandle) -> None:
         await post(tenant, score=10, customer="c-1")
         await post(tenant, score=10, customer="c-1")
-        await screen(tenant)
-        await screen(tenant)
+        assert await integrity_service.screen(tenant.session, tenant_id=tenant.id) == 2
+        assert await integrity_service.screen(tenant.session, tenant_id=tenant.id) == 0
         assert len((await tenant.get("/v1/integrity/flags")).json()["items"]) == 1
 
     async def test_a_burst_from_one_device_through_a_publishable_key(
@@ -120,6 +121,27 @@ class TestScreen:
         assert flag["type"] == "incentive"
         assert flag["subject_ref"] == bought
         assert (await tenant.get(f"/v1/responses/{quoted}")).json()["excluded"] is False
+
+    async def test_incentive_wording_in_a_surveys_own_texts(self, tenant: TenantHandle) -> None:
+        survey = {"kind": "nps", "question": {"en": "How likely are you to recommend us?"}}
+        bought = {"en": "Thanks! Show this page for a free coffee with 5 stars."}
+        created = await tenant.post(
+            "/v1/surveys", json={**survey, "key": "bought", "thank_you": bought}
+        )
+        assert created.status_code == 201, created.text
+        await tenant.post("/v1/surveys", json={**survey, "key": "honest"})
+        answers = [await post(tenant, score=s, survey="bought") for s in (10, 2)]
+        honest = await post(tenant, score=10, survey="honest")
+        await screen(tenant)
+        (flag,) = (await tenant.get("/v1/integrity/flags")).json()["items"]
+        assert (flag["type"], flag["subject_type"], flag["subject_ref"]) == (
+            "incentive",
+            "survey",
+            "bought",
+        )
+        detail = (await tenant.get(f"/v1/integrity/flags/{flag['id']}")).json()
+        assert sorted(detail["response_ids"]) == sorted(answers)
+        assert (await tenant.get(f"/v1/responses/{honest}")).json()["excluded"] is False
 
     async def test_a_trusted_key_submits_verified_responses(self, tenant: TenantHandle) -> None:
         created = await tenant.post(
@@ -221,6 +243,25 @@ class TestReviewQueue:
         found = (await tenant.get(f"/v1/integrity/flags?response_id={again}")).json()["items"]
         assert [f["id"] for f in found] == [flag_id]
 
+    async def test_pages_newest_first(self, tenant: TenantHandle) -> None:
+        made = []
+        for score in range(5):
+            rid = await post(tenant, score=score)
+            body = {"response_ids": [rid], "reason": f"test {score}"}
+            made.append((await tenant.post("/v1/integrity/flags", json=body)).json()["id"])
+        first = (await tenant.get("/v1/integrity/flags?limit=2")).json()
+        second = (
+            await tenant.get(f"/v1/integrity/flags?limit=2&cursor={first['next_cursor']}")
+        ).json()
+        third = (
+            await tenant.get(f"/v1/integrity/flags?limit=2&cursor={second['next_cursor']}")
+        ).json()
+        seen = [f["id"] for page in (first, second, third) for f in page["items"]]
+        assert seen == made[::-1]
+        assert third["next_cursor"] is None
+        bad = await tenant.get("/v1/integrity/flags?cursor=nonsense")
+        assert_problem(bad, 422, "invalid_cursor")
+
     async def test_a_decision_needs_a_reason(self, tenant: TenantHandle) -> None:
         flag_id, _ = await self._flag(tenant)
         url = f"/v1/integrity/flags/{flag_id}/confirm"
@@ -264,10 +305,9 @@ class TestReviewQueue:
                 await tenant.patch("/v1/integrity/settings", json=body), 422, "validation_error"
             )
 
-    async def test_no_path_deletes_a_negative_response(self, tenant: TenantHandle) -> None:
-        from feedback_api.app import create_app
-
-        app = create_app()
+    async def test_no_path_deletes_a_negative_response(
+        self, tenant: TenantHandle, app: FastAPI
+    ) -> None:
         deletes = sorted(
             route.path  # type: ignore[attr-defined]
             for route in app.routes
@@ -352,6 +392,7 @@ class TestPatternsAndReport:
         assert report["responses"] == 180
         assert report["excluded"] == 50
         assert report["excluded_by_type"] == {"solicitation": 50}
+        assert (report["verified"], report["verified_share"]) == (0, 0.0)
         assert report["flags_by_type"] == {"solicitation": {"open": 1}}
         uplift = report["in_person_uplift"]
         assert uplift["in_person_n"] == 0
@@ -384,4 +425,11 @@ class TestIsolation:
         )
         assert_problem(theirs, 422, "validation_error")
         assert (await other_tenant.get("/v1/integrity/report")).json()["responses"] == 0
+        assert_problem(
+            await other_tenant.post(f"{url}/confirm", json={"reason": "mine now"}),
+            404,
+            "not_found",
+        )
+        await other_tenant.patch("/v1/integrity/settings", json={"exclude_threshold": 0.5})
+        assert (await tenant.get("/v1/integrity/settings")).json()["exclude_threshold"] == 0.8
         assert (await tenant.get(url)).json()["status"] == "confirmed"

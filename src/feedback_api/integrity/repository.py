@@ -470,25 +470,37 @@ class IntegrityRepository:
         ]
 
     async def apply_exclusion(
-        self, tenant_id: UUID, threshold: float, response_ids: Collection[UUID] | None
+        self,
+        tenant_id: UUID,
+        threshold: float,
+        response_ids: Collection[UUID] | None,
+        *,
+        flag_id: UUID | None = None,
     ) -> int:
-        """Set `excluded` from the flags for these responses (None: every flagged or excluded
-        response of the tenant). Only rows that change are written, so the metrics'
-        triggers move exactly those between the counted and excluded histograms."""
-        scope = (
-            "AND r.id = ANY(:ids)"
-            if response_ids is not None
-            else (
+        """Set `excluded` from the flags for these responses, or those of `flag_id` (neither:
+        every flagged or excluded response of the tenant). Only rows that change are written,
+        so the metrics' triggers move exactly those between the counted and excluded
+        histograms."""
+        if response_ids is not None:
+            scope = "AND r.id = ANY(:ids)"
+        elif flag_id is not None:
+            scope = (
+                "AND r.id IN (SELECT l.response_id FROM integrity_flag_responses l "
+                "WHERE l.tenant_id = :tenant_id AND l.flag_id = :flag_id)"
+            )
+        else:
+            scope = (
                 "AND (r.excluded OR EXISTS (SELECT 1 FROM integrity_flag_responses l "
                 "WHERE l.tenant_id = r.tenant_id AND l.response_id = r.id))"
             )
-        )
         sql = text(
             f"UPDATE responses r SET excluded = NOT r.excluded "
             f"WHERE r.tenant_id = :tenant_id {scope} AND r.deleted_at IS NULL "
             f"AND r.excluded IS DISTINCT FROM ({EXCLUDES})"
         )
         params: dict[str, Any] = {"tenant_id": tenant_id, "threshold": threshold}
+        if flag_id is not None and response_ids is None:
+            params["flag_id"] = flag_id
         if response_ids is not None:
             if not response_ids:
                 return 0

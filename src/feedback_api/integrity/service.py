@@ -548,9 +548,8 @@ class IntegrityService:
         flag.decided_at = now
         flag.updated_at = now
         await session.flush()
-        await repo.apply_exclusion(
-            tenant_id, settings.exclude_threshold, await repo.linked_ids(tenant_id, flag_id)
-        )
+        # In SQL, not through a list of ids: a flag may hold many thousands of responses.
+        await repo.apply_exclusion(tenant_id, settings.exclude_threshold, None, flag_id=flag_id)
         await audit_service.record(
             session,
             tenant_id,
