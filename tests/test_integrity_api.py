@@ -64,6 +64,7 @@ class TestScreen:
         (created,) = await event_types(tenant, "integrity.")
         assert created.type == "integrity.flag_created"
         assert created.data["id"] == flag["id"]
+        assert created.data["response_count"] == 1
 
     async def test_each_response_is_screened_once(self, tenant: TenantHandle) -> None:
         await post(tenant, score=10, customer="c-1")

@@ -316,6 +316,12 @@ class IntegrityRepository:
             )
         return linked
 
+    async def response_counts(self, tenant_id: UUID, ids: Collection[UUID]) -> dict[UUID, int]:
+        stmt = select(IntegrityFlag.id, IntegrityFlag.response_count).where(
+            IntegrityFlag.tenant_id == tenant_id, IntegrityFlag.id.in_(ids)
+        )
+        return dict((await self.session.execute(stmt)).all())
+
     async def linked_ids(
         self, tenant_id: UUID, flag_id: UUID, limit: int | None = None
     ) -> list[UUID]:

@@ -224,6 +224,8 @@ class IntegrityService:
                     evidence=finding.evidence,
                     status="open",
                     response_count=0,
+                    created_at=now,
+                    updated_at=now,
                 )
                 await repo.add_flag(flag)
                 created.append(flag)
@@ -243,8 +245,10 @@ class IntegrityService:
         if touched:
             await repo.apply_exclusion(tenant_id, settings.exclude_threshold, touched)
         if created:
+            # response_count changed in SQL (link): read it back in one query, not per flag
+            counts = await repo.response_counts(tenant_id, [f.id for f in created])
             for flag in created:
-                await session.refresh(flag)
+                flag.response_count = counts[flag.id]
             await event_service.emit(
                 session,
                 tenant_id,
