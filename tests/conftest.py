@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from feedback_api.app import create_app
 from feedback_api.config import Settings
 from feedback_api.db import create_engine, get_session
+from feedback_api.logging import configure_logging
 from tests.fixtures.auth import TenantHandle, create_tenant_handle
 from tests.fixtures.database import (
     create_database,
@@ -26,6 +27,9 @@ ADMIN_TOKEN = "test-admin-token"
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # As the app and the worker do; structlog's default would render every logged
+    # exception with rich, locals and all, which takes seconds per traceback.
+    configure_logging("WARNING")
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
         prepare_template()
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.integrity.service import integrity as integrity_service
+from feedback_api.jobs.failures import WorkFailureRepository
 from feedback_api.models import AuditLog, Event
 from tests.fixtures.auth import TenantHandle, assert_problem
 
@@ -434,3 +437,48 @@ class TestIsolation:
         await other_tenant.patch("/v1/integrity/settings", json={"exclude_threshold": 0.5})
         assert (await tenant.get("/v1/integrity/settings")).json()["exclude_threshold"] == 0.8
         assert (await tenant.get(url)).json()["status"] == "confirmed"
+
+
+class TestScreenFailures:
+    async def test_listed_retried_and_private_to_their_tenant(
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        tenant: TenantHandle,
+        other_tenant: TenantHandle,
+    ) -> None:
+        created = await client.post(
+            "/v1/responses",
+            json={"kind": "nps", "score": 9, "channel": "crm"},
+            headers=tenant.headers,
+        )
+        response_id = created.json()["id"]
+        await session.execute(
+            text("UPDATE responses SET screened_at = now() WHERE id = :id"), {"id": response_id}
+        )
+        await WorkFailureRepository(session).record(
+            tenant.id, "integrity.screen", response_id, "ValueError", "bad data"
+        )
+        theirs = await client.get("/v1/integrity/screen-failures", headers=other_tenant.headers)
+        assert theirs.json() == {"items": [], "next_cursor": None}
+        retried = await client.post(
+            "/v1/integrity/screen-failures/retry",
+            json={"response_ids": [response_id]},
+            headers=other_tenant.headers,
+        )
+        assert retried.json() == {"queued": 0}
+
+        mine = await client.get("/v1/integrity/screen-failures", headers=tenant.headers)
+        (failure,) = mine.json()["items"]
+        assert failure["response_id"] == response_id
+        assert (failure["error_type"], failure["error"]) == ("ValueError", "bad data")
+        retried = await client.post(
+            "/v1/integrity/screen-failures/retry", json={}, headers=tenant.headers
+        )
+        assert retried.json() == {"queued": 1}
+        screened = await session.scalar(
+            text("SELECT screened_at FROM responses WHERE id = :id"), {"id": response_id}
+        )
+        assert screened is None  # the screen will take it again
+        again = await client.get("/v1/integrity/screen-failures", headers=tenant.headers)
+        assert again.json()["items"] == []

@@ -42,6 +42,7 @@ BODIES = {
     "POST /v1/integrity/flags/{flag_id}/confirm": {"reason": "matrix"},
     "POST /v1/integrity/flags/{flag_id}/dismiss": {"reason": "matrix"},
     "PATCH /v1/integrity/settings": {},
+    "POST /v1/integrity/screen-failures/retry": {},
 }
 # route -> the scope it needs (None: any secret key)
 ROUTES: dict[str, str | None] = {
@@ -122,6 +123,8 @@ ROUTES: dict[str, str | None] = {
     "GET /v1/integrity/settings": "integrity:read",
     "PATCH /v1/integrity/settings": "integrity:write",
     "GET /v1/integrity/report": "integrity:read",
+    "GET /v1/integrity/screen-failures": "integrity:read",
+    "POST /v1/integrity/screen-failures/retry": "integrity:write",
 }
 ADMIN_ROUTES = {"GET /v1/tenants", "POST /v1/tenants"}
 PUBLISHABLE_ALLOWED = {"POST /v1/responses"}

@@ -7,8 +7,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from uuid import UUID
 
 import asyncpg
@@ -17,6 +20,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from feedback_api.config import Settings
+from feedback_api.db import asyncpg_dsn
 from feedback_api.jobs.errors import GiveUp, RetryLater
 from feedback_api.jobs.repository import JobRepository
 from feedback_api.jobs.service import job as job_service
@@ -25,6 +29,7 @@ from feedback_api.models import Event, IdempotencyKey, Job, JobSchedule, Ticket
 from feedback_api.worker import Periodic, Worker
 from feedback_api.worker_context import JobContext, Task
 from tests.fixtures.live import Live
+from tests.fixtures.processes import Processes
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -135,7 +140,7 @@ class TestRunningJobs:
         await alive.run_until_idle()
         assert seen == [2]
         async with sessions() as session:  # the dead worker cannot complete it any more
-            assert await JobRepository(session).finish(claimed.id, "dead") is False
+            assert await JobRepository(session).finish(claimed.id, "dead", 1) is False
 
     async def test_failures_are_retried_with_backoff_then_given_up(
         self, sessions: Sessions, settings: Settings
@@ -190,6 +195,130 @@ class TestRunningJobs:
         await enqueue(sessions, "test.write")
         await worker(sessions, settings, {"test.write": write_then_fail}).run_until_idle()
         assert [j.kind for j in await jobs_left(sessions)] == ["test.write"]
+
+
+class TestLeases:
+    """A job may run longer than its lease (it renews it), a stale run can neither finish
+    nor fail a newer claim, and a job whose every attempt killed its worker goes dead."""
+
+    async def test_a_job_longer_than_its_lease_runs_once_and_commits(
+        self, sessions: Sessions, settings: Settings, live: Live
+    ) -> None:
+        runs: list[str] = []
+        wrote = asyncio.Event()
+
+        def sleeper(name: str) -> Task:
+            async def sleep_then_write(ctx: JobContext) -> None:
+                runs.append(name)
+                await asyncio.sleep(5)  # more than twice the 2 s lease
+                await job_service.enqueue(ctx.session, "test.follow-up", tenant_id=live.tenant_id)
+                wrote.set()
+
+            return sleep_then_write
+
+        (job_id,) = await enqueue(sessions, "test.sleep")
+        lease = timedelta(seconds=2)
+        a = worker(sessions, settings, {"test.sleep": sleeper("a")}, lease=lease, name="a")
+        b = worker(sessions, settings, {"test.sleep": sleeper("b")}, lease=lease, name="b")
+        stop = asyncio.Event()
+        running = [asyncio.create_task(w.run(stop)) for w in (a, b)]
+        async with asyncio.timeout(30):
+            await wrote.wait()
+            await asyncio.sleep(3)  # the commit, and a stale re-run would have started by now
+            stop.set()
+            await asyncio.gather(*running)
+        assert len(runs) == 1
+        left = await jobs_left(sessions)
+        assert [j.kind for j in left] == ["test.follow-up"]  # committed, and the job is gone
+        assert job_id not in {j.id for j in left}
+
+    async def test_a_stale_run_cannot_finish_or_fail_the_newer_claim(
+        self, sessions: Sessions, settings: Settings
+    ) -> None:
+        (job_id,) = await enqueue(sessions, "test.record")
+        async with sessions() as session:
+            repo = JobRepository(session)
+            (first,) = await repo.claim("w1", 1, timedelta(seconds=-1))  # lapses at once
+            first_attempt = first.attempts
+            (second,) = await repo.claim("w1", 1, timedelta(minutes=5))  # same worker again
+            await session.commit()
+        assert (first_attempt, second.attempts) == (1, 2)
+        async with sessions() as session:
+            repo = JobRepository(session)
+            stale_fail = await repo.fail(job_id, "w1", 1, error="late", retry_at=None)
+            stale_finish = await repo.finish(job_id, "w1", 1)
+            stale_renew = await repo.renew(job_id, "w1", 1, timedelta(minutes=5))
+            await session.commit()
+        assert (stale_fail, stale_finish, stale_renew) == (False, False, False)
+        (job,) = await jobs_left(sessions)
+        assert (job.status, job.locked_by, job.attempts, job.last_error) == (
+            "queued",
+            "w1",
+            2,
+            None,
+        )
+
+    async def test_a_job_that_kills_its_worker_goes_dead_after_max_attempts(
+        self, sessions: Sessions, settings: Settings
+    ) -> None:
+        async with sessions() as session:
+            await job_service.enqueue(session, "test.oom", max_attempts=3)
+            await session.commit()
+        ran: list[int] = []
+
+        async def record(ctx: JobContext) -> None:
+            ran.append(ctx.job.attempts)
+
+        for attempt in range(1, 4):  # three workers each die running it
+            async with sessions() as session:
+                (claimed,) = await JobRepository(session).claim(
+                    f"doomed-{attempt}", 1, timedelta(minutes=5)
+                )
+                await session.commit()
+            assert claimed.attempts == attempt
+            async with sessions() as session:  # ... and their leases run out
+                await session.execute(update(Job).values(locked_until=func.now()))
+                await session.commit()
+        alive = Worker(sessions, settings, tasks={"test.oom": record}, periodic=(), tickers=())
+        await alive.run_until_idle()
+        await alive._schedule_periodic()  # the housekeeping that buries it
+        await alive.run_until_idle()
+        assert ran == []  # never claimed a fourth time
+        (job,) = await jobs_left(sessions)
+        assert job.status == "dead"
+        assert job.last_error is not None
+        assert "stopped before finishing" in job.last_error
+
+    def test_a_real_worker_process_keeps_a_long_job_past_its_lease(
+        self, database_url: str, tmp_path: Path
+    ) -> None:
+        """The worker command, with a 2 s lease, runs a rebuild that is slower than that
+        (a lock held elsewhere makes it wait) exactly once: a second worker process does
+        not take it over."""
+        env = {
+            **os.environ,
+            "FEEDBACK_DATABASE_URL": database_url,
+            "FEEDBACK_WORKER_LEASE_SECONDS": "2",
+        }
+        processes = Processes(env, tmp_path)
+        try:
+            blocker = _LockHolder(database_url)
+            blocker.hold_seconds(6)  # the job's first query waits for this lock
+            _insert_job(database_url, "events.purge")
+            processes.start("w1", "worker")
+            processes.start("w2", "worker")
+            processes.wait_for("w1", "worker_started")
+            processes.wait_for("w2", "worker_started")
+            deadline = time.monotonic() + 30
+            while _count_jobs(database_url, "events.purge"):
+                assert time.monotonic() < deadline, processes.log("w1") + processes.log("w2")
+                time.sleep(0.2)
+            blocker.join()
+        finally:
+            processes.stop_all()
+        logs = processes.log("w1") + processes.log("w2")
+        assert "job_lost_lease" not in logs
+        assert "job_failed" not in logs
 
 
 class TestShutdown:
@@ -387,3 +516,68 @@ async def test_the_sla_job_breaches_overdue_tickets(
         "ticket.sla_breached",
         "ticket.escalated",
     ]
+
+
+def _run_sql(database_url: str, sql: str, *args: object) -> object:
+    async def run() -> object:
+        conn = await asyncpg.connect(asyncpg_dsn(database_url))
+        try:
+            return await conn.fetchval(sql, *args)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def _insert_job(database_url: str, kind: str) -> None:
+    _run_sql(
+        database_url,
+        "INSERT INTO jobs (id, kind, max_attempts) VALUES (gen_random_uuid(), $1, 3)",
+        kind,
+    )
+
+
+def _count_jobs(database_url: str, kind: str) -> int:
+    return int(str(_run_sql(database_url, "SELECT count(*) FROM jobs WHERE kind = $1", kind)))
+
+
+class _LockHolder:
+    """Holds a row lock on an expired event in another thread, so that the purge's DELETE
+    waits for it: a job that takes as long as we say, in a real worker process."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self._thread: threading.Thread | None = None
+        self._locked = threading.Event()
+
+    def hold_seconds(self, seconds: float) -> None:
+        async def hold() -> None:
+            conn = await asyncpg.connect(asyncpg_dsn(self.database_url))
+            try:
+                tenant = await conn.fetchval(
+                    "INSERT INTO tenants (id, name, slug) VALUES "
+                    "(gen_random_uuid(), 'Lease test', 'lease-' || gen_random_uuid()) "
+                    "RETURNING id"
+                )
+                async with conn.transaction():
+                    await conn.execute(
+                        "INSERT INTO events (tenant_id, id, type, occurred_at, data, created_at) "
+                        "VALUES ($1, gen_random_uuid(), 'test.old', now(), '{}', "
+                        "now() - interval '400 days')",
+                        tenant,
+                    )
+                async with conn.transaction():
+                    await conn.execute("SELECT 1 FROM events WHERE type = 'test.old' FOR UPDATE")
+                    self._locked.set()
+                    await asyncio.sleep(seconds)
+                await conn.execute("DELETE FROM tenants WHERE id = $1", tenant)
+            finally:
+                await conn.close()
+
+        self._thread = threading.Thread(target=lambda: asyncio.run(hold()))
+        self._thread.start()
+        assert self._locked.wait(10)
+
+    def join(self) -> None:
+        assert self._thread is not None
+        self._thread.join(30)

@@ -148,16 +148,30 @@ def _bootstrap_default_tenant(settings: Settings, url: str) -> None:
 @app.command("worker")
 def run_worker(
     concurrency: Annotated[int | None, typer.Option(min=1, help="Jobs run at once.")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            envvar="FEEDBACK_WORKER_METRICS_PORT",
+            help="Serve this worker's Prometheus metrics (job and failure counters) on "
+            "127.0.0.1:<port>/metrics. Queue gauges are on the API's /metrics.",
+        ),
+    ] = None,
 ) -> None:
     """Run background jobs (webhook deliveries, retention, …) until SIGTERM or Ctrl-C.
 
     Run as many as you like against one database: they share the work without overlap."""
+    from prometheus_client import start_http_server
+
     from feedback_api.logging import configure_logging
     from feedback_api.worker import Worker
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
     url, _ = _database_url(settings)
+    if metrics_port is not None:
+        start_http_server(metrics_port, addr="127.0.0.1")
 
     async def main() -> None:
         engine = create_engine(url, settings)
@@ -176,6 +190,36 @@ def run_worker(
             await engine.dispose()
 
     asyncio.run(main())
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per queue.")] = False,
+) -> None:
+    """Every background queue: depth, the age of its oldest item and its state (ok, warn,
+    stuck; thresholds in docs/operations.md). Exits 1 when a queue is stuck, 0 otherwise,
+    so it can serve as a check."""
+    from dataclasses import asdict
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from feedback_api.health.queues import snapshot
+
+    settings = get_settings()
+    url, _ = _database_url(settings)
+    rows = _run_db(settings, url, snapshot)
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps({**asdict(row), "state": row.state}))
+    else:
+        table = Table("queue", "key", "depth", "oldest (s)", "state")
+        for row in rows:
+            oldest = "" if row.oldest_seconds is None else f"{row.oldest_seconds:.1f}"
+            table.add_row(row.queue, row.key, str(row.depth), oldest, row.state)
+        Console().print(table)
+    if any(row.state == "stuck" for row in rows):
+        raise typer.Exit(1)
 
 
 @app.command("dev-receiver")

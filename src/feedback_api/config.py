@@ -41,8 +41,23 @@ class Settings(BaseSettings):
     )
     # Jobs are mostly waiting on the network (webhooks), so many run at once.
     worker_concurrency: int = Field(default=16, ge=1)
+    worker_lease_seconds: float = Field(
+        default=60,
+        ge=1,
+        description="How long a job claimed by a worker that stopped answering stays its own; "
+        "a running job renews it every third of it.",
+    )
     webhooks_allow_http: bool = Field(
         default=False, description="Allow plain http:// webhook URLs (development, tests)."
+    )
+    # One attempt's whole exchange (connect, send, headers and the first KiB of the answer).
+    # At most 25: an attempt can wait this long for a send slot and again for the answer,
+    # and its job must finish within the worker's 60 s lease.
+    webhooks_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=25,
+        description="Seconds a webhook receiver has to answer one delivery attempt, in total.",
     )
     webhooks_allow_private: bool = Field(
         default=False,

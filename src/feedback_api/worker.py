@@ -17,11 +17,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from feedback_api.config import Settings
@@ -31,12 +31,13 @@ from feedback_api.integrity import tasks as integrity_tasks
 from feedback_api.invitations import tasks as invitation_tasks
 from feedback_api.jobs.errors import GiveUp, RetryLater
 from feedback_api.jobs.repository import NOTIFY_CHANNEL, JobRepository
+from feedback_api.kit.poison import WORK_FAILURES
 from feedback_api.kit.time import utcnow
 from feedback_api.metrics import tasks as metric_tasks
 from feedback_api.models import Job
 from feedback_api.tickets import tasks as ticket_tasks
 from feedback_api.webhooks import tasks as webhook_tasks
-from feedback_api.worker_context import JobContext, Task
+from feedback_api.worker_context import JobContext, LostClaim, Task
 
 logger = structlog.get_logger("feedback_api.worker")
 
@@ -45,8 +46,9 @@ JOB_SECONDS = Histogram("feedback_job_duration_seconds", "Time to run a job.", [
 QUEUE_DEPTH = Gauge("feedback_jobs_due", "Jobs due and not yet done.")
 QUEUE_LAG = Gauge("feedback_jobs_lag_seconds", "How overdue the oldest due job is.")
 
-# How long a claimed job is ours. Tasks are short (a webhook call times out after 15 s);
-# after a crash, its jobs run again once this has passed.
+# How long a claimed job is ours without news from us. A running job renews it every third
+# of it (the heartbeat), so a job may run for as long as it needs; after a crash, its jobs
+# run again once this has passed. FEEDBACK_WORKER_LEASE_SECONDS sets it.
 LEASE = timedelta(seconds=60)
 
 TASKS: dict[str, Task] = {
@@ -101,7 +103,7 @@ class Worker:
         tasks: Mapping[str, Task] = TASKS,
         periodic: Sequence[Periodic] = PERIODIC,
         tickers: Sequence[Ticker] = TICKERS,
-        lease: timedelta = LEASE,
+        lease: timedelta | None = None,
         poll_seconds: float = 1.0,
         grace_seconds: float = 20.0,
         name: str | None = None,
@@ -113,7 +115,7 @@ class Worker:
         self.tasks = tasks
         self.periodic = periodic
         self.tickers = tickers
-        self.lease = lease
+        self.lease = lease or timedelta(seconds=settings.worker_lease_seconds)
         self.poll_seconds = poll_seconds
         self.grace_seconds = grace_seconds
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"[:64]
@@ -162,20 +164,7 @@ class Worker:
         if not self._ticks_deferred:
             self._last_ticks = now
             for ticker in self.tickers:
-                try:
-                    async with self.sessionmaker() as session:
-                        await ticker(session)
-                        await session.commit()
-                except (asyncpg.PostgresError, SQLAlchemyError) as exc:
-                    # A ticker's transaction rolled back (e.g. its tenant was deleted under
-                    # it): its work is still pending and the next tick retries it.
-                    logger.warning(
-                        "ticker_failed", ticker=ticker.__qualname__, error_type=type(exc).__name__
-                    )
-                except Exception:
-                    # A bug in one ticker must not stop the worker: jobs and the other
-                    # tickers go on, and the log has the traceback.
-                    logger.exception("ticker_crashed", ticker=ticker.__qualname__)
+                await self._run_ticker(ticker)
         free = self.concurrency - len(self._running)
         if free <= 0:
             return 0
@@ -187,6 +176,21 @@ class Worker:
             self._running[task] = job
             task.add_done_callback(self._running.pop)
         return len(jobs)
+
+    async def _run_ticker(self, ticker: Ticker) -> None:
+        name = ticker.__qualname__
+        try:
+            async with self.sessionmaker() as session:
+                await ticker(session)
+                await session.commit()
+        except Exception as exc:
+            # The tick's transaction rolled back and its work is still pending: the next
+            # tick retries it. Tickers set poisoned items aside themselves (kit.poison), so
+            # what lands here is a run that failed as a whole (the database went away, a
+            # tenant was deleted under it, a bug outside the per-item work): a bug in one
+            # ticker must not stop the worker, and the log has the traceback.
+            WORK_FAILURES.labels(name, "run").inc()
+            logger.exception("ticker_failed", ticker=name, error_type=type(exc).__name__)
 
     async def run_until_idle(self) -> None:
         """Run due jobs until none are left or running (tests, one-off runs); bound it with
@@ -200,44 +204,107 @@ class Worker:
 
     async def _run_job(self, job: Job) -> None:
         task = self.tasks.get(job.kind)
+        claim = (job.id, self.name, job.attempts)
         started = time.perf_counter()
         outcome = "done"
+        lost = asyncio.Event()
+        stop_heartbeat = asyncio.Event()
+        running: list[asyncio.Task[None]] = []
+
+        def on_lost() -> None:
+            lost.set()
+            for work in running:
+                work.cancel()
+
+        async def checkpoint(session: AsyncSession) -> None:
+            if lost.is_set() or not await JobRepository(session).renew(*claim, self.lease):
+                raise LostClaim(f"job {job.id} attempt {job.attempts} is no longer ours")
+            await session.commit()
+
+        heartbeat = asyncio.create_task(self._heartbeat(claim, on_lost, stop_heartbeat))
         try:
             if task is None:
                 raise GiveUp(f"no task for kind {job.kind!r}")
             async with self.sessionmaker() as session:
-                await task(JobContext(job=job, session=session, settings=self.settings))
-                if await JobRepository(session).finish(job.id, self.name):
+                ctx = JobContext(
+                    job=job, session=session, settings=self.settings, checkpoint_fn=checkpoint
+                )
+                running.append(asyncio.ensure_future(task(ctx)))
+                try:
+                    await running[0]
+                finally:
+                    stop_heartbeat.set()
+                    await heartbeat
+                if not lost.is_set() and await JobRepository(session).finish(*claim):
                     await session.commit()
-                else:  # our lease lapsed and another worker owns the job now
+                else:  # another worker owns the job now: nothing of this run may stay
                     await session.rollback()
                     outcome = "lost_lease"
         except asyncio.CancelledError:
-            raise
+            current = asyncio.current_task()
+            if not lost.is_set() or (current is not None and current.cancelling()):
+                raise  # shutdown
+            outcome = "lost_lease"  # the heartbeat stopped the work
+        except LostClaim:
+            outcome = "lost_lease"
         except Exception as exc:
-            outcome = await self._record_failure(job, exc)
+            outcome = await self._record_failure(job, claim, exc)
         finally:
+            stop_heartbeat.set()
+            if not heartbeat.done():
+                heartbeat.cancel()
+            if outcome == "lost_lease":
+                logger.warning("job_lost_lease", kind=job.kind, job_id=str(job.id))
             JOBS.labels(job.kind, outcome).inc()
             JOB_SECONDS.labels(job.kind).observe(time.perf_counter() - started)
 
-    async def _record_failure(self, job: Job, exc: Exception) -> str:
+    async def _heartbeat(
+        self, claim: tuple[UUID, str, int], on_lost: Callable[[], None], stop: asyncio.Event
+    ) -> None:
+        """Renew a running job's lease every third of it, so a long job is never taken for a
+        dead one. If the claim is gone (we could not renew in time and another worker took
+        the job), stop the job: its work could not commit anyway."""
+        interval = self.lease.total_seconds() / 3
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            if stop.is_set():
+                return
+            try:
+                async with self.sessionmaker() as session:
+                    ours = await JobRepository(session).renew(*claim, self.lease)
+                    await session.commit()
+            except Exception as exc:  # the database is away: try again at the next beat
+                logger.warning(
+                    "job_heartbeat_failed", job_id=str(claim[0]), error_type=type(exc).__name__
+                )
+                continue
+            if not ours:
+                on_lost()
+                return
+
+    async def _record_failure(self, job: Job, claim: tuple[UUID, str, int], exc: Exception) -> str:
         if isinstance(exc, GiveUp) or job.attempts >= job.max_attempts:
             retry_at = None
         else:
             delay = exc.delay_seconds if isinstance(exc, RetryLater) else retry_delay(job.attempts)
             retry_at = utcnow() + timedelta(seconds=delay)
         error = f"{type(exc).__name__}: {exc}"
-        logger.warning(
-            "job_failed",
-            kind=job.kind,
-            job_id=str(job.id),
-            attempts=job.attempts,
-            error_type=type(exc).__name__,
-            retry_at=retry_at.isoformat() if retry_at else None,
-        )
+        if not isinstance(exc, RetryLater):  # RetryLater is a task's schedule, not a fault
+            WORK_FAILURES.labels(job.kind, "run").inc()
+            logger.exception(
+                "job_failed",
+                kind=job.kind,
+                job_id=str(job.id),
+                attempts=job.attempts,
+                error_type=type(exc).__name__,
+                retry_at=retry_at.isoformat() if retry_at else None,
+            )
         async with self.sessionmaker() as session:
-            await JobRepository(session).fail(job.id, self.name, error=error, retry_at=retry_at)
+            recorded = await JobRepository(session).fail(*claim, error=error, retry_at=retry_at)
             await session.commit()
+        if not recorded:
+            return "lost_lease"
         return "retry" if retry_at else "dead"
 
     async def _drain(self) -> None:
@@ -250,7 +317,9 @@ class Worker:
         await asyncio.gather(*pending, return_exceptions=True)
         if unfinished:
             async with self.sessionmaker() as session:
-                await JobRepository(session).release([j.id for j in unfinished], self.name)
+                await JobRepository(session).release(
+                    [(j.id, j.attempts) for j in unfinished], self.name
+                )
                 await session.commit()
             logger.info("jobs_released", count=len(unfinished))
 
@@ -263,8 +332,8 @@ class Worker:
             await session.commit()
 
     async def _schedule_periodic(self) -> None:
-        if not self.periodic:
-            return
+        """Housekeeping, about once a second: enqueue due periodic jobs, bury jobs whose
+        final attempt died with its worker, and update the queue gauges."""
         now = utcnow()
         async with self.sessionmaker() as session:
             repo = JobRepository(session)
@@ -273,10 +342,14 @@ class Worker:
                     await repo.add(
                         kind=periodic.kind, tenant_id=None, payload={}, run_at=None, max_attempts=3
                     )
+            buried = await repo.bury_exhausted()
             depth, lag = await repo.stats()
             await session.commit()
         QUEUE_DEPTH.set(depth)
         QUEUE_LAG.set(lag)
+        if buried:
+            WORK_FAILURES.labels("jobs", "dead").inc(buried)
+            logger.error("jobs_dead_after_lost_final_attempt", count=buried)
 
     async def _listen(self, stop: asyncio.Event) -> None:
         """Wake up on NOTIFY (sent when a job is enqueued) instead of waiting for the next

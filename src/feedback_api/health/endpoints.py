@@ -2,17 +2,21 @@ from __future__ import annotations
 
 import asyncio
 
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from feedback_api.health import queues
 from feedback_api.kit.schemas import Problem
 from feedback_api.problems import problem_response
 
 router = APIRouter(tags=["operations"])
+logger = structlog.get_logger("feedback_api.health")
+REGISTRY.register(queues.collector)
 
 
 class Health(BaseModel):
@@ -42,5 +46,11 @@ async def readyz(request: Request) -> Response:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    if queues.collector.stale():
+        try:
+            async with asyncio.timeout(2), request.app.state.sessionmaker() as session:
+                queues.collector.update(await queues.snapshot(session))
+        except Exception as exc:  # the process metrics still matter when the database does not
+            logger.warning("queue_snapshot_failed", error_type=type(exc).__name__)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -18,6 +18,9 @@ from feedback_api.integrity.schemas import (
     FlagType,
     ManualFlagCreate,
     Report,
+    ScreenFailure,
+    ScreenRetried,
+    ScreenRetry,
     SettingsRead,
     SettingsUpdate,
     SubjectType,
@@ -115,6 +118,29 @@ async def dismiss_flag(
         body.reason,
         actor_key_id=auth.key_id,
     )
+
+
+@router.get("/screen-failures", responses=problem_responses(403))
+async def list_screen_failures(
+    session: SessionDep, auth: IntegrityRead, cursor: Cursor = None, limit: Limit = 50
+) -> Page[ScreenFailure]:
+    """Responses the screen set aside because screening them failed, newest first. The rest
+    of their batch was screened; these wait, unscreened by the detectors, until they are
+    retried (after an upgrade that fixes the cause, say). Normally empty."""
+    items, next_cursor = await integrity_service.screen_failures(
+        session, auth.tenant_id, limit=limit, after=parse_cursor(cursor, datetime, UUID)
+    )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.post("/screen-failures/retry", responses=problem_responses(403, body=True))
+async def retry_screen_failures(
+    body: ScreenRetry, session: SessionDep, auth: IntegrityWrite
+) -> ScreenRetried:
+    """Queue set-aside responses (those listed, or all) for the screen again. One that
+    fails again is set aside again."""
+    queued = await integrity_service.retry_screen(session, auth.tenant_id, body.response_ids)
+    return ScreenRetried(queued=queued)
 
 
 @router.get("/settings", responses=problem_responses(403))

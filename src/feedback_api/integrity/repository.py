@@ -141,6 +141,15 @@ class IntegrityRepository:
             .execution_options(synchronize_session=False)
         )
 
+    async def mark_unscreened(self, tenant_id: UUID, ids: Collection[UUID]) -> None:
+        if ids:
+            await self.session.execute(
+                update(Response)
+                .where(Response.tenant_id == tenant_id, Response.id.in_(ids))
+                .values(screened_at=None)
+                .execution_options(synchronize_session=False)
+            )
+
     async def records(self, tenant_id: UUID, ids: Collection[UUID]) -> list[Record]:
         stmt = _records().where(
             Response.tenant_id == tenant_id, Response.id.in_(ids), Response.deleted_at.is_(None)

@@ -196,3 +196,26 @@ class Report(BaseModel):
     )
     in_person_uplift: Uplift = Field(description="NPS collected in person against the rest.")
     trend: list[TrendRow] = Field(description="Per week (the tenant's, from Monday).")
+
+
+class ScreenFailure(BaseModel):
+    """A response the screen could not process and set aside, so that the rest of its
+    batch (and every other tenant's) was screened. It counts in the metrics like an
+    unflagged response until it is screened."""
+
+    response_id: UUID
+    error_type: str = Field(description="The error's type, e.g. `ValueError`.")
+    error: str = Field(description="The error's message (the traceback is in the worker log).")
+    failed_at: datetime
+
+
+class ScreenRetry(InputSchema):
+    response_ids: list[UUID] | None = Field(
+        default=None,
+        max_length=1000,
+        description="The set-aside responses to screen again; omitted: all of them.",
+    )
+
+
+class ScreenRetried(BaseModel):
+    queued: int = Field(description="How many set-aside responses were queued again.")

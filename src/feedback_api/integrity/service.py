@@ -30,12 +30,15 @@ from feedback_api.integrity.schemas import (
     FlagRead,
     FlagStatus,
     Report,
+    ScreenFailure,
     SettingsRead,
     SkewRow,
     TrendRow,
     Uplift,
 )
+from feedback_api.jobs.failures import WorkFailureRepository
 from feedback_api.kit.pagination import paginate
+from feedback_api.kit.poison import describe, isolate
 from feedback_api.kit.schemas import field_errors
 from feedback_api.kit.time import utcnow
 from feedback_api.metrics import measures
@@ -44,6 +47,9 @@ from feedback_api.metrics.schemas import Bounds, Period
 from feedback_api.models import IntegrityFlag, IntegritySettings
 
 SCREEN_BATCH = 500
+# Where the screen's set-aside responses are recorded (work_failures.source).
+SCREEN_SOURCE = "integrity.screen"
+PATTERNS_SOURCE = "integrity.patterns"
 # How many candidate texts one batch compares with at most (a huge ring is still found:
 # every member matches the most recent ones).
 TEXT_CANDIDATES = 2000
@@ -264,7 +270,11 @@ class IntegrityService:
     ) -> int:
         """Screen up to `limit` new responses: duplicates, bursts, near-duplicate texts and
         incentive wording; then rewards. Claimed with SKIP LOCKED, so workers share the
-        queue; the flags, exclusions, events and `screened_at` commit together."""
+        queue; the flags, exclusions, events and `screened_at` commit together.
+
+        A batch that fails is retried in halves until the responses that fail alone are
+        found; those are set aside (`GET /v1/integrity/screen-failures`, marked screened so
+        they are not claimed again) and the rest of the batch is screened."""
         repo = IntegrityRepository(session)
         claimed = await repo.claim_unscreened(limit, tenant_id)
         by_tenant: dict[UUID, list[UUID]] = defaultdict(list)
@@ -272,8 +282,56 @@ class IntegrityService:
             by_tenant[tenant_id].append(response_id)
         now = utcnow()
         for tenant_id, ids in by_tenant.items():
-            await self._screen_tenant(session, tenant_id, ids, now)
+
+            async def work(part: Sequence[UUID], tenant_id: UUID = tenant_id) -> None:
+                await self._screen_tenant(session, tenant_id, list(part), now)
+
+            async def set_aside(
+                response_id: UUID, exc: Exception, tenant_id: UUID = tenant_id
+            ) -> None:
+                error_type, error = describe(exc)
+                await WorkFailureRepository(session).record(
+                    tenant_id, SCREEN_SOURCE, str(response_id), error_type, error
+                )
+                await repo.mark_screened(tenant_id, [response_id], now)
+
+            await isolate(session, SCREEN_SOURCE, ids, work, set_aside)
         return len(claimed)
+
+    async def screen_failures(
+        self,
+        session: AsyncSession,
+        tenant_id: UUID,
+        *,
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+    ) -> tuple[list[ScreenFailure], str | None]:
+        rows = await WorkFailureRepository(session).page(
+            tenant_id, SCREEN_SOURCE, limit=limit + 1, after=after
+        )
+        rows, cursor = paginate(rows, limit, lambda f: (f.failed_at, f.id))
+        return [
+            ScreenFailure(
+                response_id=UUID(f.subject_id),
+                error_type=f.error_type,
+                error=f.error,
+                failed_at=f.failed_at,
+            )
+            for f in rows
+        ], cursor
+
+    async def retry_screen(
+        self, session: AsyncSession, tenant_id: UUID, response_ids: list[UUID] | None
+    ) -> int:
+        """Forget set-aside responses (these, or all) and queue them for the screen again."""
+        cleared = await WorkFailureRepository(session).clear(
+            tenant_id,
+            SCREEN_SOURCE,
+            None if response_ids is None else [str(i) for i in response_ids],
+        )
+        ids = [UUID(i) for i in cleared]
+        await IntegrityRepository(session).mark_unscreened(tenant_id, ids)
+        return len(ids)
 
     async def _screen_tenant(
         self, session: AsyncSession, tenant_id: UUID, ids: list[UUID], now: datetime
@@ -376,19 +434,37 @@ class IntegrityService:
         """Solicitation and spikes for every tenant with recent responses (or one tenant).
         Returns how many responses were newly linked to flags."""
         now = now or utcnow()
-        repo = IntegrityRepository(session)
-        tenants = (
-            [tenant_id]
-            if tenant_id is not None
-            else await repo.active_tenants(now - timedelta(days=2))
-        )
+        tenants = [tenant_id] if tenant_id is not None else await self.pattern_tenants(session, now)
         linked = 0
         for tenant in tenants:
-            settings = await repo.settings(tenant)
+            linked += await self.patterns_of(session, tenant, now)
+        return linked
+
+    async def pattern_tenants(self, session: AsyncSession, now: datetime) -> list[UUID]:
+        return await IntegrityRepository(session).active_tenants(now - timedelta(days=2))
+
+    async def patterns_of(self, session: AsyncSession, tenant_id: UUID, now: datetime) -> int:
+        """One tenant's patterns, in a savepoint: if they fail, the failure is recorded in
+        work_failures (`integrity.patterns`, until a later run succeeds) and the other
+        tenants' patterns go on."""
+        repo = IntegrityRepository(session)
+        failures = WorkFailureRepository(session)
+        linked = 0
+
+        async def work(_: Sequence[UUID]) -> None:
+            nonlocal linked
+            settings = await repo.settings(tenant_id)
             params = params_of(settings)
-            findings = await self._solicitation(repo, tenant, params, now)
-            findings += await self._spikes(repo, tenant, params, now)
-            linked += len(await self.record_findings(session, tenant, settings, findings))
+            findings = await self._solicitation(repo, tenant_id, params, now)
+            findings += await self._spikes(repo, tenant_id, params, now)
+            linked = len(await self.record_findings(session, tenant_id, settings, findings))
+            await failures.clear(tenant_id, PATTERNS_SOURCE, [str(tenant_id)])
+
+        async def set_aside(_: UUID, exc: Exception) -> None:
+            error_type, error = describe(exc)
+            await failures.record(tenant_id, PATTERNS_SOURCE, str(tenant_id), error_type, error)
+
+        await isolate(session, PATTERNS_SOURCE, [tenant_id], work, set_aside)
         return linked
 
     async def skews(

@@ -3,6 +3,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.integrity.service import integrity as integrity_service
+from feedback_api.kit.time import utcnow
 from feedback_api.worker_context import JobContext
 
 
@@ -12,5 +13,9 @@ async def screen(session: AsyncSession) -> int:
 
 
 async def patterns(ctx: JobContext) -> None:
-    """Every 15 minutes (job `integrity.patterns`): solicitation and spikes."""
-    await integrity_service.patterns(ctx.session)
+    """Every 15 minutes (job `integrity.patterns`): solicitation and spikes, one tenant per
+    transaction (a long transaction would hold back event visibility for everyone)."""
+    now = utcnow()
+    for tenant_id in await integrity_service.pattern_tenants(ctx.session, now):
+        await integrity_service.patterns_of(ctx.session, tenant_id, now)
+        await ctx.checkpoint()

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import ColumnElement, and_, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -66,12 +66,16 @@ class JobRepository:
         await self.session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
 
     async def claim(self, worker: str, limit: int, lease: timedelta) -> list[Job]:
+        """Due jobs, leased to `worker`. Each claim counts an attempt, so `(id, attempts)`
+        names the claim: `renew`, `finish`, `fail` and `release` act only on their own.
+        A job whose attempts are used up is never claimed again (see `bury_exhausted`)."""
         due = (
             select(Job.id)
             .where(
                 Job.status == "queued",
                 Job.run_at <= func.now(),
                 (Job.locked_until.is_(None)) | (Job.locked_until < func.now()),
+                Job.attempts < Job.max_attempts,
             )
             .order_by(Job.run_at)
             .limit(limit)
@@ -90,33 +94,79 @@ class JobRepository:
         )
         return list((await self.session.scalars(stmt)).all())
 
-    async def finish(self, job_id: UUID, worker: str) -> bool:
-        """Delete a finished job, if this worker still holds it (its lease did not lapse)."""
+    @staticmethod
+    def _claimed(job_id: UUID, worker: str, attempt: int) -> ColumnElement[bool]:
+        return and_(Job.id == job_id, Job.locked_by == worker, Job.attempts == attempt)
+
+    async def renew(self, job_id: UUID, worker: str, attempt: int, lease: timedelta) -> bool:
+        """Extend a running job's lease (its heartbeat); False if the claim is no longer
+        ours."""
         result = await self.session.execute(
-            delete(Job).where(Job.id == job_id, Job.locked_by == worker).returning(Job.id)
+            update(Job)
+            .where(self._claimed(job_id, worker, attempt))
+            .values(locked_until=func.now() + lease)
+            .returning(Job.id)
+        )
+        return result.first() is not None
+
+    async def finish(self, job_id: UUID, worker: str, attempt: int) -> bool:
+        """Delete a finished job, if this claim still holds it."""
+        result = await self.session.execute(
+            delete(Job).where(self._claimed(job_id, worker, attempt)).returning(Job.id)
         )
         return result.first() is not None
 
     async def fail(
-        self, job_id: UUID, worker: str, *, error: str, retry_at: datetime | None
-    ) -> None:
+        self, job_id: UUID, worker: str, attempt: int, *, error: str, retry_at: datetime | None
+    ) -> bool:
+        """Record a failed attempt: retry at `retry_at`, or dead when None. A stale claim
+        changes nothing (False)."""
         values: dict[str, Any] = {
             "last_error": error[:2000],
             "locked_until": None,
             "locked_by": None,
         }
         values |= {"run_at": retry_at} if retry_at is not None else {"status": "dead"}
-        await self.session.execute(
-            update(Job).where(Job.id == job_id, Job.locked_by == worker).values(**values)
-        )
-
-    async def release(self, job_ids: list[UUID], worker: str) -> None:
-        """Give claimed jobs back at once (graceful shutdown), without counting the attempt."""
-        await self.session.execute(
+        result = await self.session.execute(
             update(Job)
-            .where(Job.id.in_(job_ids), Job.locked_by == worker)
-            .values(locked_until=None, locked_by=None, attempts=Job.attempts - 1)
+            .where(self._claimed(job_id, worker, attempt))
+            .values(**values)
+            .returning(Job.id)
         )
+        return result.first() is not None
+
+    async def release(self, claims: list[tuple[UUID, int]], worker: str) -> None:
+        """Give claimed jobs back at once (graceful shutdown), without counting the attempt."""
+        for job_id, attempt in claims:
+            await self.session.execute(
+                update(Job)
+                .where(self._claimed(job_id, worker, attempt))
+                .values(locked_until=None, locked_by=None, attempts=Job.attempts - 1)
+            )
+
+    async def bury_exhausted(self) -> int:
+        """Jobs whose last attempt's lease ran out without a result (the worker died: out
+        of memory, killed) go dead, with what is known, instead of being claimed forever."""
+        result = await self.session.execute(
+            update(Job)
+            .where(
+                Job.status == "queued",
+                Job.attempts >= Job.max_attempts,
+                Job.locked_until < func.now(),
+            )
+            .values(
+                status="dead",
+                locked_by=None,
+                locked_until=None,
+                last_error=func.concat_ws(
+                    " | ",
+                    Job.last_error,
+                    "the worker running its last attempt stopped before finishing it",
+                ),
+            )
+            .returning(Job.id)
+        )
+        return len(result.all())
 
     async def ensure_schedules(self, names_due: dict[str, datetime]) -> None:
         stmt = insert(JobSchedule).values(

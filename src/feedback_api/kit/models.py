@@ -27,5 +27,12 @@ class IdMixin:
 
 
 class TimestampMixin:
+    # `updated_at` is also set by the server on UPDATE (onupdate) whenever a flush changes
+    # other columns but not it, e.g. when code assigns it the value it already had. Without
+    # eager defaults that leaves the attribute expired, and the next read is a lazy load,
+    # which under asyncio raises MissingGreenlet (it once stopped the integrity screen for
+    # every tenant). With them the flush fetches the value with RETURNING.
+    __mapper_args__ = {"eager_defaults": True}
+
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())

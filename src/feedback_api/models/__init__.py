@@ -31,6 +31,7 @@ from feedback_api.models.response import Response
 from feedback_api.models.tenant import Tenant
 from feedback_api.models.ticket import SlaPolicy, Ticket, TicketEntry, TicketResponse, TicketRule
 from feedback_api.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from feedback_api.models.work_failure import WorkFailure
 
 __all__ = [
     "ApiKey",
@@ -64,5 +65,6 @@ __all__ = [
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "WorkFailure",
     "metric_deltas",
 ]

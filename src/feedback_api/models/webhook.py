@@ -64,6 +64,12 @@ class WebhookDelivery(Base):
             ondelete="CASCADE",
         ),
         Index(None, "tenant_id", "endpoint_id", "created_at", "id"),
+        # The deliveries still to make: what the queue gauges read (health/queues.py).
+        Index(
+            "ix_webhook_deliveries_pending",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
     )
 
     tenant_id: Mapped[UUID] = mapped_column(

@@ -261,6 +261,24 @@ class TicketRepository:
         )
         return list((await self.session.scalars(stmt)).all())
 
+    async def by_keys(self, keys: Sequence[tuple[UUID, UUID]]) -> list[Ticket]:
+        """Tickets by (tenant_id, id), read afresh, in the order given."""
+        stmt = (
+            select(Ticket)
+            .where(tuple_(Ticket.tenant_id, Ticket.id).in_(keys))
+            .execution_options(populate_existing=True)
+        )
+        found = {(t.tenant_id, t.id): t for t in await self.session.scalars(stmt)}
+        return [found[k] for k in keys if k in found]
+
+    async def postpone_sla_check(self, tenant_id: UUID, ticket_id: UUID, when: datetime) -> None:
+        await self.session.execute(
+            update(Ticket)
+            .where(Ticket.tenant_id == tenant_id, Ticket.id == ticket_id)
+            .values(next_sla_check_at=when)
+            .execution_options(synchronize_session=False)
+        )
+
     async def for_customer(self, tenant_id: UUID, customer_id: UUID) -> list[UUID]:
         stmt = select(Ticket.id).where(
             Ticket.tenant_id == tenant_id, Ticket.customer_id == customer_id

@@ -31,8 +31,10 @@ from feedback_api.exceptions import (
     TicketExists,
     TicketNotResolved,
 )
+from feedback_api.jobs.failures import WorkFailureRepository
 from feedback_api.kit.ids import new_id
 from feedback_api.kit.pagination import paginate
+from feedback_api.kit.poison import describe, isolate
 from feedback_api.kit.time import utcnow
 from feedback_api.metrics.service import PeriodBound
 from feedback_api.metrics.service import metric as metric_service
@@ -78,6 +80,9 @@ from feedback_api.tickets.states import ACTIVE, PAUSED, Status, allowed_from, ca
 # responses that happened recently open or touch one.
 AUTO_TICKET_MAX_AGE = timedelta(days=7)
 SLA_BATCH = 200
+# A ticket whose SLA check failed is set aside under this name and looked at again later.
+SLA_SOURCE = "tickets.check_sla"
+SLA_RETRY = timedelta(hours=1)
 
 DEFAULT_TARGETS: dict[str, dict[str, int]] = {
     "urgent": {"first_response_minutes": 60, "resolution_minutes": 8 * 60},
@@ -1069,14 +1074,33 @@ class TicketService:
     async def check_sla(self, session: AsyncSession, now: datetime, limit: int = SLA_BATCH) -> int:
         """Warn about and escalate tickets whose warning or due time has passed. Returns how
         many tickets were looked at; each warning and breach is marked under the row lock,
-        so it happens once however many workers run this."""
-        tickets = await TicketRepository(session).claim_sla_due(now, limit)
+        so it happens once however many workers run this.
+
+        A ticket whose check fails (kit.poison finds it) is set aside: recorded in
+        work_failures (`tickets.check_sla`) and checked again an hour later, while the
+        others of its batch, and every other tenant's, are checked now."""
+        repo = TicketRepository(session)
+        claimed = [(t.tenant_id, t.id) for t in await repo.claim_sla_due(now, limit)]
         contexts: dict[UUID, _Context] = {}
-        for ticket in tickets:
-            if ticket.tenant_id not in contexts:
-                contexts[ticket.tenant_id] = await self._context(session, ticket.tenant_id)
-            await self._check_ticket(session, contexts[ticket.tenant_id], ticket, now)
-        return len(tickets)
+
+        async def work(part: Sequence[tuple[UUID, UUID]]) -> None:
+            # Loaded afresh: a savepoint that rolled back expired what it had changed.
+            for ticket in await repo.by_keys(part):
+                if ticket.tenant_id not in contexts:
+                    contexts[ticket.tenant_id] = await self._context(session, ticket.tenant_id)
+                await self._check_ticket(session, contexts[ticket.tenant_id], ticket, now)
+
+        async def set_aside(key: tuple[UUID, UUID], exc: Exception) -> None:
+            contexts.clear()  # may hold what a rolled-back savepoint loaded
+            error_type, error = describe(exc)
+            tenant_id, ticket_id = key
+            await WorkFailureRepository(session).record(
+                tenant_id, SLA_SOURCE, str(ticket_id), error_type, error
+            )
+            await repo.postpone_sla_check(tenant_id, ticket_id, now + SLA_RETRY)
+
+        await isolate(session, SLA_SOURCE, claimed, work, set_aside)
+        return len(claimed)
 
     async def _check_ticket(
         self, session: AsyncSession, ctx: _Context, ticket: Ticket, now: datetime

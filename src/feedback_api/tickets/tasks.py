@@ -10,8 +10,11 @@ MAX_BATCHES = 50
 
 async def check_sla(ctx: JobContext) -> None:
     """Every minute (job `tickets.check_sla`): SLA warnings, breaches and escalations.
-    Batches commit with the job, so a crash repeats a batch without repeating its events."""
+    Each batch commits on its own (a checkpoint) with its tickets' new state, so a crash
+    repeats no batch that committed, and no transaction runs long."""
     now = utcnow()
     for _ in range(MAX_BATCHES):  # the rest waits for the next minute's job
-        if await ticket_service.check_sla(ctx.session, now) < SLA_BATCH:
+        done = await ticket_service.check_sla(ctx.session, now)
+        if done < SLA_BATCH:
             return
+        await ctx.checkpoint()
