@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import integrity_api
 from ingest import bench_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -567,6 +568,12 @@ def main() -> None:
     parser.add_argument("--ring", type=int, default=60, help="near-identical texts (2 rings)")
     parser.add_argument("--repeaters", type=int, default=30, help="customers rating 6 times")
     parser.add_argument("--incentive", type=int, default=150, help="bought, self-declared ratings")
+    parser.add_argument(
+        "--api-honest",
+        type=int,
+        default=3000,
+        help="honest responses of the pass through the API and a worker process (0: skip)",
+    )
     args = parser.parse_args()
 
     data = generate(args)
@@ -579,6 +586,10 @@ def main() -> None:
     print(report(args, len(data.rows), load_s, timings, results))
     counts = Counter(r.label for r in data.rows)
     print(f"\nlabels: {dict(counts)}", file=sys.stderr)
+    if args.api_honest:
+        # The same detectors as new users meet them: HTTP in, a worker process screening.
+        print()
+        print(integrity_api.report(integrity_api.run(args.database_url, args.api_honest)))
 
 
 if __name__ == "__main__":

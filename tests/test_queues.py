@@ -121,3 +121,30 @@ async def test_dead_jobs_and_set_aside_items_are_counted(live: Live, database_ur
         async with live.sessionmaker() as session:
             await session.execute(text("DELETE FROM jobs WHERE kind = 'test.dead'"))
             await session.commit()
+
+
+async def test_an_endpoints_undispatched_and_undelivered_events_are_gauged(live: Live) -> None:
+    endpoint = await live.client.post(
+        "/v1/webhook-endpoints",
+        json={"url": "http://127.0.0.1:9/hooks", "event_types": ["response.*"]},
+        headers=live.headers,
+    )
+    assert endpoint.status_code == 201
+    key = endpoint.json()["id"]
+    created = await live.client.post(
+        "/v1/responses", json={"kind": "nps", "score": 7, "channel": "crm"}, headers=live.headers
+    )
+    assert created.status_code == 201
+    queues.collector.taken = 0
+    body = (await live.client.get("/metrics")).text
+    assert _gauge(body, "feedback_queue_depth", "webhooks.dispatch", key) == 1
+    assert _gauge(body, "feedback_queue_depth", "webhooks.deliver", key) is None
+
+    test = await live.client.post(f"/v1/webhook-endpoints/{key}/test", headers=live.headers)
+    assert test.status_code in (200, 201, 202)
+    queues.collector.taken = 0
+    body = (await live.client.get("/metrics")).text
+    assert _gauge(body, "feedback_queue_depth", "webhooks.deliver", key) == 1
+    age = _gauge(body, "feedback_queue_oldest_seconds", "webhooks.deliver", key)
+    assert age is not None
+    assert age >= 0
