@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import AsyncIterator
 from typing import Any
+from uuid import UUID
 
 import pytest
 from sqlalchemy import delete, func, select, text, update
@@ -16,10 +19,13 @@ from feedback_api.webhooks import service as webhook_module
 from feedback_api.webhooks import ssrf
 from feedback_api.worker import Worker
 from tests.fixtures.auth import TenantHandle, assert_problem
-from tests.fixtures.live import Live
+from tests.fixtures.live import Live, _live_tenant
 from tests.fixtures.receiver import Answer, Receiver
+from tests.fixtures.waiting import until
 
 NPS: dict[str, Any] = {"kind": "nps", "score": 2, "channel": "crm", "comment": "late"}
+# Sends in flight per endpoint and per tenant, per worker process (docs/webhooks.md).
+ENDPOINT_SHARE, TENANT_SHARE = 4, 8
 
 
 class TestEndpoints:
@@ -210,14 +216,9 @@ class TestDelivery:
         assert receiver.received == []
 
     async def test_retries_after_errors_and_timeouts(
-        self,
-        live: Live,
-        receiver: Receiver,
-        sessions: Any,
-        app_settings: Settings,
-        monkeypatch: pytest.MonkeyPatch,
+        self, live: Live, receiver: Receiver, sessions: Any, app_settings: Settings
     ) -> None:
-        monkeypatch.setattr(webhook_module, "TIMEOUT_SECONDS", 0.5)
+        app_settings = app_settings.model_copy(update={"webhooks_timeout_seconds": 0.5})
         endpoint = await register(live, receiver.url)
         receiver.answers = [Answer(status=500), Answer(delay=2)]
         await live.client.post("/v1/responses", json=NPS, headers=live.headers)
@@ -230,7 +231,7 @@ class TestDelivery:
         await make_due(sessions)
         await deliver_all(sessions, app_settings)
         (delivery,) = await deliveries(live, endpoint["id"])
-        assert delivery["recent_attempts"][0]["error"] == "no answer within 0.5 s"
+        assert delivery["recent_attempts"][0]["error"] == "no complete answer within 0.5 s"
         await make_due(sessions)
         await deliver_all(sessions, app_settings)
         (delivery,) = await deliveries(live, endpoint["id"])
@@ -382,6 +383,199 @@ class TestSsrf:
         assert delivery["last_status_code"] == 302
         assert delivery["status"] == "pending"  # a redirect is a failure, retried later
         assert len(receiver.received) == 1
+
+
+@pytest.fixture
+async def third_live(engine: AsyncEngine, settings: Settings) -> AsyncIterator[Live]:
+    async for handle in _live_tenant(engine, settings, "Third live"):
+        yield handle
+
+
+async def deliver_deferred(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, within: float = 30
+) -> None:
+    """Like `deliver_all`, and again as deferred deliveries fall due, until no delivery job
+    is left (for tests whose receivers answer 2xx: a failure would schedule a retry)."""
+    async with asyncio.timeout(within):
+        while True:
+            await deliver_all(sessions, settings)
+            async with sessions() as session:
+                left = await session.scalar(
+                    select(func.count()).select_from(Job).where(Job.kind == webhook_module.DELIVER)
+                )
+            if not left:
+                return
+            await asyncio.sleep(0.2)
+
+
+class TestFairShares:
+    async def test_an_endpoint_and_a_tenant_get_their_share_and_the_rest_waits(
+        self, live: Live, receiver: Receiver, sessions: Any, app_settings: Settings
+    ) -> None:
+        receiver.default = Answer(delay=0.5)
+        endpoints = [await register(live, f"{receiver.url}/{i}") for i in range(4)]
+        tests = []
+
+        async def send_tests(endpoint: dict[str, Any], count: int) -> None:
+            for _ in range(count):  # a job each: the worker runs them all at once
+                sent = await live.client.post(
+                    f"/v1/webhook-endpoints/{endpoint['id']}/test", headers=live.headers
+                )
+                tests.append(sent.json()["id"])
+
+        await send_tests(endpoints[0], 6)  # one endpoint: 4 at a time
+        await deliver_deferred(sessions, app_settings)
+        assert receiver.most_in_flight["/hooks/0"] == ENDPOINT_SHARE
+        for endpoint in endpoints[1:]:  # one tenant: 8 at a time
+            await send_tests(endpoint, 4)
+        await deliver_deferred(sessions, app_settings)
+        assert receiver.most_in_flight_total == TENANT_SHARE
+        assert max(receiver.most_in_flight.values()) == ENDPOINT_SHARE
+        # what waited for its share was sent later, once, and counted once
+        assert sorted(r.headers["webhook-id"] for r in receiver.received) == sorted(tests)
+        for endpoint in endpoints:
+            for delivery in await deliveries(live, endpoint["id"]):
+                assert delivery["status"] == "succeeded"
+                assert delivery["attempt_count"] == 1
+                assert len(delivery["recent_attempts"]) == 1
+
+    async def test_a_batch_for_one_endpoint_goes_out_through_its_share(
+        self, live: Live, receiver: Receiver, sessions: Any, app_settings: Settings
+    ) -> None:
+        receiver.default = Answer(delay=0.3)
+        endpoint = await register(live, receiver.url, event_types=["response.*"])
+        await asyncio.gather(
+            *[live.client.post("/v1/responses", json=NPS, headers=live.headers) for _ in range(10)]
+        )
+        await deliver_all(sessions, app_settings)  # no deferral: the batch's job sends it all
+        assert receiver.most_in_flight["/hooks"] == ENDPOINT_SHARE
+        sent = await deliveries(live, endpoint["id"])
+        assert len({r.headers["webhook-id"] for r in receiver.received}) == len(sent) == 10
+        assert {(d["status"], d["attempt_count"]) for d in sent} == {("succeeded", 1)}
+
+    async def test_deliveries_are_signed_when_sent_not_when_due(
+        self,
+        live: Live,
+        other_live: Live,
+        third_live: Live,
+        receiver: Receiver,
+        sessions: Any,
+        app_settings: Settings,
+    ) -> None:
+        # Two tenants' slow receivers take every send slot of the process ...
+        receiver.default = Answer(delay=3)
+        for tenant in (live, other_live):
+            for name in ("a", "b"):
+                await register(tenant, f"{receiver.url}/{name}", event_types=["response.*"])
+            for _ in range(ENDPOINT_SHARE):
+                await tenant.client.post("/v1/responses", json=NPS, headers=tenant.headers)
+        fast = Receiver()
+        await fast.start()
+        stop = asyncio.Event()
+        worker = Worker(sessions, app_settings, periodic=(), poll_seconds=0.05)
+        running = asyncio.create_task(worker.run(stop))
+        try:
+            await until(lambda: receiver.most_in_flight_total == webhook_module.SEND_CONCURRENCY)
+            # ... so a third tenant's delivery, due now, waits for one.
+            endpoint = await register(third_live, fast.url)
+            due = time.time()
+            sent = await third_live.client.post(
+                f"/v1/webhook-endpoints/{endpoint['id']}/test", headers=third_live.headers
+            )
+            assert sent.status_code == 202
+            await until(lambda: len(fast.received) == 1)
+        finally:
+            stop.set()
+            await running
+            await fast.stop()
+        (request,) = fast.received
+        assert request.at - due > 2  # it did wait
+        assert int(request.headers["webhook-timestamp"]) >= int(request.at) - 1
+        Webhook(endpoint["secret"]).verify(request.body, request.headers)
+
+
+class TestOneChain:
+    async def test_a_manual_retry_replaces_the_scheduled_one(
+        self, live: Live, receiver: Receiver, sessions: Any, app_settings: Settings
+    ) -> None:
+        endpoint = await register(live, receiver.url)
+        receiver.answers = [Answer(status=500), Answer(status=500)]
+        sent = await live.client.post(
+            f"/v1/webhook-endpoints/{endpoint['id']}/test", headers=live.headers
+        )
+        await deliver_all(sessions, app_settings)
+        (delivery,) = await deliveries(live, endpoint["id"])
+        assert delivery["status"] == "pending"  # the next attempt is scheduled in ~5 s
+        retried = await live.client.post(
+            f"/v1/webhook-deliveries/{sent.json()['id']}/retry", headers=live.headers
+        )
+        assert retried.json()["next_attempt_at"] != delivery["next_attempt_at"]
+        await make_due(sessions)  # the scheduled attempt's time comes as well
+        await deliver_all(sessions, app_settings)
+        assert len(receiver.received) == 2  # the manual one; the scheduled one did nothing
+        (delivery,) = await deliveries(live, endpoint["id"])
+        assert (delivery["status"], delivery["attempt_count"]) == ("pending", 2)
+        wait = (_parse(delivery["next_attempt_at"]) - utcnow()).total_seconds()
+        assert 250 < wait < 350  # the retry schedule goes on from the manual attempt
+        await make_due(sessions)
+        await deliver_all(sessions, app_settings)
+        assert len(receiver.received) == 3
+        (delivery,) = await deliveries(live, endpoint["id"])
+        assert (delivery["status"], delivery["attempt_count"]) == ("succeeded", 3)
+        async with sessions() as session:
+            assert await session.scalar(select(func.count()).select_from(Job)) == 0
+
+    async def test_a_job_queued_before_jobs_carried_their_due_time_still_delivers(
+        self, live: Live, receiver: Receiver, sessions: Any, app_settings: Settings
+    ) -> None:
+        endpoint = await register(live, receiver.url)
+        sent = await live.client.post(
+            f"/v1/webhook-endpoints/{endpoint['id']}/test", headers=live.headers
+        )
+        async with sessions() as session:  # as an older version queued it
+            await session.execute(update(Job).values(payload={"delivery_ids": [sent.json()["id"]]}))
+            await session.commit()
+        await deliver_all(sessions, app_settings)
+        assert [r.headers["webhook-id"] for r in receiver.received] == [sent.json()["id"]]
+        (delivery,) = await deliveries(live, endpoint["id"])
+        assert (delivery["status"], delivery["attempt_count"]) == ("succeeded", 1)
+
+
+class TestDispatch:
+    async def test_endpoints_furthest_behind_are_served_first(
+        self, live: Live, sessions: Any
+    ) -> None:
+        endpoints = [await register(live, f"https://example.com/{i}") for i in range(25)]
+        calm = {"kind": "nps", "score": 9, "channel": "crm"}
+        for _ in range(2):
+            await live.client.post("/v1/responses", json=calm, headers=live.headers)
+        await events_settled(sessions)
+        behind = {UUID(e["id"]) for e in endpoints[20:]}
+        async with sessions() as session:
+            first = (
+                await session.scalars(
+                    select(Event)
+                    .where(Event.tenant_id == live.tenant_id, Event.type == "response.created")
+                    .order_by(Event.xid, Event.id)
+                    .limit(1)
+                )
+            ).one()
+            # 20 endpoints have dispatched the first response already; 5 have not
+            for ids, event_id in (
+                ({UUID(e["id"]) for e in endpoints[:20]}, first.id),
+                (behind, UUID(int=0)),
+            ):
+                await session.execute(
+                    update(WebhookEndpoint)
+                    .where(WebhookEndpoint.tenant_id == live.tenant_id, WebhookEndpoint.id.in_(ids))
+                    .values(cursor_xid=first.xid, cursor_event_id=event_id)
+                )
+            await session.commit()
+        async with sessions() as session:  # one tick's worth: 20 endpoints
+            await webhook_module.webhook.dispatch(session)
+            await session.commit()
+        for endpoint in endpoints[20:]:
+            assert len(await deliveries(live, endpoint["id"])) == 2
 
 
 def _parse(value: str) -> Any:

@@ -4,80 +4,18 @@ and restarted, and the development receiver verifying signatures."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.fixtures.auth import bearer
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Processes:
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env = env
-        self.logs = logs
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        with (self.logs / f"{name}.log").open("ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "feedback_api", *args],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self.procs.append(proc)
-        return proc
-
-    def log(self, name: str) -> str:
-        return (self.logs / f"{name}.log").read_text()
-
-    def wait_for(self, name: str, text: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.log(name):
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"{text!r} not in {name} log:\n{self.log(name)}")
-
-    def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-@pytest.fixture
-def processes(database_url: str, tmp_path: Path) -> Iterator[Processes]:
-    env = {
-        **os.environ,
-        "FEEDBACK_DATABASE_URL": database_url,
-        "FEEDBACK_WEBHOOKS_ALLOW_HTTP": "true",
-        "FEEDBACK_WEBHOOKS_ALLOW_PRIVATE": "true",
-    }
-    handle = Processes(env, tmp_path)
-    yield handle
-    handle.stop_all()
+from tests.fixtures.processes import Processes, free_port
+from tests.fixtures.processes import processes as processes  # the fixture
 
 
 @dataclass
@@ -98,7 +36,7 @@ def start_api_and_receiver(
         check=True,
     )
     key = json.loads(created.stdout)["api_key"]["secret"]
-    api_port, receiver_port = _port(), _port()
+    api_port, receiver_port = free_port(), free_port()
     worker_flag = "--worker" if worker else "--no-worker"
     processes.start("api", "serve", "--port", str(api_port), worker_flag)
     base = f"http://127.0.0.1:{api_port}"

@@ -62,6 +62,10 @@ class WebhookRepository:
 
     # dispatch
     async def claim_endpoints_with_news(self, limit: int) -> list[WebhookEndpoint]:
+        """Lock up to `limit` enabled endpoints with undispatched events, the furthest behind
+        first (cursors are positions in the one event log, comparable across tenants), so
+        no endpoint waits behind others however many there are. Locked ones are skipped:
+        another worker is on them."""
         news = exists().where(
             Event.tenant_id == WebhookEndpoint.tenant_id,
             tuple_(Event.xid, Event.id)
@@ -71,6 +75,7 @@ class WebhookRepository:
         stmt = (
             select(WebhookEndpoint)
             .where(WebhookEndpoint.enabled, news)
+            .order_by(WebhookEndpoint.cursor_xid, WebhookEndpoint.cursor_event_id)
             .limit(limit)
             .with_for_update(skip_locked=True, of=WebhookEndpoint)
         )
@@ -131,25 +136,39 @@ class WebhookRepository:
         )
         return [(r[0], r[1], r[2]) for r in (await self.session.execute(stmt)).all()]
 
-    async def mark_succeeded(
-        self, tenant_id: UUID, outcomes: Sequence[tuple[UUID, int | None]], now: datetime
-    ) -> None:
-        """Many deliveries succeeded: one UPDATE per distinct status code (usually one)."""
-        by_status: dict[int | None, list[UUID]] = {}
-        for delivery_id, status in outcomes:
-            by_status.setdefault(status, []).append(delivery_id)
-        for status, ids in by_status.items():
-            await self.session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id.in_(ids))
-                .values(
-                    status="succeeded",
-                    attempts=WebhookDelivery.attempts + 1,
-                    last_status_code=status,
-                    next_attempt_at=None,
-                    updated_at=now,
-                )
+    async def update_deliveries_if_due(
+        self,
+        tenant_id: UUID,
+        due: datetime | None,
+        delivery_ids: Sequence[UUID],
+        values: dict[str, Any],
+    ) -> set[UUID]:
+        """Update the deliveries that are still due at `due` (their `next_attempt_at`), and
+        say which: one whose `next_attempt_at` moved on (a manual retry) belongs to the
+        newer chain, which decides its state."""
+        if not delivery_ids:
+            return set()
+        result = await self.session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.tenant_id == tenant_id,
+                WebhookDelivery.id.in_(delivery_ids),
+                WebhookDelivery.next_attempt_at.is_not_distinct_from(due),
             )
+            .values(**values)
+            .returning(WebhookDelivery.id)
+        )
+        return set(result.scalars().all())
+
+    async def count_attempt(
+        self, tenant_id: UUID, delivery_id: UUID, status: int | None, now: datetime
+    ) -> None:
+        """An attempt whose chain was replaced meanwhile: counted, the state left alone."""
+        await self.session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id == delivery_id)
+            .values(attempts=WebhookDelivery.attempts + 1, last_status_code=status, updated_at=now)
+        )
 
     async def add_attempts(self, attempts: Sequence[WebhookAttempt]) -> None:
         self.session.add_all(attempts)

@@ -2,15 +2,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import codecs
+import collections
+import contextlib
 import email.utils
 import ipaddress
 import json
 import random
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import httpx
@@ -47,6 +51,12 @@ DELIVERY_LAG = Histogram(
     "From the event to its successful delivery.",
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 300, 3600),
 )
+DEFERRALS = Counter(
+    "feedback_webhook_deferrals_total",
+    "Deliveries put off for a moment, not attempted: over their endpoint's or tenant's share "
+    "of the send slots, or no slot free in time.",
+    ["reason"],
+)
 
 DELIVER = "webhooks.deliver"
 # Deliveries per job, sent concurrently: the bookkeeping of a batch costs about what one
@@ -55,16 +65,61 @@ BATCH_SIZE = 32
 # Requests in flight per process, across all jobs. Measured (bench/webhooks.py): 16 gave
 # 410 deliveries/s on one worker, 64 gave 122 (more connections, more event-loop churn).
 SEND_CONCURRENCY = 16
-_send_slots: dict[int, asyncio.Semaphore] = {}
+# Fair shares of those slots: at most this many sends in flight (or waiting for a slot) per
+# endpoint and per tenant, so one slow receiver, or one tenant's many, cannot take them all.
+# Per process: each worker (and each API process running one) counts its own, so with N
+# workers an endpoint can have up to N * ENDPOINT_SHARE sends in flight.
+ENDPOINT_SHARE = 4
+TENANT_SHARE = 8
+# A delivery over its share is deferred, not waited for (a waiting job would hold one of the
+# worker's job slots, and enough of them would keep other tenants' jobs from being claimed):
+# it stays pending, is not counted as an attempt, and is due again this many seconds later
+# (uniformly drawn), in a new job.
+DEFER_SECONDS = (1.0, 2.0)
+# A job sends its batch through the shares it got, one delivery after another per share, but
+# starts new sends only this long after it began and defers the rest. So a job takes at most
+# this + a wait for a slot + one attempt (each at most the deadline, 25 s): within the
+# worker's 60 s lease.
+LANE_SECONDS = 5.0
+# What is read of an answer; the rest is never read (the connection is closed instead).
+MAX_ANSWER_BYTES = 1024
 
 
-def _slots() -> asyncio.Semaphore:
-    """The process-wide send limit, one per event loop (tests run several loops)."""
+@dataclass(slots=True)
+class _Shares:
+    """The process's send slots and who holds shares of them, one per event loop (tests run
+    several loops). `take` and `give_back` never await, so they need no lock."""
+
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(SEND_CONCURRENCY))
+    endpoints: collections.Counter[UUID] = field(default_factory=collections.Counter)
+    tenants: collections.Counter[UUID] = field(default_factory=collections.Counter)
+
+    def take(self, endpoint: WebhookEndpoint) -> bool:
+        if (
+            self.endpoints[endpoint.id] >= ENDPOINT_SHARE
+            or self.tenants[endpoint.tenant_id] >= TENANT_SHARE
+        ):
+            return False
+        self.endpoints[endpoint.id] += 1
+        self.tenants[endpoint.tenant_id] += 1
+        return True
+
+    def give_back(self, endpoint: WebhookEndpoint) -> None:
+        for counter, key in ((self.endpoints, endpoint.id), (self.tenants, endpoint.tenant_id)):
+            counter[key] -= 1
+            if counter[key] <= 0:
+                del counter[key]
+
+
+_all_shares: dict[int, _Shares] = {}
+
+
+def _shares() -> _Shares:
     loop = id(asyncio.get_running_loop())
-    slots = _send_slots.get(loop)
-    if slots is None:
-        slots = _send_slots[loop] = asyncio.Semaphore(SEND_CONCURRENCY)
-    return slots
+    shares = _all_shares.get(loop)
+    if shares is None:
+        shares = _all_shares[loop] = _Shares()
+    return shares
 
 
 # Wait after the n-th failed attempt; the first attempt is immediate: 10 attempts in all,
@@ -73,7 +128,6 @@ RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 MAX_ATTEMPTS = 1 + len(RETRY_SCHEDULE)
 DISABLE_AFTER = timedelta(days=5)
 ROTATION_OVERLAP = timedelta(hours=24)
-TIMEOUT_SECONDS = 15.0
 MAX_RETRY_AFTER = 86400
 
 
@@ -85,10 +139,15 @@ def _client(allow_private: bool) -> httpx.AsyncClient:
     costs more than the delivery."""
     client = _clients.get(allow_private)
     if client is None or client.is_closed:
-        client = _clients[allow_private] = guarded_client(
-            allow_private=allow_private, timeout=TIMEOUT_SECONDS
-        )
+        client = _clients[allow_private] = guarded_client(allow_private=allow_private)
     return client
+
+
+@dataclass(slots=True)
+class _Item:
+    delivery: WebhookDelivery
+    endpoint: WebhookEndpoint
+    event: Event
 
 
 @dataclass(slots=True)
@@ -101,7 +160,36 @@ class _Sent:
 
     @property
     def ok(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
+        return self.error is None and self.status is not None and 200 <= self.status < 300
+
+
+async def _read_head(response: httpx.Response) -> bytes:
+    """The first MAX_ANSWER_BYTES of the body as received (we ask for no compression), in
+    chunks of at most what one socket read returns: an endless body costs nothing."""
+    head = bytearray()
+    chunks = cast(AsyncGenerator[bytes, None], response.aiter_raw())
+    async with contextlib.aclosing(chunks):
+        async for chunk in chunks:
+            head += chunk[: MAX_ANSWER_BYTES - len(head)]
+            if len(head) >= MAX_ANSWER_BYTES:
+                break
+    return bytes(head)
+
+
+def _decode(head: bytes, charset: str | None) -> str:
+    try:
+        decoder = codecs.getincrementaldecoder(charset or "utf-8")(errors="replace")
+    except LookupError:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    # not final: a character cut by the limit is dropped, not replaced; NUL cannot be stored
+    return decoder.decode(head, final=False).replace("\x00", "")
+
+
+def _due(payload: dict[str, Any]) -> datetime | None:
+    """The `next_attempt_at` a delivery job was scheduled for (None: queued before jobs
+    carried it)."""
+    value = payload.get("due")
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
 def new_secret() -> str:
@@ -295,14 +383,17 @@ class WebhookService:
         delivery = await repo.get_delivery(tenant_id, delivery_id)
         if delivery is None:
             raise NotFound("no such webhook delivery")
+        # A new `next_attempt_at` replaces any scheduled attempt: the job scheduled for the
+        # old one finds the delivery no longer due then and does nothing (see `deliver`).
+        due = utcnow()
         await repo.update_delivery(
-            delivery, {"status": "pending", "next_attempt_at": utcnow(), "updated_at": utcnow()}
+            delivery, {"status": "pending", "next_attempt_at": due, "updated_at": due}
         )
         await job_service.enqueue(
             session,
             DELIVER,
             tenant_id=tenant_id,
-            payload={"delivery_ids": [str(delivery.id)], "manual": True},
+            payload={"delivery_ids": [str(delivery.id)], "due": due.isoformat(), "manual": True},
             max_attempts=3,
         )
         delivery = await repo.get_delivery(tenant_id, delivery_id)
@@ -314,13 +405,14 @@ class WebhookService:
     async def _create_deliveries(
         self, session: AsyncSession, endpoint: WebhookEndpoint, events: list[Event]
     ) -> list[WebhookDelivery]:
+        due = utcnow()
         deliveries = [
             WebhookDelivery(
                 tenant_id=endpoint.tenant_id,
                 endpoint_id=endpoint.id,
                 event_id=e.id,
                 event_type=e.type,
-                next_attempt_at=utcnow(),
+                next_attempt_at=due,
             )
             for e in events
         ]
@@ -331,7 +423,8 @@ class WebhookService:
             DELIVER,
             tenant_id=endpoint.tenant_id,
             payloads=[
-                {"delivery_ids": ids[i : i + BATCH_SIZE]} for i in range(0, len(ids), BATCH_SIZE)
+                {"delivery_ids": ids[i : i + BATCH_SIZE], "due": due.isoformat()}
+                for i in range(0, len(ids), BATCH_SIZE)
             ],
             max_attempts=3,
         )
@@ -364,65 +457,149 @@ class WebhookService:
         payload: dict[str, Any],
         settings: Settings,
     ) -> None:
-        """One attempt for each delivery of a batch, sent concurrently. Everything learnt
-        (attempts, delivery states, next tries, disabled endpoints) commits with the job."""
+        """One attempt for each delivery of a batch, sent concurrently within the fair shares
+        (the rest deferred). Everything learnt (attempts, delivery states, next tries,
+        disabled endpoints) commits with the job.
+
+        One chain per delivery: a job sends a delivery only if it is still due when the job
+        was scheduled for (its `next_attempt_at` equals the job's `due`), and records the
+        outcome as the delivery's state only if that is still so after sending. A manual
+        retry moves `next_attempt_at`, so the job it replaced does nothing, and a send
+        already under way when it came is counted but leaves the state to the new chain.
+        Jobs queued before `due` existed send any pending delivery."""
         if job_tenant is None:
             return
         repo = WebhookRepository(session)
         ids = [UUID(i) for i in payload["delivery_ids"]]
+        due = _due(payload)
         found = await repo.deliveries_with_context(job_tenant, ids)
-        now = utcnow()
-        sendable: list[tuple[WebhookDelivery, WebhookEndpoint, Event]] = []
+        orphans: list[WebhookDelivery] = []
+        sendable: list[_Item] = []
         for delivery, endpoint, event in found:
             if delivery.status != "pending":
                 continue
+            if due is not None and delivery.next_attempt_at != due:
+                continue  # stale: a manual retry (or a newer job) took this delivery over
             if endpoint is None or not endpoint.enabled or event is None:
-                await repo.update_delivery(
-                    delivery, {"status": "failed", "next_attempt_at": None, "updated_at": now}
-                )
+                orphans.append(delivery)
                 continue
-            sendable.append((delivery, endpoint, event))
-        if not sendable:
+            sendable.append(_Item(delivery, endpoint, event))
+        results, deferred = await self._send_batch(sendable, settings)
+        # Nothing is written before sending: a transaction that has written holds back event
+        # visibility for every tenant while it is open (see events/repository).
+        now = utcnow()
+        for delivery in orphans:
+            await repo.update_delivery(
+                delivery, {"status": "failed", "next_attempt_at": None, "updated_at": now}
+            )
+        await self._defer(session, job_tenant, deferred, now)
+        if not results:
             return
-        limit = _slots()
-
-        async def send(item: tuple[WebhookDelivery, WebhookEndpoint, Event]) -> _Sent:
-            async with limit:
-                return await self._send(*item, now=now, settings=settings)
-
-        results = await asyncio.gather(*[send(item) for item in sendable])
         await repo.add_attempts(
             [
                 WebhookAttempt(
                     tenant_id=job_tenant,
-                    delivery_id=d.id,
+                    delivery_id=item.delivery.id,
                     status_code=r.status,
                     error=r.error,
                     latency_ms=r.latency_ms,
                     response_body=r.text,
                 )
-                for (d, _, _), r in zip(sendable, results, strict=True)
+                for item, r in results
             ]
         )
-        succeeded = [(d, e, r) for (d, e, _), r in zip(sendable, results, strict=True) if r.ok]
-        if succeeded:
-            await repo.mark_succeeded(job_tenant, [(d.id, r.status) for d, _, r in succeeded], now)
-            recovered = {e.id for _, e, _ in succeeded if e.failing_since is not None}
-            for endpoint_id in recovered:
-                await repo.update(job_tenant, endpoint_id, {"failing_since": None})
-        for (delivery, endpoint, _), result in zip(sendable, results, strict=True):
+        succeeded: dict[tuple[int | None, datetime | None], list[UUID]] = {}
+        for item, r in results:
+            if r.ok:
+                key = (r.status, item.delivery.next_attempt_at)
+                succeeded.setdefault(key, []).append(item.delivery.id)
+        for (status, token), delivery_ids in succeeded.items():
+            settled = await repo.update_deliveries_if_due(
+                job_tenant,
+                token,
+                delivery_ids,
+                {
+                    "status": "succeeded",
+                    "attempts": WebhookDelivery.attempts + 1,
+                    "last_status_code": status,
+                    "next_attempt_at": None,
+                    "updated_at": now,
+                },
+            )
+            for delivery_id in delivery_ids:
+                if delivery_id not in settled:
+                    await repo.count_attempt(job_tenant, delivery_id, status, now)
+        recovered = {
+            item.endpoint.id for item, r in results if r.ok and item.endpoint.failing_since
+        }
+        for endpoint_id in recovered:
+            await repo.update(job_tenant, endpoint_id, {"failing_since": None})
+        for item, result in results:
             if not result.ok:
-                await self._failed(session, delivery, endpoint, result, now)
+                await self._failed(session, item.delivery, item.endpoint, result, now)
+
+    async def _send_batch(
+        self, items: list[_Item], settings: Settings
+    ) -> tuple[list[tuple[_Item, _Sent]], list[_Item]]:
+        """Send what the fair shares allow, and say what was sent and what is deferred.
+
+        Each share taken is a lane through this batch's deliveries for its endpoint: it
+        sends them one after another (a healthy receiver gets the whole batch quickly),
+        starting new sends only within LANE_SECONDS. What no lane got to is deferred, as is
+        a delivery that found no send slot within the deadline."""
+        shares = _shares()
+        queues: dict[UUID, collections.deque[_Item]] = {}
+        for item in items:
+            queues.setdefault(item.endpoint.id, collections.deque()).append(item)
+        started = time.monotonic()
+        sent: list[tuple[_Item, _Sent]] = []
+        busy: list[_Item] = []
+
+        async def lane(queue: collections.deque[_Item], endpoint: WebhookEndpoint) -> None:
+            try:
+                while queue and time.monotonic() - started < LANE_SECONDS:
+                    item = queue.popleft()
+                    result = await self._send(item, shares.slots, settings)
+                    if result is None:
+                        busy.append(item)
+                        return
+                    sent.append((item, result))
+            finally:
+                shares.give_back(endpoint)
+
+        async with asyncio.TaskGroup() as lanes:
+            for queue in queues.values():
+                endpoint = queue[0].endpoint
+                for _ in range(len(queue)):
+                    if not shares.take(endpoint):
+                        break
+                    lanes.create_task(lane(queue, endpoint))
+        over_share = [item for queue in queues.values() for item in queue]
+        if over_share:
+            DEFERRALS.labels("share").inc(len(over_share))
+        if busy:
+            DEFERRALS.labels("busy").inc(len(busy))
+        return sent, over_share + busy
 
     async def _send(
-        self,
-        delivery: WebhookDelivery,
-        endpoint: WebhookEndpoint,
-        event: Event,
-        *,
-        now: datetime,
-        settings: Settings,
-    ) -> _Sent:
+        self, item: _Item, slots: asyncio.Semaphore, settings: Settings
+    ) -> _Sent | None:
+        """One attempt, once a send slot is free (None: none was within the deadline)."""
+        deadline = settings.webhooks_timeout_seconds
+        try:
+            async with asyncio.timeout(deadline):
+                await slots.acquire()
+        except TimeoutError:
+            return None
+        try:
+            return await self._attempt(item, deadline, settings)
+        finally:
+            slots.release()
+
+    async def _attempt(self, item: _Item, deadline: float, settings: Settings) -> _Sent:
+        delivery, endpoint, event = item.delivery, item.endpoint, item.event
+        # Signed now, as it leaves: receivers reject timestamps more than minutes old.
+        now = utcnow()
         body = json.dumps(
             {"type": event.type, "timestamp": event.occurred_at.isoformat(), "data": event.data},
             separators=(",", ":"),
@@ -433,25 +610,36 @@ class WebhookService:
             signatures.append(Webhook(endpoint.previous_secret).sign(str(delivery.id), now, body))
         headers = {
             "content-type": "application/json",
+            "accept-encoding": "identity",  # what we read of the answer is what was sent
             "webhook-id": str(delivery.id),
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": " ".join(signatures),
         }
         sent = _Sent()
         started = time.perf_counter()
+        client = _client(settings.webhooks_allow_private)
         try:
-            response = await _client(settings.webhooks_allow_private).post(
-                endpoint.url, content=body.encode(), headers=headers, timeout=TIMEOUT_SECONDS
-            )
-            sent.status, sent.text = response.status_code, response.text[:1024]
-            if sent.status in (429, 503):
-                sent.retry_after = retry_after_seconds(response)
+            # One deadline for the whole exchange; httpx's own timeouts apply per phase (a
+            # receiver trickling a byte at a time would never trip them).
+            async with (
+                asyncio.timeout(deadline),
+                client.stream(
+                    "POST", endpoint.url, content=body.encode(), headers=headers, timeout=deadline
+                ) as response,
+            ):
+                head = await _read_head(response)
+                sent.status = response.status_code
+                sent.text = _decode(head, response.charset_encoding)
+                if sent.status in (429, 503):
+                    sent.retry_after = retry_after_seconds(response)
         except BlockedAddress as exc:
             sent.error = str(exc)
-        except httpx.TimeoutException:
-            sent.error = f"no answer within {TIMEOUT_SECONDS:g} s"
+        except (TimeoutError, httpx.TimeoutException):
+            sent.error = f"no complete answer within {deadline:g} s"
         except httpx.HTTPError as exc:
             sent.error = f"{type(exc).__name__}: {exc}"[:500]
+        if sent.error is not None:
+            sent.status = sent.text = sent.retry_after = None
         elapsed = time.perf_counter() - started
         sent.latency_ms = int(elapsed * 1000)
         DELIVERY_SECONDS.observe(elapsed)
@@ -461,6 +649,37 @@ class WebhookService:
         else:
             DELIVERIES.labels("failure").inc()
         return sent
+
+    async def _defer(
+        self, session: AsyncSession, tenant_id: UUID, items: list[_Item], now: datetime
+    ) -> None:
+        """Deliveries not sent by this job: still pending, not an attempt, due again in a
+        moment in one new job (unless a manual retry took one over meanwhile)."""
+        if not items:
+            return
+        repo = WebhookRepository(session)
+        due = now + timedelta(seconds=random.uniform(*DEFER_SECONDS))
+        by_token: dict[datetime | None, list[UUID]] = {}
+        for item in items:
+            by_token.setdefault(item.delivery.next_attempt_at, []).append(item.delivery.id)
+        kept: set[UUID] = set()
+        for token, delivery_ids in by_token.items():
+            kept |= await repo.update_deliveries_if_due(
+                tenant_id, token, delivery_ids, {"next_attempt_at": due, "updated_at": now}
+            )
+        if not kept:
+            return
+        await job_service.enqueue(
+            session,
+            DELIVER,
+            tenant_id=tenant_id,
+            payload={
+                "delivery_ids": [str(i.delivery.id) for i in items if i.delivery.id in kept],
+                "due": due.isoformat(),
+            },
+            run_at=due,
+            max_attempts=3,
+        )
 
     async def _failed(
         self,
@@ -473,10 +692,22 @@ class WebhookService:
         repo = WebhookRepository(session)
         attempts = delivery.attempts + 1
         values: dict[str, Any] = {
-            "attempts": attempts,
+            "attempts": WebhookDelivery.attempts + 1,
             "last_status_code": sent.status,
             "updated_at": now,
         }
+
+        async def settle(state: dict[str, Any]) -> bool:
+            """The outcome becomes the delivery's state if it is still due when this attempt
+            was (else a manual retry replaced this chain: the attempt is only counted)."""
+            token = delivery.next_attempt_at
+            if await repo.update_deliveries_if_due(
+                delivery.tenant_id, token, [delivery.id], {**values, **state}
+            ):
+                return True
+            await repo.count_attempt(delivery.tenant_id, delivery.id, sent.status, now)
+            return False
+
         reason = None
         if sent.status == 410:
             reason = "the receiver answered 410 Gone"
@@ -486,28 +717,25 @@ class WebhookService:
             if reason is not None and endpoint.enabled:
                 await self._disable(session, endpoint, reason, now)
                 endpoint.enabled = False  # later failures of this batch see it
-            await repo.update_delivery(
-                delivery, {**values, "status": "failed", "next_attempt_at": None}
-            )
+            await settle({"status": "failed", "next_attempt_at": None})
             return
         if endpoint.failing_since is None:
             await repo.update(endpoint.tenant_id, endpoint.id, {"failing_since": now})
             endpoint.failing_since = now
         if attempts >= MAX_ATTEMPTS:
-            await repo.update_delivery(
-                delivery, {**values, "status": "failed", "next_attempt_at": None}
-            )
+            await settle({"status": "failed", "next_attempt_at": None})
             return
         delay = RETRY_SCHEDULE[attempts - 1] * random.uniform(0.9, 1.1)
         if sent.retry_after is not None:
             delay = max(sent.retry_after, 1.0)
         next_at = now + timedelta(seconds=delay)
-        await repo.update_delivery(delivery, {**values, "next_attempt_at": next_at})
+        if not await settle({"next_attempt_at": next_at}):
+            return
         await job_service.enqueue(
             session,
             DELIVER,
             tenant_id=endpoint.tenant_id,
-            payload={"delivery_ids": [str(delivery.id)]},
+            payload={"delivery_ids": [str(delivery.id)], "due": next_at.isoformat()},
             run_at=next_at,
             max_attempts=3,
         )

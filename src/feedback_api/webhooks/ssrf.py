@@ -45,9 +45,12 @@ async def resolve(host: str, port: int) -> list[str]:
         return [str(ipaddress.ip_address(host))]
     except ValueError:
         pass
-    infos = await asyncio.get_running_loop().getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-    )
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+        )
+    except OSError as exc:  # a failed attempt, not a crashed job
+        raise httpx.ConnectError(f"{host} does not resolve ({exc})") from exc
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
