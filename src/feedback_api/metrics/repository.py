@@ -2,11 +2,30 @@
 
 All on asyncpg under the session (kit.rawsql): the statements are generated, take arrays,
 and a metrics request is one statement (so it reads one snapshot in READ COMMITTED).
+
+A rebuild (a tenant's time zone changed) runs in bounded steps, one transaction each
+(`rebuild_step`), with its progress in metric_rollup_state, so a crash or a second rebuild
+carries on from the last committed step:
+
+1. start: set `rebuild_timezone` (reads go raw, the fold leaves the tenant's deltas alone)
+   and `rebuilt_from = NULL`, under the fold lock, so no fold that read the old state can
+   still write the old rollup after the start;
+2. empty the tenant's rollup, REBUILD_WIPE rows per step, then `rebuilt_from = 'infinity'`;
+3. recount one range [lo, rebuilt_from) of about REBUILD_CHUNK responses per step, newest
+   first, deleting the range's deltas in the same statement (one snapshot: every change is
+   either counted or left as a delta, never both nor neither), then `rebuilt_from = lo`.
+   Meanwhile the fold moves the tenant's deltas at or after `rebuilt_from` (their range is
+   recounted; later changes are deltas on top, bucketed in `rebuild_timezone`) and leaves
+   older ones for their range's step. Newest first, so the live ingest of "now" is in a
+   recounted range after the first step and keeps being folded;
+4. the step whose range reaches '-infinity' makes `rebuild_timezone` the rollup's zone.
+
+A step that finds the tenant's zone changed again starts over in the new zone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, NamedTuple
@@ -24,9 +43,15 @@ ROLLUP_DIMENSIONS = frozenset({"channel", "touchpoint", "survey"})
 RAW_DIMENSIONS = frozenset(
     {"channel", "touchpoint", "survey", "agent_ref", "location_ref", "language"}
 )
-# Serialises folding and rebuilding (pg_try_advisory_xact_lock(class, key)).
+# Serialises folds (pg_try_advisory_xact_lock(class, key)), and a fold with the start of a
+# rebuild (which takes it for a few milliseconds). The other rebuild steps do not take it.
 ROLLUP_LOCK = (0x4642, 1)
 FOLD_BATCH = 50_000
+# Responses recounted per rebuild step (one transaction): one to two seconds on 2 shared
+# cores with 10M responses and a dense rollup (docs/metrics.md).
+REBUILD_CHUNK = 100_000
+# Rollup rows deleted per step when a rebuild empties the tenant's old rollup.
+REBUILD_WIPE = 50_000
 
 
 class HistogramRow(NamedTuple):
@@ -243,30 +268,67 @@ _SOURCE_COLUMNS = (
     "tenant_id, day, kind, scale_min, scale_max, channel, touchpoint, survey, verified, "
     "excluded, score, n"
 )
+# Deltas of a tenant being rebuilt are folded only once their range is recounted
+# (occurred_at >= rebuilt_from), and then in the zone being rebuilt in; the others wait for
+# the rebuild step that counts their range (and deletes them). The state is read in the
+# same statement (one snapshot) as the deltas are taken.
 FOLD = f"""
-WITH batch AS (SELECT ctid FROM metric_deltas LIMIT $1 FOR UPDATE SKIP LOCKED),
+WITH batch AS (
+    SELECT d.ctid FROM metric_deltas d
+    WHERE NOT EXISTS (
+        SELECT FROM metric_rollup_state s
+        WHERE s.tenant_id = d.tenant_id AND s.rebuild_timezone IS NOT NULL
+            AND (s.rebuilt_from IS NULL OR d.occurred_at < s.rebuilt_from)
+    )
+    LIMIT $1 FOR UPDATE OF d SKIP LOCKED
+),
 moved AS (
     DELETE FROM metric_deltas d USING batch WHERE d.ctid = batch.ctid
     RETURNING d.tenant_id, d.occurred_at, d.kind, d.scale_min, d.scale_max, d.channel,
         d.touchpoint, d.survey, d.verified, d.excluded, d.score, d.sign
 )
 SELECT {_SOURCE_COLUMNS} FROM (
-    SELECT m.tenant_id, (m.occurred_at AT TIME ZONE s.timezone)::date AS day, m.kind,
-        m.scale_min, m.scale_max, m.channel, m.touchpoint, m.survey, m.verified, m.excluded,
-        m.score, sum(m.sign)::int8 AS n
+    SELECT m.tenant_id,
+        (m.occurred_at AT TIME ZONE coalesce(s.rebuild_timezone, s.timezone))::date AS day,
+        m.kind, m.scale_min, m.scale_max, m.channel, m.touchpoint, m.survey, m.verified,
+        m.excluded, m.score, sum(m.sign)::int8 AS n
     FROM moved m JOIN metric_rollup_state s ON s.tenant_id = m.tenant_id
     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
 ) AS folded WHERE n <> 0
 """
+# The state of the tenant's rollup, locked for the step: rebuild steps of one tenant (two
+# jobs after two time-zone changes) take turns, and each sees the last one's progress.
+REBUILD_STATE = """
+SELECT t.timezone AS zone, s.timezone AS rollup_zone, s.rebuild_timezone,
+    s.rebuilt_from IS NULL AS emptying,
+    CASE WHEN isfinite(s.rebuilt_from) THEN s.rebuilt_from END AS hi
+FROM metric_rollup_state s JOIN tenants t ON t.id = s.tenant_id
+WHERE s.tenant_id = $1 FOR UPDATE OF s
+"""
+# The lower bound of the next range: the `$3`-th newest occurred_at below the upper bound
+# (NULL: fewer are left, the range reaches '-infinity'). A walk down the partial index on
+# (tenant_id, occurred_at, id) WHERE deleted_at IS NULL, like the count below.
+REBUILD_BOUND = """
+SELECT occurred_at FROM responses
+WHERE tenant_id = $1 AND deleted_at IS NULL
+    AND occurred_at < coalesce($2::timestamptz, 'infinity')
+ORDER BY occurred_at DESC OFFSET $3 LIMIT 1
+"""
 # One statement, so one snapshot: the deltas it deletes are exactly those of the responses
-# it counts; later commits leave their deltas for the next fold.
+# it counts in the range; later commits leave their deltas for the fold.
 REBUILD_SOURCE = f"""
-WITH gone AS (DELETE FROM metric_deltas WHERE tenant_id = $1)
+WITH gone AS (
+    DELETE FROM metric_deltas WHERE tenant_id = $1
+        AND occurred_at >= coalesce($3::timestamptz, '-infinity')
+        AND occurred_at < coalesce($4::timestamptz, 'infinity')
+)
 SELECT {_SOURCE_COLUMNS} FROM (
     SELECT x.tenant_id, (x.occurred_at AT TIME ZONE $2::text)::date AS day, x.kind,
         x.scale_min, x.scale_max, x.channel, coalesce(x.touchpoint, '') AS touchpoint,
         coalesce(x.survey, '') AS survey, x.verified, x.excluded, x.score, count(*) AS n
     FROM responses x WHERE x.tenant_id = $1 AND x.deleted_at IS NULL
+        AND x.occurred_at >= coalesce($3::timestamptz, '-infinity')
+        AND x.occurred_at < coalesce($4::timestamptz, 'infinity')
     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
 ) AS counted
 """
@@ -324,8 +386,9 @@ class MetricRepository:
     async def settings(self, tenant_id: UUID) -> TenantMetricSettings | None:
         conn = await driver_connection(self.session)
         record = await conn.fetchrow(
-            "SELECT t.timezone, s.timezone AS rollup_timezone, t.metrics_low_sample_n, "
-            "t.metrics_min_cell_n FROM tenants t "
+            # No zone (raw reads) while a rebuild runs: the rollup is half recounted.
+            "SELECT t.timezone, CASE WHEN s.rebuild_timezone IS NULL THEN s.timezone END "
+            "AS rollup_timezone, t.metrics_low_sample_n, t.metrics_min_cell_n FROM tenants t "
             "LEFT JOIN metric_rollup_state s ON s.tenant_id = t.id WHERE t.id = $1",
             tenant_id,
         )
@@ -354,7 +417,7 @@ class MetricRepository:
 
     async def fold(self, limit: int = FOLD_BATCH) -> int:
         """Move up to `limit` deltas into the rollup. Returns how many were moved (0 when
-        another worker is folding or rebuilding)."""
+        another worker is folding, or a rebuild is starting: milliseconds)."""
         if not await self._lock():
             return 0
         conn = await driver_connection(self.session)
@@ -362,26 +425,103 @@ class MetricRepository:
         await self._upsert(_to_histograms(records))
         return len(records)
 
-    async def rebuild(self, tenant_id: UUID) -> bool:
-        """Recount the tenant's rollup from its responses in its current time zone. False
-        when a fold or another rebuild holds the lock (try again shortly)."""
-        if not await self._lock():
-            return False
+    async def rebuild_step(
+        self, tenant_id: UUID, *, chunk: int | None = None, restart: bool = False
+    ) -> bool:
+        """One bounded step of re-bucketing the tenant's rollup in its current time zone,
+        in the caller's transaction (commit it before the next step). True when the rollup
+        is complete in that zone (nothing was left to do, or this step finished it).
+        `restart` recounts from scratch even when the rollup is already in that zone."""
         conn = await driver_connection(self.session)
-        timezone = await conn.fetchval("SELECT timezone FROM tenants WHERE id = $1", tenant_id)
-        if timezone is None:
-            return True
-        await conn.execute("DELETE FROM metric_rollups WHERE tenant_id = $1", tenant_id)
-        await conn.execute("DELETE FROM metric_totals WHERE tenant_id = $1", tenant_id)
-        records = await conn.fetch(REBUILD_SOURCE, tenant_id, timezone)
-        await self._upsert(_to_histograms(records))
-        await conn.execute(
-            "INSERT INTO metric_rollup_state (tenant_id, timezone, rebuilt_at) "
-            "VALUES ($1, $2, now()) ON CONFLICT (tenant_id) DO UPDATE "
-            "SET timezone = excluded.timezone, rebuilt_at = excluded.rebuilt_at",
-            tenant_id,
-            timezone,
+        state = await conn.fetchrow(REBUILD_STATE, tenant_id)
+        if state is None:
+            exists = await conn.fetchval("SELECT true FROM tenants WHERE id = $1", tenant_id)
+            if not exists:
+                return True
+            await conn.execute(
+                "INSERT INTO metric_rollup_state (tenant_id, timezone) "
+                "SELECT id, timezone FROM tenants WHERE id = $1 ON CONFLICT DO NOTHING",
+                tenant_id,
+            )
+            state = await conn.fetchrow(REBUILD_STATE, tenant_id)
+            restart = True
+        zone: str = state["zone"]
+        if restart or state["rebuild_timezone"] != zone:
+            if not restart and state["rebuild_timezone"] is None and state["rollup_zone"] == zone:
+                return True
+            await self._start(tenant_id, zone)
+            return False
+        if state["emptying"]:
+            await self._empty(tenant_id)
+            return False
+        # The range's groups fit a hash table in this much memory (about 20 MB for 100,000
+        # responses): sorting them on disk instead doubled the step's time.
+        await conn.execute("SET LOCAL work_mem = '64MB'; SET LOCAL jit = off")
+        hi: datetime | None = state["hi"]
+        lo: datetime | None = await conn.fetchval(
+            REBUILD_BOUND, tenant_id, hi, (chunk or REBUILD_CHUNK) - 1
         )
+        records = await conn.fetch(REBUILD_SOURCE, tenant_id, zone, lo, hi)
+        await self._upsert(_to_histograms(records))
+        if lo is not None:
+            await conn.execute(
+                "UPDATE metric_rollup_state SET rebuilt_from = $2 WHERE tenant_id = $1",
+                tenant_id,
+                lo,
+            )
+            return False
+        await conn.execute(
+            "UPDATE metric_rollup_state SET timezone = rebuild_timezone, "
+            "rebuild_timezone = NULL, rebuilt_from = NULL, rebuilt_at = now() "
+            "WHERE tenant_id = $1",
+            tenant_id,
+        )
+        return True
+
+    async def _start(self, tenant_id: UUID, zone: str) -> None:
+        # Waits for a running fold (milliseconds): once this commits, no fold that read the
+        # old state is left, and every later one sees the rebuild and leaves the tenant's
+        # rollup to it.
+        conn = await driver_connection(self.session)
+        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *ROLLUP_LOCK)
+        await conn.execute(
+            "UPDATE metric_rollup_state SET rebuild_timezone = $2, rebuilt_from = NULL "
+            "WHERE tenant_id = $1",
+            tenant_id,
+            zone,
+        )
+
+    async def _empty(self, tenant_id: UUID) -> None:
+        conn = await driver_connection(self.session)
+        for table in ("metric_rollups", "metric_totals"):
+            await conn.execute(
+                f"DELETE FROM {table} WHERE ctid = ANY(ARRAY("
+                f"SELECT ctid FROM {table} WHERE tenant_id = $1 LIMIT $2))",
+                tenant_id,
+                REBUILD_WIPE,
+            )
+        await conn.execute(
+            "UPDATE metric_rollup_state SET rebuilt_from = 'infinity' WHERE tenant_id = $1 "
+            "AND NOT EXISTS (SELECT FROM metric_rollups WHERE tenant_id = $1) "
+            "AND NOT EXISTS (SELECT FROM metric_totals WHERE tenant_id = $1)",
+            tenant_id,
+        )
+
+    async def rebuild(
+        self,
+        tenant_id: UUID,
+        *,
+        checkpoint: Callable[[], Awaitable[None]] | None = None,
+        chunk: int | None = None,
+    ) -> bool:
+        """Recount the tenant's rollup from its responses in its current time zone, step
+        by step, awaiting `checkpoint` (which should commit) between steps. Without one,
+        everything runs in the caller's transaction (a bulk load, nothing else running)."""
+        restart = True
+        while not await self.rebuild_step(tenant_id, chunk=chunk, restart=restart):
+            restart = False
+            if checkpoint is not None:
+                await checkpoint()
         return True
 
     async def _upsert(self, histograms: _Histograms) -> None:

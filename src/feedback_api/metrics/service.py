@@ -449,8 +449,12 @@ class MetricService:
     async def fold(self, session: AsyncSession) -> int:
         return await MetricRepository(session).fold()
 
-    async def rebuild(self, session: AsyncSession, tenant_id: UUID) -> bool:
-        return await MetricRepository(session).rebuild(tenant_id)
+    async def rebuild_step(
+        self, session: AsyncSession, tenant_id: UUID, chunk: int | None = None
+    ) -> bool:
+        """One bounded transaction's worth of the tenant's rebuild (metrics/repository.py);
+        True when the rollup is complete in the tenant's time zone."""
+        return await MetricRepository(session).rebuild_step(tenant_id, chunk=chunk)
 
 
 def merge_small_cells(

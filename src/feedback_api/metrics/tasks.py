@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from feedback_api.jobs.errors import RetryLater
 from feedback_api.metrics.service import metric as metric_service
 from feedback_api.worker_context import JobContext
 
@@ -13,7 +12,10 @@ async def fold(session: AsyncSession) -> int:
 
 
 async def rebuild(ctx: JobContext) -> None:
-    """Re-bucket one tenant's rollup in its current time zone (job `metrics.rebuild`)."""
+    """Re-bucket one tenant's rollup in its current time zone (job `metrics.rebuild`), one
+    bounded transaction per step. The progress is in the database, so a crash, a lost claim
+    or a second job for the same tenant carries on from the last committed step; the last
+    step commits with the job's completion."""
     assert ctx.job.tenant_id is not None
-    if not await metric_service.rebuild(ctx.session, ctx.job.tenant_id):
-        raise RetryLater("the rollup is being folded or rebuilt", 5)
+    while not await metric_service.rebuild_step(ctx.session, ctx.job.tenant_id):
+        await ctx.checkpoint()

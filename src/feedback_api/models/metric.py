@@ -74,8 +74,17 @@ class MetricTotal(Base):
 
 
 class MetricRollupState(Base):
-    """The time zone the tenant's rollup is bucketed in. When the tenant's time zone
-    changes, reads use raw rows until the rebuild job has re-bucketed the rollup."""
+    """The time zone the tenant's rollup is bucketed in, and the progress of its rebuild.
+
+    When the tenant's time zone changes, the job `metrics.rebuild` recounts the rollup in
+    bounded transactions, newest responses first (metrics/repository.py): it sets
+    `rebuild_timezone`, empties the tenant's rollup, then recounts one `occurred_at` range
+    per transaction, moving `rebuilt_from` down to '-infinity'. Responses at or after
+    `rebuilt_from` are counted in `rebuild_timezone`, and the fold moves only their deltas;
+    the deltas of older ones wait for their range's chunk. Reads use raw rows while a
+    rebuild runs (`rebuild_timezone` set) or has not started (`timezone` is not the
+    tenant's), so they are never bucketed in the wrong zone nor read a half-built rollup.
+    """
 
     __tablename__ = "metric_rollup_state"
 
@@ -84,6 +93,11 @@ class MetricRollupState(Base):
     )
     timezone: Mapped[str] = mapped_column(String(64))
     rebuilt_at: Mapped[datetime | None]
+    # The zone a rebuild in progress recounts in; NULL when none runs.
+    rebuild_timezone: Mapped[str | None] = mapped_column(String(64))
+    # Responses with occurred_at >= this are recounted; NULL while the old rollup is being
+    # emptied, 'infinity' when nothing is recounted yet.
+    rebuilt_from: Mapped[datetime | None]
 
 
 # Append-only, no key and no index: inserts stay as cheap as they can be, and the table
