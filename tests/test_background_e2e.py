@@ -3,25 +3,22 @@ serve`) and a worker (`feedback-api worker`) on this test's database, driven ove
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
-from feedback_api.db import asyncpg_dsn
 from tests.fixtures.auth import bearer
+from tests.fixtures.database import execute_sql, fetch_value
 from tests.fixtures.mixed_import import MixedImport, generate
 from tests.fixtures.processes import Processes, free_port
+from tests.fixtures.processes import processes as processes  # the fixture
 
 POISON = "zz-poison-zz"
 # A real failure inside the screen's transaction, in a real worker process: storing the
@@ -41,38 +38,19 @@ CREATE TRIGGER test_poison BEFORE INSERT ON integrity_text_bands
 REMOVE_POISON = "DROP TRIGGER test_poison ON integrity_text_bands; DROP FUNCTION test_poison();"
 
 
-def _sql(database_url: str, sql: str) -> None:
-    async def run() -> None:
-        conn = await asyncpg.connect(asyncpg_dsn(database_url))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-
-
 @pytest.fixture
 def poison(database_url: str) -> Iterator[Callable[[], None]]:
-    _sql(database_url, INJECT_POISON)
+    execute_sql(database_url, INJECT_POISON)
     removed = False
 
     def remove() -> None:
         nonlocal removed
         if not removed:
-            _sql(database_url, REMOVE_POISON)
+            execute_sql(database_url, REMOVE_POISON)
             removed = True
 
     yield remove
     remove()
-
-
-@pytest.fixture
-def processes(database_url: str, tmp_path: Path) -> Iterator[Processes]:
-    env = {**os.environ, "FEEDBACK_DATABASE_URL": database_url, "FEEDBACK_LOG_LEVEL": "INFO"}
-    handle = Processes(env, tmp_path)
-    yield handle
-    handle.stop_all()
 
 
 def _tenant(processes: Processes, name: str) -> str:
@@ -170,16 +148,14 @@ def test_a_mixed_import_is_screened_end_to_end(
             time.sleep(0.2)
 
     # nothing else of the batches the poisoned items were in is waiting
-    async def unscreened() -> int:
-        conn = await asyncpg.connect(asyncpg_dsn(processes.env["FEEDBACK_DATABASE_URL"]))
-        try:
-            return int(
-                await conn.fetchval("SELECT count(*) FROM responses WHERE screened_at IS NULL")
-            )
-        finally:
-            await conn.close()
+    def unscreened() -> int:
+        count = fetch_value(
+            processes.env["FEEDBACK_DATABASE_URL"],
+            "SELECT count(*) FROM responses WHERE screened_at IS NULL",
+        )
+        return int(str(count))
 
     deadline = time.monotonic() + 20
-    while asyncio.run(unscreened()):
+    while unscreened():
         assert time.monotonic() < deadline
         time.sleep(0.2)

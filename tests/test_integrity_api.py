@@ -4,10 +4,12 @@ and tenant isolation."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -482,3 +484,28 @@ class TestScreenFailures:
         assert screened is None  # the screen will take it again
         again = await client.get("/v1/integrity/screen-failures", headers=tenant.headers)
         assert again.json()["items"] == []
+
+    @pytest.mark.parametrize(
+        ("method", "path", "body"),
+        [
+            ("POST", "/v1/integrity/screen-failures/retry", {"response_ids": ["a\u0000b"]}),
+            ("POST", "/v1/integrity/screen-failures/retry", {"response_ids": [float("nan")]}),
+            ("POST", "/v1/integrity/screen-failures/retry", {"response_ids": "all"}),
+            ("POST", "/v1/integrity/screen-failures/retry", {"everything": True}),
+            ("POST", "/v1/integrity/screen-failures/retry", {"response_ids": [None] * 1001}),
+            ("GET", "/v1/integrity/screen-failures?cursor=%00bad", None),
+            ("GET", "/v1/integrity/screen-failures?limit=1000000", None),
+        ],
+    )
+    async def test_bad_input_is_a_problem_never_a_500(
+        self, client: httpx.AsyncClient, tenant: TenantHandle, method: str, path: str, body: Any
+    ) -> None:
+        content = None if body is None else json.dumps(body, allow_nan=True)
+        answer = await client.request(
+            method,
+            path,
+            content=content,
+            headers={**tenant.headers, "Content-Type": "application/json"},
+        )
+        assert 400 <= answer.status_code < 500, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"

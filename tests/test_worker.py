@@ -28,6 +28,7 @@ from feedback_api.kit.time import utcnow
 from feedback_api.models import Event, IdempotencyKey, Job, JobSchedule, Ticket
 from feedback_api.worker import Periodic, Worker
 from feedback_api.worker_context import JobContext, Task
+from tests.fixtures.database import fetch_value
 from tests.fixtures.live import Live
 from tests.fixtures.processes import Processes
 
@@ -518,19 +519,8 @@ async def test_the_sla_job_breaches_overdue_tickets(
     ]
 
 
-def _run_sql(database_url: str, sql: str, *args: object) -> object:
-    async def run() -> object:
-        conn = await asyncpg.connect(asyncpg_dsn(database_url))
-        try:
-            return await conn.fetchval(sql, *args)
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
-
-
 def _insert_job(database_url: str, kind: str) -> None:
-    _run_sql(
+    fetch_value(
         database_url,
         "INSERT INTO jobs (id, kind, max_attempts) VALUES (gen_random_uuid(), $1, 3)",
         kind,
@@ -538,7 +528,7 @@ def _insert_job(database_url: str, kind: str) -> None:
 
 
 def _count_jobs(database_url: str, kind: str) -> int:
-    return int(str(_run_sql(database_url, "SELECT count(*) FROM jobs WHERE kind = $1", kind)))
+    return int(str(fetch_value(database_url, "SELECT count(*) FROM jobs WHERE kind = $1", kind)))
 
 
 class _LockHolder:

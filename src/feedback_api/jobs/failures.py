@@ -61,10 +61,3 @@ class WorkFailureRepository:
             stmt = stmt.where(tuple_(WorkFailure.failed_at, WorkFailure.id) < tuple_(*after))
         stmt = stmt.order_by(WorkFailure.failed_at.desc(), WorkFailure.id.desc()).limit(limit)
         return list((await self.session.scalars(stmt)).all())
-
-    async def counts(self) -> dict[str, tuple[int, datetime | None]]:
-        """Every tenant's set-aside items by source: how many, and the oldest."""
-        stmt = select(WorkFailure.source, func.count(), func.min(WorkFailure.failed_at)).group_by(
-            WorkFailure.source
-        )
-        return {s: (int(n), oldest) for s, n, oldest in (await self.session.execute(stmt)).all()}

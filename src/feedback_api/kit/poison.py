@@ -36,8 +36,7 @@ WORK_FAILURES = Counter(
 
 # Errors of the connection or server, not of the data.
 _TRANSIENT: tuple[type[BaseException], ...] = (
-    OSError,
-    ConnectionError,
+    OSError,  # ConnectionError and socket errors among them
     DisconnectionError,
     InterfaceError,
     asyncpg.InterfaceError,

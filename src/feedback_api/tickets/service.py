@@ -1080,12 +1080,17 @@ class TicketService:
         work_failures (`tickets.check_sla`) and checked again an hour later, while the
         others of its batch, and every other tenant's, are checked now."""
         repo = TicketRepository(session)
-        claimed = [(t.tenant_id, t.id) for t in await repo.claim_sla_due(now, limit)]
+        tickets = await repo.claim_sla_due(now, limit)
+        claimed = [(t.tenant_id, t.id) for t in tickets]
         contexts: dict[UUID, _Context] = {}
+        first: list[Ticket] | None = tickets
 
         async def work(part: Sequence[tuple[UUID, UUID]]) -> None:
-            # Loaded afresh: a savepoint that rolled back expired what it had changed.
-            for ticket in await repo.by_keys(part):
+            nonlocal first
+            # The whole batch as claimed; a retry of a part reads it afresh, because the
+            # savepoint that rolled back expired what it had changed.
+            batch, first = first or await repo.by_keys(part), None
+            for ticket in batch:
                 if ticket.tenant_id not in contexts:
                     contexts[ticket.tenant_id] = await self._context(session, ticket.tenant_id)
                 await self._check_ticket(session, contexts[ticket.tenant_id], ticket, now)
