@@ -38,9 +38,23 @@ def run_offline() -> None:
 MIGRATION_LOCK = 7_274_610_331
 
 
+# Migration 0006 uses `ON DELETE SET NULL (column)` (PostgreSQL 15); 14 reached its end of
+# life in November 2026. Refuse older servers up front with a message, not a syntax error.
+MIN_SERVER_VERSION = 150000
+
+
+def _check_server(connection: Connection) -> None:
+    version = int(connection.execute(text("SHOW server_version_num")).scalar_one())
+    if version < MIN_SERVER_VERSION:
+        raise RuntimeError(
+            f"feedback-api needs PostgreSQL 15 or newer; this server is {version // 10000}"
+        )
+
+
 def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
     with context.begin_transaction():
+        _check_server(connection)
         connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         context.run_migrations()
 

@@ -3,9 +3,6 @@ serve`) and a worker (`feedback-api worker`) on this test's database, driven ove
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,7 +14,7 @@ import pytest
 from tests.fixtures.auth import bearer
 from tests.fixtures.database import execute_sql, fetch_value
 from tests.fixtures.mixed_import import MixedImport, generate
-from tests.fixtures.processes import Processes, free_port
+from tests.fixtures.processes import Processes
 from tests.fixtures.processes import processes as processes  # the fixture
 
 POISON = "zz-poison-zz"
@@ -54,20 +51,11 @@ def poison(database_url: str) -> Iterator[Callable[[], None]]:
 
 
 def _tenant(processes: Processes, name: str) -> str:
-    created = subprocess.run(
-        [sys.executable, "-m", "feedback_api", "tenant", "create", "--name", name],
-        env=processes.env,
-        capture_output=True,
-        check=True,
-    )
-    return str(json.loads(created.stdout)["api_key"]["secret"])
+    return processes.tenant(name)
 
 
 def _serve(processes: Processes) -> str:
-    port = free_port()
-    processes.start("api", "serve", "--port", str(port), "--no-worker")
-    processes.wait_for("api", "Application startup complete")
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{processes.serve()}"
 
 
 def _import(base: str, headers: dict[str, str], data: MixedImport) -> None:

@@ -66,3 +66,26 @@ class TestConcurrentRetries:
         assert statuses == [200] * (CONCURRENCY - 1) + [201], [r.text for r in responses]
         assert len({r.json()["id"] for r in responses}) == 1
         assert await _count(sessionmaker, Response) == before + 1
+
+    async def test_batches_sharing_external_ids_in_opposite_orders_do_not_deadlock(
+        self,
+        live: Live,
+    ) -> None:
+        """Rows are inserted in external_id order whatever the order of the items, so two
+        imports of the same records (one sorted newest first) wait for each other instead of
+        deadlocking: every item ends stored once, created by one batch, a replay in the
+        other."""
+        client, headers = live.client, live.headers
+        for round_ in range(3):
+            items = [
+                {**NPS, "external_id": f"imp-{round_}-{i:03}", "customer": f"c-{i % 40}"}
+                for i in range(300)
+            ]
+            answers = await asyncio.gather(
+                client.post("/v1/responses/batch", json={"items": items}, headers=headers),
+                client.post("/v1/responses/batch", json={"items": items[::-1]}, headers=headers),
+            )
+            assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+            forward, backward = (a.json() for a in answers)
+            assert forward["failed"] == backward["failed"] == 0
+            assert forward["created"] + backward["created"] == len(items)

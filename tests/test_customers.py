@@ -39,9 +39,22 @@ class TestUpsertCustomer:
             {"attributes": {"bad key": 1}},
             {"attributes": {f"k{i}": i for i in range(51)}},
             {"nickname": "x"},
+            {"name": "x" * 201},
         ):
             response = await tenant.put("/v1/customers/crm-1", json=bad)
             assert_problem(response, 422, "validation_error")
+
+    async def test_unstorable_text_is_422_not_500(self, tenant: TenantHandle) -> None:
+        for body, code in (
+            ('{"name": "Al\\u0000ice"}', "nul_character"),
+            ('{"name": "\\ud800"}', "string_unicode"),  # refused by the JSON parser
+            ('{"attributes": {"note": "a\\u0000b"}}', "nul_character"),
+        ):
+            response = await tenant.put(
+                "/v1/customers/crm-1", content=body, headers={"Content-Type": "application/json"}
+            )
+            problem = assert_problem(response, 422, "validation_error")
+            assert [e["code"] for e in problem["errors"]] == [code], problem
 
     async def test_needs_customers_write(self, tenant: TenantHandle) -> None:
         key = await tenant.key("customers:read")
@@ -50,9 +63,13 @@ class TestUpsertCustomer:
     async def test_refs_that_feedback_could_not_name_are_refused(
         self, tenant: TenantHandle
     ) -> None:
-        for ref in ("with%20space", "a%3Fb", "x" * 256):
+        for ref in ("with%20space", "a%3Fb", "x" * 256, "nul%00"):
             response = await tenant.put(f"/v1/customers/{ref}", json={})
             assert_problem(response, 422, "validation_error")
+            for method in (tenant.get, tenant.delete):
+                assert_problem(await method(f"/v1/customers/{ref}"), 422, "validation_error")
+            export = await tenant.get(f"/v1/customers/{ref}/export")
+            assert_problem(export, 422, "validation_error")
 
     async def test_same_ref_in_two_tenants_is_two_customers(
         self, tenant: TenantHandle, other_tenant: TenantHandle
@@ -87,6 +104,30 @@ class TestGetAndListCustomers:
         by_mail = (await tenant.get("/v1/customers?email=c@example.com")).json()["items"]
         assert [c["external_ref"] for c in by_mail] == ["c"]
         assert_problem(await tenant.get("/v1/customers?attr.=x"), 422, "validation_error")
+
+    async def test_attribute_filters_that_could_not_match_are_422_with_codes(
+        self, tenant: TenantHandle
+    ) -> None:
+        many = "&".join(f"attr.k{i}=v" for i in range(51))
+        for query, code in (
+            ("attr.=x", "attribute_name"),
+            ("attr.bad%20name=x", "attribute_name"),
+            ("attr.a%00=x", "attribute_name"),
+            ("attr.tier=go%00ld", "nul_character"),
+            ("attr.tier=%ED%A0%80", None),  # invalid UTF-8 is decoded with U+FFFD: no match
+            ("attr.tier=" + "x" * 1001, "string_too_long"),
+            (many, "too_many_attributes"),
+        ):
+            response = await tenant.get(f"/v1/customers?{query}")
+            if code is None:
+                assert response.status_code == 200, response.text
+                continue
+            problem = assert_problem(response, 422, "validation_error")
+            assert [e["code"] for e in problem["errors"]] == [code], problem
+
+    async def test_unstorable_filters_are_422(self, tenant: TenantHandle) -> None:
+        for query in ("email=a%00@example.com", "email=" + "x" * 321):
+            assert_problem(await tenant.get(f"/v1/customers?{query}"), 422, "validation_error")
 
     async def test_pages(self, tenant: TenantHandle) -> None:
         for ref in "abcde":

@@ -202,6 +202,9 @@ class TestPolling:
     async def test_bad_cursor_is_422(self, live: Live) -> None:
         response = await live.client.get("/v1/events?after=nope", headers=live.headers)
         assert_problem(response, 422, "invalid_cursor")
+        for query in ("after=%00", "after=a%2Fb", "after=" + "a" * 513, "type=response.%00"):
+            response = await live.client.get(f"/v1/events?{query}", headers=live.headers)
+            assert_problem(response, 422, "validation_error")
 
 
 async def test_concurrent_writers_appear_in_commit_safe_order(live: Live) -> None:

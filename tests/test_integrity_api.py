@@ -281,6 +281,34 @@ class TestReviewQueue:
             "validation_error",
         )
 
+    async def test_reasons_and_refs_are_storable_text(self, tenant: TenantHandle) -> None:
+        flag_id, _ = await self._flag(tenant)
+        url = f"/v1/integrity/flags/{flag_id}/dismiss"
+        for reason, code in (("bad\x00reason", "nul_character"), ("x" * 2001, "string_too_long")):
+            problem = assert_problem(
+                await tenant.post(url, json={"reason": reason}), 422, "validation_error"
+            )
+            assert problem["errors"][0]["code"] == code
+        problem = assert_problem(
+            await tenant.get("/v1/integrity/flags", params={"subject_ref": "ip:\x00"}),
+            422,
+            "validation_error",
+        )
+        assert problem["errors"][0] == {
+            **problem["errors"][0],
+            "loc": ["query", "subject_ref"],
+            "code": "nul_character",
+        }
+        for params in ({"from": "1899-12-31"}, {"to": "2999-12-31T23:00:00-14:00"}):
+            problem = assert_problem(
+                await tenant.get("/v1/integrity/report", params=params), 422, "validation_error"
+            )
+            assert problem["errors"][0]["code"] == "datetime_out_of_range"
+        widest = await tenant.get(
+            "/v1/integrity/report", params={"from": "1900-01-01", "to": "2999-12-31"}
+        )
+        assert widest.status_code == 200, widest.text
+
     async def test_the_threshold_decides_what_open_flags_exclude(
         self, tenant: TenantHandle
     ) -> None:
@@ -310,6 +338,47 @@ class TestReviewQueue:
             assert_problem(
                 await tenant.patch("/v1/integrity/settings", json=body), 422, "validation_error"
             )
+
+    @pytest.mark.parametrize(
+        ("body", "loc", "code"),
+        [
+            ({"detectors": {"burst_ip_max": 10**30}}, ["burst_ip_max"], "less_than_equal"),
+            ({"detectors": {"burst_ip_max": True}}, ["burst_ip_max"], "int_type"),
+            ({"detectors": {"burst_ip_max": "30"}}, ["burst_ip_max"], "int_type"),
+            ({"detectors": {"spike_p_value": "1e-6"}}, ["spike_p_value"], "float_type"),
+            ({"detectors": {"spike_p_value": 1e308}}, ["spike_p_value"], "less_than"),
+            ({"detectors": {"duplicate_window_hours": None}}, [], "null_not_allowed"),
+            ({"detectors": {"no\x00such": 1}}, ["no\x00such"], "extra_forbidden"),
+            ({"reward_interval_days": 2**40}, None, "less_than_equal"),
+            ({"rewards_enabled": "true"}, None, "bool_type"),
+            ({"exclude_threshold": "0.9"}, None, "float_type"),
+        ],
+    )
+    async def test_settings_refusals_have_codes(
+        self, tenant: TenantHandle, body: dict[str, Any], loc: list[str] | None, code: str
+    ) -> None:
+        response = await tenant.patch("/v1/integrity/settings", json=body)
+        problem = assert_problem(response, 422, "validation_error")
+        (name,) = body
+        where = ["body", name, *(loc or [])]
+        first = problem["errors"][0]
+        assert first["code"] == code
+        # kit.schemas.field_errors drops Pydantic's union member tags from `loc`; those of
+        # float and bool members (`constrained-float`, `bool`) may still follow the field.
+        assert first["loc"][: len(where)] == where
+        assert first["loc"][len(where) :] in ([], ["constrained-float"], ["bool"])
+
+    async def test_detector_changes_keep_the_rest_and_may_turn_the_key_limit_off(
+        self, tenant: TenantHandle
+    ) -> None:
+        url = "/v1/integrity/settings"
+        on = await tenant.patch(url, json={"detectors": {"burst_key_max": 500, "spike_p_value": 1}})
+        assert_problem(on, 422, "validation_error")
+        on = await tenant.patch(url, json={"detectors": {"burst_key_max": 500.0}})
+        assert on.json()["detectors"]["burst_key_max"] == 500
+        off = await tenant.patch(url, json={"detectors": {"burst_key_max": None}})
+        assert off.json()["detectors"]["burst_key_max"] is None
+        assert off.json()["detectors"]["burst_ip_max"] == 30
 
     async def test_no_path_deletes_a_negative_response(
         self, tenant: TenantHandle, app: FastAPI

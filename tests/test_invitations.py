@@ -4,6 +4,7 @@ eligibility, opt-outs, and the worker's due, reminder and expiry steps."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
 import statistics
@@ -22,6 +23,11 @@ from feedback_api.worker import Worker
 from tests.fixtures.auth import TenantHandle, assert_problem
 from tests.fixtures.live import Live
 
+JSON = {"Content-Type": "application/json"}
+# A lone surrogate is refused by Pydantic's own string check (`string_unicode`) before the
+# kit's (`invalid_unicode`) sees it; either is a 422 naming the field.
+UNICODE = "lone surrogate"
+LONE_SURROGATE = {"string_unicode", "invalid_unicode"}
 SURVEY = {
     "key": "delivery-nps",
     "kind": "nps",
@@ -111,6 +117,51 @@ async def test_invalid_surveys(tenant: TenantHandle, body: dict[str, Any]) -> No
     assert_problem(await tenant.post("/v1/surveys", json=body), 422, "validation_error")
 
 
+@pytest.mark.parametrize(
+    ("body", "loc", "code"),
+    [
+        ({**SURVEY, "kind": "rating"}, [], "scale_required"),
+        ({**SURVEY, "kind": "rating", "scale_min": 5, "scale_max": 3}, [], "scale_range"),
+        ({**SURVEY, "kind": "csat", "scale_min": 0, "scale_max": 10}, [], "scale_fixed"),
+        ({**SURVEY, "kind": "rating", "scale_min": 0, "scale_max": 11}, ["scale_max"], None),
+        ({**SURVEY, "kind": "rating", "scale_min": True, "scale_max": 5}, ["scale_min"], None),
+        ({**SURVEY, "delay_minutes": 10**30}, ["delay_minutes"], "less_than_equal"),
+        ({**SURVEY, "delay_minutes": "5"}, ["delay_minutes"], "int_type"),
+        ({**SURVEY, "active": "yes"}, ["active"], "bool_type"),
+        ({**SURVEY, "touchpoint": "a\x00b"}, ["touchpoint"], "nul_character"),
+        ({**SURVEY, "question": {"en": "why\x00"}}, ["question", "en"], "nul_character"),
+        ({**SURVEY, "question": {"en": "\ud800"}}, ["question", "en"], UNICODE),
+    ],
+)
+async def test_survey_refusals_have_codes(
+    tenant: TenantHandle, body: dict[str, Any], loc: list[str], code: str | None
+) -> None:
+    # Sent as ASCII JSON: a lone surrogate travels as its escape, as a client would send it.
+    response = await tenant.post("/v1/surveys", content=json.dumps(body), headers=JSON)
+    problem = assert_problem(response, 422, "validation_error")
+    first = problem["errors"][0]
+    assert first["loc"][: len(loc) + 1] == ["body", *loc]
+    if code == UNICODE:
+        assert first["code"] in LONE_SURROGATE
+    elif code is not None:
+        assert first["code"] == code
+
+
+async def test_survey_keys_in_paths_and_queries_are_checked(tenant: TenantHandle) -> None:
+    await setup(tenant)
+    assert (await tenant.get("/v1/surveys/delivery-nps")).status_code == 200
+    for bad in ("Has%20Spaces", "a%00b", "x" * 64):
+        problem = assert_problem(await tenant.get(f"/v1/surveys/{bad}"), 422, "validation_error")
+        assert problem["errors"][0]["loc"] == ["path", "key"]
+    for params in ({"survey": "a\x00b"}, {"customer": "a\x00b"}, {"trigger_ref": "a\x00b"}):
+        problem = assert_problem(
+            await tenant.get("/v1/invitations", params=params), 422, "validation_error"
+        )
+        assert problem["errors"][0]["loc"] == ["query", next(iter(params))]
+    response = await tenant.get("/v1/customers/c-1/eligibility", params={"survey": "x" * 64})
+    assert_problem(response, 422, "validation_error")
+
+
 async def test_survey_kind_cannot_change(tenant: TenantHandle) -> None:
     await setup(tenant)
     response = await tenant.patch("/v1/surveys/delivery-nps", json={"kind": "csat"})
@@ -137,6 +188,26 @@ async def test_contact_rules_defaults_and_changes(tenant: TenantHandle) -> None:
     assert_problem(response, 422, "validation_error")
     response = await tenant.patch("/v1/contact-rules", json={"frequency_days": None})
     assert_problem(response, 422, "validation_error")
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"quiet_hours": {"start": "22:00", "end": "22:00"}}, "quiet_hours_empty"),
+        ({"quiet_hours": {"start": "22:00+08:00", "end": "08:00"}}, "local_time"),
+        ({"quiet_hours": {"start": 79200, "end": "08:00"}}, "local_time"),
+        ({"quiet_hours": {"start": "22:00\x00", "end": "08:00"}}, "local_time"),
+        ({"frequency_days": 2**31}, "less_than_equal"),
+        ({"max_reminders": 1.5}, "int_type"),
+    ],
+)
+async def test_contact_rule_refusals_have_codes(
+    tenant: TenantHandle, body: dict[str, Any], code: str
+) -> None:
+    problem = assert_problem(
+        await tenant.patch("/v1/contact-rules", json=body), 422, "validation_error"
+    )
+    assert problem["errors"][0]["code"] == code
 
 
 # --- scheduling ---------------------------------------------------------------------------
@@ -309,6 +380,54 @@ async def test_unknown_survey_and_bad_bodies(tenant: TenantHandle) -> None:
         {"customer": "c-1", "survey": "delivery-nps", "triggered_at": "2099-01-01T00:00:00Z"},
     ):
         assert_problem(await tenant.post("/v1/invitations", json=bad), 422, "validation_error")
+
+
+@pytest.mark.parametrize(
+    ("extra", "loc", "code"),
+    [
+        ({"triggered_at": "1899-12-31T23:59:59Z"}, ["triggered_at"], "datetime_out_of_range"),
+        ({"triggered_at": "1700000000"}, ["triggered_at"], "datetime_format"),
+        ({"triggered_at": 1700000000}, ["triggered_at"], "datetime_format"),
+        ({"triggered_at": "2026-07-01T09:00:00"}, ["triggered_at"], "timezone_aware"),
+        ({"delay_seconds": 10**20}, ["delay_seconds"], "less_than_equal"),
+        ({"delay_seconds": 60.0}, None, None),
+        ({"trigger_ref": "a\x00b"}, ["trigger_ref"], "nul_character"),
+        ({"trigger_ref": "x" * 256}, ["trigger_ref"], "string_too_long"),
+        ({"context": {"touchpoint": "a\x00b"}}, ["context", "touchpoint"], "nul_character"),
+        ({"context": {"agent_ref": "\ud800"}}, ["context", "agent_ref"], UNICODE),
+    ],
+)
+async def test_invitation_refusals_have_codes(
+    tenant: TenantHandle, extra: dict[str, Any], loc: list[str] | None, code: str | None
+) -> None:
+    await setup(tenant)
+    body = {"customer": "c-1", "survey": "delivery-nps", **extra}
+    response = await tenant.post("/v1/invitations", content=json.dumps(body), headers=JSON)
+    if code is None:
+        assert response.status_code == 201, response.text
+        return
+    problem = assert_problem(response, 422, "validation_error")
+    first = problem["errors"][0]
+    assert first["loc"] == ["body", *(loc or [])]
+    assert first["code"] in (LONE_SURROGATE if code == UNICODE else {code})
+
+
+async def test_stats_and_rotation_refuse_out_of_range_input(tenant: TenantHandle) -> None:
+    for params in ({"from": "1899-12-31"}, {"to": "3000-01-01T00:00:00Z"}):
+        problem = assert_problem(
+            await tenant.get("/v1/invitations/stats", params=params), 422, "validation_error"
+        )
+        assert problem["errors"][0]["code"] == "datetime_out_of_range"
+    widest = await tenant.get(
+        "/v1/invitations/stats", params={"from": "1900-01-01", "to": "2999-12-31"}
+    )
+    assert widest.status_code == 200, widest.text
+    problem = assert_problem(
+        await tenant.post("/v1/signing-keys/rotate", json={"grace_hours": 10**30}),
+        422,
+        "validation_error",
+    )
+    assert problem["errors"][0]["code"] == "less_than_equal"
 
 
 async def test_cancel_only_what_is_scheduled(tenant: TenantHandle) -> None:

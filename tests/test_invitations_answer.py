@@ -123,6 +123,72 @@ async def test_bad_answers(tenant: TenantHandle) -> None:
     assert await responses(tenant) == []
 
 
+async def test_answer_refusals_have_codes(tenant: TenantHandle) -> None:
+    due = await sent_invitation(tenant)
+    url = path_of(due["message"]["landing_url"])
+    for body, loc, code in (
+        ({"score": 11}, ["body", "score"], "score_off_scale"),
+        ({"score": 10**30}, ["body", "score"], "less_than_equal"),
+        ({"score": True}, ["body", "score"], "int_type"),
+        ({"score": 9, "comment": "a\x00b"}, ["body", "comment"], "nul_character"),
+        ({"score": 9, "comment": "x" * 5001}, ["body", "comment"], "string_too_long"),
+        ({"score": 9, "tags": ["a\x00b"]}, ["body", "tags", 0], "nul_character"),
+        ({"score": 9, "tags": ["x"] * 21}, ["body", "tags"], "too_long"),
+    ):
+        problem = assert_problem(await tenant.client.post(url, json=body), 422, "validation_error")
+        assert (problem["errors"][0]["loc"], problem["errors"][0]["code"]) == (loc, code), body
+    assert await responses(tenant) == []
+    stored = await tenant.client.post(url, json={"score": 9.0, "tags": ["Late", "late "]})
+    assert stored.status_code == 201, stored.text
+    assert [r["tags"] for r in await responses(tenant)] == [["late"]]
+
+
+async def test_answers_python_cannot_read_as_a_number_are_a_page_not_500(
+    tenant: TenantHandle,
+) -> None:
+    due = await sent_invitation(tenant)
+    url = path_of(due["message"]["landing_url"])
+    # "²".isdigit() is true but int("²") fails; "١" is an Arabic-Indic digit.
+    for score in ("%C2%B2", "%D9%A1", "9%00", "99999999999999999999", "--1", "+9", "9.0", ""):
+        page = await tenant.client.post(url, content=f"score={score}", headers=FORM)
+        assert page.status_code == 422, score
+        assert page.headers["content-type"].startswith("text/html")
+        assert "Please choose a score." in page.text
+    for body in (
+        '{"score": 1e400}',
+        '{"score": 99999999999999999999999}',
+        '{"score": 9, "comment": "a\\u0000"}',
+    ):
+        response = await tenant.client.post(
+            url, content=body, headers={"Content-Type": "application/json"}
+        )
+        assert_problem(response, 422, "validation_error")
+    assert await responses(tenant) == []
+
+
+async def test_a_malformed_link_is_a_page_not_500(tenant: TenantHandle) -> None:
+    due = await sent_invitation(tenant)
+    url = path_of(due["message"]["landing_url"])
+    for query in ("score=%C2%B2", "score=99999999999999999999", "score=1001"):
+        page = await tenant.client.get(f"{url}?{query}")
+        assert page.status_code == 422, query
+        assert page.headers["content-type"].startswith("text/html")
+        assert "This link is not valid." in page.text
+        as_json = await tenant.client.get(f"{url}?{query}", headers={"Accept": "application/json"})
+        assert_problem(as_json, 422, "validation_error")
+    for bad in ("a%00b", "not!base64", "x" * 201):
+        for path in (f"/r/{bad}", f"/r/{bad}/unsubscribe"):
+            page = await tenant.client.get(path)
+            assert page.status_code == 404, path
+            assert "This link is not valid." in page.text
+            assert (await tenant.client.post(path, headers=FORM)).status_code == 404
+        problem = assert_problem(
+            await tenant.client.post(f"/r/{bad}", json={"score": 9}), 422, "validation_error"
+        )
+        assert problem["errors"][0]["loc"] == ["path", "token"]
+    assert await responses(tenant) == []
+
+
 async def test_tampered_and_garbage_tokens(tenant: TenantHandle) -> None:
     due = await sent_invitation(tenant)
     token = due["links"]["token"]

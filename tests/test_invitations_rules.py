@@ -103,7 +103,10 @@ def test_every_altered_byte_is_refused() -> None:
             tokens.verify(forged, SECRET, CLAIMS.expires_at - DAY)
 
 
-@pytest.mark.parametrize("token", ["", "abc", "!!!!", "A" * 74, "A" * 75, "%00"])
+@pytest.mark.parametrize(
+    "token",
+    ["", "abc", "!!!!", "A" * 74, "A" * 75, "%00", "A" * 1_000_000, "é" * 74, "\x00" * 74],
+)
 def test_garbage_is_invalid_not_a_crash(token: str) -> None:
     with pytest.raises(tokens.TokenInvalid):
         tokens.peek(token)
@@ -117,3 +120,12 @@ def test_another_key_or_a_forged_expiry_is_invalid_not_expired() -> None:
     forged = tokens.sign(later, b"attacker")
     with pytest.raises(tokens.TokenInvalid):
         tokens.verify(forged, SECRET, CLAIMS.expires_at + DAY)
+
+
+def test_a_token_with_characters_base64_would_skip_is_invalid() -> None:
+    # urlsafe_b64decode silently drops characters outside its alphabet; a token is only
+    # ever what sign() writes, so a padded or decorated copy is not one.
+    token = tokens.sign(CLAIMS, SECRET)
+    for decorated in (token + "==", " " + token, token[:40] + "\n" + token[40:]):
+        with pytest.raises(tokens.TokenInvalid):
+            tokens.verify(decorated, SECRET, CLAIMS.expires_at - DAY)

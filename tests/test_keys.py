@@ -62,6 +62,24 @@ class TestCreateKey:
         ):
             assert_problem(await tenant.post("/v1/api-keys", json=body), 422, "validation_error")
 
+    async def test_each_key_rule_has_its_code(self, tenant: TenantHandle) -> None:
+        for body, code in (
+            ({"name": "x"}, "scopes_required"),
+            ({"name": "x", "scopes": []}, "scopes_required"),
+            ({"name": "x", "publishable": True, "trusted": True}, "publishable_trusted"),
+            (
+                {"name": "x", "scopes": ["responses:read"], "publishable": True},
+                "publishable_scopes",
+            ),
+            ({"name": "x", "publishable": "true"}, "bool_type"),
+            ({"name": "x", "publishable": 1}, "bool_type"),
+            ({"name": "x\u0000", "publishable": True}, "nul_character"),
+            ({"name": "x" * 201, "publishable": True}, "string_too_long"),
+        ):
+            response = await tenant.post("/v1/api-keys", json=body)
+            problem = assert_problem(response, 422, "validation_error")
+            assert [e["code"] for e in problem["errors"]] == [code], problem
+
     async def test_needs_keys_manage(self, tenant: TenantHandle) -> None:
         key = await tenant.key("responses:write")
         response = await tenant.post(
@@ -124,5 +142,5 @@ class TestRevokeKey:
         assert_problem(await tenant.delete(f"/v1/api-keys/{theirs}"), 404, "not_found")
         assert (await other_tenant.get("/v1/tenant")).status_code == 200
 
-    async def test_bad_id_is_422(self, tenant: TenantHandle) -> None:
-        assert_problem(await tenant.delete("/v1/api-keys/not-a-uuid"), 422, "validation_error")
+    async def test_bad_id_is_404(self, tenant: TenantHandle) -> None:
+        assert_problem(await tenant.delete("/v1/api-keys/not-a-uuid"), 404, "not_found")

@@ -474,6 +474,91 @@ class TestBadInput:
         response = await tenant.get(url, params=params)
         assert_problem(response, 422, "validation_error")
 
+    @pytest.mark.parametrize(
+        ("url", "params", "loc", "code"),
+        [
+            ("/v1/metrics/nps", {"from": "1899-12-31"}, "from", "datetime_out_of_range"),
+            ("/v1/metrics/nps", {"to": "3000-01-01"}, "to", "datetime_out_of_range"),
+            (
+                "/v1/metrics/nps",
+                {"to": "2999-12-31T23:00:00-14:00"},
+                "to",
+                "datetime_out_of_range",
+            ),
+            ("/v1/metrics/nps", {"from": "10000-01-01"}, "from", "datetime_format"),
+            ("/v1/metrics/nps", {"from": "1700000000"}, "from", "datetime_format"),
+            ("/v1/metrics/nps", {"touchpoint": "a\x00b"}, "touchpoint", "nul_character"),
+            ("/v1/metrics/nps", {"tag": "x" * 65}, "tag", "string_too_long"),
+            ("/v1/metrics/nps", {"attr.tier": "a\x00b"}, "attr.tier", "nul_character"),
+            ("/v1/metrics/nps", {"attr.tier\n": "gold"}, "attr.tier\n", "attribute_filter"),
+            (
+                "/v1/metrics/nps",
+                {f"attr.a{i}": "x" for i in range(6)},
+                "attr.a5",
+                "too_many_attribute_filters",
+            ),
+            ("/v1/metrics/nps", {"scale_min": 10**30}, "scale_min", "less_than_equal"),
+            ("/v1/metrics/nps", {"scale_min": 1, "scale_max": 5}, "scale_min", "scale_fixed"),
+            ("/v1/metrics/rating", {}, "scale_min", "scale_required"),
+            ("/v1/metrics/rating", {"scale_min": 5, "scale_max": 3}, "scale_min", "scale_range"),
+            ("/v1/metrics/nps/breakdown", {"by": "attr." + "x" * 65}, "by", "string_too_long"),
+            (
+                "/v1/metrics/nps/compare",
+                {"a_segment": "channel:a\x00b"},
+                "a_segment",
+                "string_pattern_mismatch",
+            ),
+            ("/v1/metrics/nps/compare", {}, "a_from", "comparison_required"),
+            (
+                "/v1/metrics/nps/trend",
+                {"from": "1900-01-01", "to": "2999-12-31", "interval": "month"},
+                "interval",
+                "too_many_buckets",
+            ),
+        ],
+    )
+    async def test_each_refusal_has_its_code(
+        self, tenant: TenantHandle, url: str, params: dict[str, Any], loc: str, code: str
+    ) -> None:
+        body = assert_problem(await tenant.get(url, params=params), 422, "validation_error")
+        assert [(e["loc"], e["code"]) for e in body["errors"]][:1] == [(["query", loc], code)]
+
+    @pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Etc/GMT+12", "America/St_Johns"])
+    async def test_the_widest_periods_are_answered(self, tenant: TenantHandle, zone: str) -> None:
+        """The first and last days a bound may name, in the zones furthest from UTC: the
+        previous period (summary) reaches back ~1,100 years before 1900, and that is fine."""
+        assert (await tenant.patch("/v1/tenant", json={"timezone": zone})).status_code == 200
+        await seed(tenant, [{"kind": "nps", "score": 9, "channel": "crm"}])
+        widest = {"from": "1900-01-01", "to": "2999-12-31"}
+        edges = [
+            widest,
+            {"from": "1900-01-01T00:00:00Z"},
+            {"to": "2999-12-31T23:59:59Z"},
+            {"from": "2999-12-31", "to": "2999-12-31T23:59:59+09:00"},
+        ]
+        for params in edges:
+            assert (await metric(tenant, **params))["n"] in (0, 1)
+        summary = await tenant.get("/v1/metrics/summary", params=widest)
+        assert summary.status_code == 200, summary.text
+        assert summary.json()["nps"]["current"]["n"] == 1
+        # Close to 1,000 buckets, ending on the last day a bound may name.
+        for interval, first in (
+            ("day", "2997-06-01"),
+            ("week", "2981-01-01"),
+            ("month", "2917-01-01"),
+        ):
+            trend = await tenant.get(
+                "/v1/metrics/nps/trend",
+                params={"from": first, "to": "2999-12-31", "interval": interval},
+            )
+            assert trend.status_code == 200, trend.text
+            assert len(trend.json()["buckets"]) <= 1000
+        compare = await tenant.get(
+            "/v1/metrics/nps/compare",
+            params={"a_from": "1900-01-01", "a_to": "1900-02-01", "b_from": "2999-12-01"},
+        )
+        assert compare.status_code == 200, compare.text
+
 
 async def test_tenants_see_only_their_own_numbers(
     tenant: TenantHandle, other_tenant: TenantHandle

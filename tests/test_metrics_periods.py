@@ -6,11 +6,15 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
+from feedback_api.kit.types import Bound
 from feedback_api.metrics.periods import (
+    MAX_BUCKETS,
     Interval,
+    TooManyBuckets,
     buckets,
     cover,
     cover_days,
@@ -150,3 +154,72 @@ def test_default_period_is_the_last_30_days_including_today() -> None:
 def test_previous_period(start: datetime, end: datetime, expected: datetime) -> None:
     zone = ZoneInfo("Europe/Berlin")
     assert previous_period(start, end, zone) == (expected, start)
+
+
+# --- every bound a client may send --------------------------------------------------------
+
+EXTREME_ZONES = [*ZONES, "Pacific/Kiritimati", "Etc/GMT-14", "Etc/GMT+12", "America/St_Johns"]
+_BOUND: TypeAdapter[datetime | date] = TypeAdapter(Bound)
+
+
+@st.composite
+def bounds(draw: st.DrawFn) -> datetime | date:
+    """What `from`/`to` may be: a date, or a date-time with any offset, near and inside the
+    edges of the range `Bound` accepts (drawn a little beyond it, and kept if accepted)."""
+    day = draw(
+        st.one_of(
+            st.dates(date(1899, 12, 30), date(1900, 1, 3)),
+            st.dates(date(2999, 12, 28), date(2999, 12, 31)),
+            st.dates(date(1900, 1, 1), date(2999, 12, 31)),
+        )
+    )
+    if draw(st.booleans()):
+        text = day.isoformat()
+    else:
+        seconds = draw(st.integers(0, 86399))
+        offset = draw(st.integers(-14 * 60, 14 * 60))
+        sign = "-" if offset < 0 else "+"
+        text = (
+            f"{day.isoformat()}T{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+            f"{sign}{abs(offset) // 60:02d}:{abs(offset) % 60:02d}"
+        )
+    try:
+        return _BOUND.validate_python(text)
+    except ValidationError:
+        assume(False)
+        raise
+
+
+def _instant(bound: datetime | date, zone: ZoneInfo) -> datetime:
+    return bound if isinstance(bound, datetime) else local_midnight(bound, zone)
+
+
+@settings(max_examples=200, deadline=None)
+@given(bounds(), bounds(), st.sampled_from(EXTREME_ZONES), st.sampled_from([None, *Interval]))
+def test_no_accepted_bound_overflows_the_period_arithmetic(
+    a: datetime | date, b: datetime | date, zone_name: str, interval: Interval | None
+) -> None:
+    """From 1900-01-01 to 2999-12-31, in any zone: buckets (or `TooManyBuckets`), their
+    coverage, the previous period and the default period all compute."""
+    zone = ZoneInfo(zone_name)
+    start, end = sorted((_instant(a, zone), _instant(b, zone)))
+    assume(start < end)
+    previous_period(start, end, zone)
+    default_period(start, zone)
+    default_period(end, zone)
+    try:
+        parts = buckets(start, end, zone, interval)
+    except TooManyBuckets:
+        assert interval is not None
+        return
+    assert len(parts) <= MAX_BUCKETS
+    assert (parts[0].start, parts[-1].end) == (start, end)
+    cover(parts, zone)
+
+
+def test_a_trend_is_capped() -> None:
+    zone = ZoneInfo("UTC")
+    start, end = datetime(1900, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, tzinfo=UTC)
+    with pytest.raises(TooManyBuckets, match="more than 1000 buckets"):
+        buckets(start, end, zone, Interval.MONTH)
+    assert len(buckets(start, datetime(1983, 4, 1, tzinfo=UTC), zone, Interval.MONTH)) == 999

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -118,6 +119,104 @@ class TestCreateResponse:
     async def test_needs_responses_write(self, tenant: TenantHandle) -> None:
         key = await tenant.key("responses:read")
         assert_problem(await tenant.post("/v1/responses", json=NPS, key=key), 403, "missing_scope")
+
+    @pytest.mark.parametrize(
+        ("body", "code"),
+        [
+            ({"kind": "rating", "score": 3, "channel": "app"}, "scale_required"),
+            ({"kind": "rating", "score": 3, "scale_min": 1, "channel": "app"}, "scale_required"),
+            (
+                {"kind": "rating", "score": 3, "scale_min": 5, "scale_max": 1, "channel": "app"},
+                "scale_invalid",
+            ),
+            (
+                {"kind": "rating", "score": 3, "scale_min": 2, "scale_max": 2, "channel": "app"},
+                "scale_invalid",
+            ),
+            (
+                {"kind": "rating", "score": 3, "scale_min": 0, "scale_max": 101, "channel": "app"},
+                "scale_too_wide",
+            ),
+            ({**NPS, "scale_min": 1, "scale_max": 5}, "scale_fixed"),
+            ({"kind": "csat", "score": 3, "scale_max": 10, "channel": "app"}, "scale_fixed"),
+            ({**NPS, "score": 11}, "score_out_of_range"),
+            (
+                {"kind": "rating", "score": 0, "scale_min": 1, "scale_max": 3, "channel": "app"},
+                "score_out_of_range",
+            ),
+        ],
+    )
+    async def test_scale_rules_have_their_own_codes(
+        self, tenant: TenantHandle, body: dict[str, Any], code: str
+    ) -> None:
+        problem = assert_problem(
+            await tenant.post("/v1/responses", json=body), 422, "validation_error"
+        )
+        assert [e["code"] for e in problem["errors"]] == [code], problem
+        assert problem["errors"][0]["loc"] == ["body"]
+
+    @pytest.mark.parametrize(
+        ("body", "field", "code"),
+        [
+            ({**NPS, "score": 10**30}, "score", "less_than_equal"),
+            ({**NPS, "score": -(10**30)}, "score", "greater_than_equal"),
+            ({**NPS, "score": True}, "score", "int_type"),
+            ({**NPS, "score": 9.0}, None, None),
+            (
+                {
+                    "kind": "rating",
+                    "score": 1,
+                    "scale_min": -(2**63),
+                    "scale_max": 5,
+                    "channel": "app",
+                },
+                "scale_min",
+                "greater_than_equal",
+            ),
+            (
+                {"kind": "rating", "score": 1, "scale_min": 1, "scale_max": 1e20, "channel": "app"},
+                "scale_max",
+                "less_than_equal",
+            ),
+            ({**NPS, "comment": "nul \u0000 here"}, "comment", "nul_character"),
+            ({**NPS, "tags": ["ok", "a\u0000"]}, "tags", "nul_character"),
+            ({**NPS, "touchpoint": "\u0000"}, "touchpoint", "nul_character"),
+            ({**NPS, "survey": "s\u0000"}, "survey", "nul_character"),
+            ({**NPS, "agent_ref": "a\u0000"}, "agent_ref", "nul_character"),
+            ({**NPS, "location_ref": "\u0000"}, "location_ref", "nul_character"),
+            ({**NPS, "external_id": "e\u0000"}, "external_id", "nul_character"),
+            ({**NPS, "comment": "half \ud800 a pair"}, "comment", "string_unicode"),
+            (
+                {**NPS, "invitation_token": "not/a/token"},
+                "invitation_token",
+                "string_pattern_mismatch",
+            ),
+            ({**NPS, "invitation_token": "t\u0000"}, "invitation_token", "string_pattern_mismatch"),
+            (
+                {**NPS, "occurred_at": "9999-12-31T23:59:59Z"},
+                "occurred_at",
+                "datetime_out_of_range",
+            ),
+            (
+                {**NPS, "occurred_at": "0001-01-01T00:00:00+14:00"},
+                "occurred_at",
+                "datetime_out_of_range",
+            ),
+            ({**NPS, "occurred_at": 1700000000}, "occurred_at", "datetime_format"),
+        ],
+    )
+    async def test_unstorable_or_huge_values_are_422_not_500(
+        self, tenant: TenantHandle, body: dict[str, Any], field: str | None, code: str | None
+    ) -> None:
+        # json.dumps escapes NUL as \u0000 and a lone surrogate as \ud800, as a client would.
+        response = await tenant.post(
+            "/v1/responses", content=json.dumps(body), headers={"Content-Type": "application/json"}
+        )
+        if code is None:
+            assert response.status_code == 201, response.text
+            return
+        problem = assert_problem(response, 422, "validation_error")
+        assert any(field in e["loc"] and e["code"] == code for e in problem["errors"]), problem
 
 
 class TestExternalId:
@@ -422,6 +521,23 @@ class TestListResponses:
         ):
             response = await tenant.get(f"/v1/responses?{query}")
             assert response.status_code == 422, query
+        for query in (
+            "kind=smile",
+            "from=yesterday",
+            "tag=%00",
+            "touchpoint=a%00b",
+            "customer=%00",
+            "survey=" + "s" * 101,
+            "score_min=99999999999999999999",
+            "score_max=-1001",
+            "from=9999-12-31T23:59:59%2B00:00",
+            "to=0001-01-01T00:00:00%2B14:00",
+            "from=1700000000",
+        ):
+            response = await tenant.get(f"/v1/responses?{query}")
+            assert response.status_code == 422, query
+            export = await tenant.get(f"/v1/responses/export?{query}")
+            assert export.status_code == 422, query
 
     async def test_never_shows_another_tenants_responses(
         self, tenant: TenantHandle, other_tenant: TenantHandle
@@ -471,5 +587,10 @@ class TestGetUpdateDeleteResponse:
         assert_problem(await tenant.get(url, key=writer), 403, "missing_scope")
         assert_problem(await tenant.patch(url, json={"tags": []}, key=reader), 403, "missing_scope")
 
-    async def test_malformed_id_is_422(self, tenant: TenantHandle) -> None:
-        assert_problem(await tenant.get("/v1/responses/123"), 422, "validation_error")
+    async def test_malformed_id_is_404(self, tenant: TenantHandle) -> None:
+        # Only a UUID names a response; anything else is no such resource (and
+        # `PATCH /v1/responses/batch` is a 405, not an attempt to parse "batch").
+        assert_problem(await tenant.get("/v1/responses/123"), 404, "not_found")
+        answer = await tenant.patch("/v1/responses/batch", json={})
+        assert_problem(answer, 405, "method_not_allowed")
+        assert answer.headers["allow"] == "POST"

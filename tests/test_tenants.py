@@ -54,6 +54,18 @@ class TestCreateTenant:
             fields
         )
 
+    async def test_unstorable_name_is_422_not_500(self, client: httpx.AsyncClient) -> None:
+        for raw, code in (
+            ('{"name": "A\\u0000"}', "nul_character"),
+            # The JSON parser itself refuses a lone surrogate escape.
+            ('{"name": "\\ud800"}', "string_unicode"),
+        ):
+            response = await client.post(
+                "/v1/tenants", content=raw, headers={**ADMIN, "Content-Type": "application/json"}
+            )
+            body = assert_problem(response, 422, "validation_error")
+            assert [e["code"] for e in body["errors"]] == [code], body
+
     async def test_needs_the_admin_token(
         self, client: httpx.AsyncClient, tenant: TenantHandle
     ) -> None:
@@ -102,6 +114,23 @@ class TestOwnTenant:
         assert_problem(
             await tenant.patch("/v1/tenant", json={"timezone": "UTC+8"}), 422, "validation_error"
         )
+
+    async def test_unstorable_and_huge_values_are_422_not_500(self, tenant: TenantHandle) -> None:
+        for body, code in (
+            ({"name": "Ac\u0000me"}, "nul_character"),
+            ({"metrics_low_sample_n": 10**20}, "less_than_equal"),
+            ({"metrics_min_cell_n": -(2**63)}, "greater_than_equal"),
+            ({"ticket_reopen_days": 366}, "less_than_equal"),
+            ({"ticket_reopen_days": True}, "int_type"),
+            ({"metrics_min_cell_n": "5"}, "int_type"),
+            ({"metrics_min_cell_n": 5.5}, "int_type"),
+        ):
+            response = await tenant.patch("/v1/tenant", json=body)
+            problem = assert_problem(response, 422, "validation_error")
+            assert code in [e["code"] for e in problem["errors"]], problem
+        ok = await tenant.patch("/v1/tenant", json={"metrics_min_cell_n": 7.0})
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["metrics_min_cell_n"] == 7
 
     async def test_needs_tenant_manage_scope(self, tenant: TenantHandle) -> None:
         key = await tenant.key("responses:read")

@@ -298,11 +298,54 @@ class TestRules:
             "/v1/ticket-rules",
             json={"name": "x", "position": 1, "conditions": {"score_min": 5, "score_max": 2}},
         )
-        assert_problem(reversed_range, 422, "validation_error")
+        problem = assert_problem(reversed_range, 422, "validation_error")
+        assert [(e["loc"], e["code"]) for e in problem["errors"]] == [
+            (["body", "conditions"], "score_range")
+        ]
         unknown_field = await tenant.post(
             "/v1/ticket-rules", json={"name": "x", "position": 1, "conditions": {"score": 1}}
         )
         assert_problem(unknown_field, 422, "validation_error")
+        for body, loc, code in (
+            ({"position": 10**20}, ["body", "position"], "less_than_equal"),
+            ({"position": "1"}, ["body", "position"], "int_type"),
+            ({"enabled": "false"}, ["body", "enabled"], "bool_type"),
+            ({"name": "a\u0000"}, ["body", "name"], "nul_character"),
+            (
+                {"conditions": {"score_min": -(10**30)}},
+                ["body", "conditions", "score_min"],
+                "greater_than_equal",
+            ),
+            (
+                {"conditions": {"keywords_any": ["late\u0000"]}},
+                ["body", "conditions", "keywords_any", 0],
+                "nul_character",
+            ),
+            (
+                {"conditions": {"touchpoints": ["\u0000"]}},
+                ["body", "conditions", "touchpoints", 0],
+                "nul_character",
+            ),
+            (
+                {"conditions": {"customer_attributes": {"tier": "gold\u0000"}}},
+                ["body", "conditions", "customer_attributes", "tier"],
+                "nul_character",
+            ),
+            (
+                {"conditions": {"customer_attributes": {"t\u0000": "gold"}}},
+                ["body", "conditions", "customer_attributes", "t\u0000"],
+                "nul_character",
+            ),
+            ({"action": {"team": "\u0000"}}, ["body", "action", "team"], "nul_character"),
+        ):
+            hostile = await tenant.post(
+                "/v1/ticket-rules", json={"name": "x", "position": 1, **body}
+            )
+            problem = assert_problem(hostile, 422, "validation_error")
+            # a bad key may be marked with a trailing "[key]"
+            assert [(e["loc"][: len(loc)], e["code"]) for e in problem["errors"]] == [
+                (loc, code)
+            ], problem
         rule_id = (await tenant.get("/v1/ticket-rules")).json()[0]["id"]
         assert (await tenant.delete(f"/v1/ticket-rules/{rule_id}")).status_code == 204
         assert_problem(await tenant.get(f"/v1/ticket-rules/{rule_id}"), 404, "not_found")
@@ -615,7 +658,78 @@ class TestManualTickets:
             422,
             "validation_error",
         )
-        assert_problem(await tenant.get("/v1/tickets/not-a-uuid"), 422, "validation_error")
+        # ids are routed as `{ticket_id:uuid}`: anything else names no resource
+        assert_problem(await tenant.get("/v1/tickets/not-a-uuid"), 404, "not_found")
+
+    @pytest.mark.parametrize(
+        ("body", "loc", "code"),
+        [
+            ({"subject": "a\u0000b"}, ["body", "subject"], "nul_character"),
+            ({"description": "\u0000"}, ["body", "description"], "nul_character"),
+            ({"team": "care\u0000"}, ["body", "team"], "nul_character"),
+            ({"assignee": "\u0000"}, ["body", "assignee"], "nul_character"),
+            ({"agent_ref": "a\u0000"}, ["body", "agent_ref"], "nul_character"),
+            ({"location_ref": "a\u0000"}, ["body", "location_ref"], "nul_character"),
+            ({"touchpoint": "t\u0000"}, ["body", "touchpoint"], "nul_character"),
+            # stored in 100 characters: a longer one must be a 422, not a database error
+            ({"touchpoint": "t" * 101}, ["body", "touchpoint"], "string_too_long"),
+            ({"customer": "c\u0000"}, ["body", "customer"], "string_pattern_mismatch"),
+            ({"sla_policy": "s\u0000"}, ["body", "sla_policy"], "string_pattern_mismatch"),
+            ({"subject": "s" * 301}, ["body", "subject"], "string_too_long"),
+        ],
+    )
+    async def test_hostile_ticket_fields_are_422(
+        self, tenant: TenantHandle, body: dict[str, Any], loc: list[str], code: str
+    ) -> None:
+        problem = assert_problem(
+            await tenant.post("/v1/tickets", json=body), 422, "validation_error"
+        )
+        assert [(e["loc"], e["code"]) for e in problem["errors"]] == [(loc, code)]
+
+    async def test_hostile_updates_notes_and_follow_ups_are_422(self, tenant: TenantHandle) -> None:
+        ticket_id = (await tenant.post("/v1/tickets", json={"subject": "x"})).json()["id"]
+        url = f"/v1/tickets/{ticket_id}"
+        nul = "nul_character"
+        for path, body, loc, code in (
+            ("", {"resolution_summary": "done\u0000"}, ["body", "resolution_summary"], nul),
+            ("", {"root_cause": "late\u0000"}, ["body", "root_cause"], "string_pattern_mismatch"),
+            ("", {"subject": "s" * 301}, ["body", "subject"], "string_too_long"),
+            ("/notes", {"body": "a\u0000b"}, ["body", "body"], nul),
+            ("/notes", {"body": "ok", "author": "\u0000"}, ["body", "author"], nul),
+            ("/replies", {"body": "\u0000"}, ["body", "body"], nul),
+            ("/follow-up", {"solved": True, "comment": "\u0000"}, ["body", "comment"], nul),
+        ):
+            send = tenant.patch if path == "" else tenant.post
+            problem = assert_problem(await send(url + path, json=body), 422, "validation_error")
+            # PATCH fields are `X | (not null)` unions: pydantic may add the branch to `loc`
+            assert any(
+                e["loc"][: len(loc)] == loc and e["code"] == code for e in problem["errors"]
+            ), problem
+        problem = assert_problem(
+            await tenant.post(f"{url}/follow-up", json={"solved": "yes"}), 422, "validation_error"
+        )
+        assert problem["errors"][0]["code"] == "bool_type"
+
+    @pytest.mark.parametrize(
+        ("params", "code"),
+        [
+            ({"team": "a\u0000"}, "nul_character"),
+            ({"assignee": "a\u0000"}, "nul_character"),
+            ({"touchpoint": "t" * 101}, "string_too_long"),
+            ({"customer": "c\u0000"}, "string_pattern_mismatch"),
+            ({"due_before": "9999-12-31T23:59:59+00:00"}, "datetime_out_of_range"),
+            ({"due_before": "0001-01-01T00:00:00+14:00"}, "datetime_out_of_range"),
+            ({"due_before": "1700000000"}, "datetime_format"),
+            ({"limit": "99999999999999999999"}, "less_than_equal"),
+        ],
+    )
+    async def test_hostile_list_filters_are_422(
+        self, tenant: TenantHandle, params: dict[str, str], code: str
+    ) -> None:
+        problem = assert_problem(
+            await tenant.get("/v1/tickets", params=params), 422, "validation_error"
+        )
+        assert [e["code"] for e in problem["errors"]] == [code], problem
 
     async def test_list_filters_and_cursor(self, tenant: TenantHandle) -> None:
         for n in range(5):
@@ -677,20 +791,45 @@ class TestPolicies:
         assert cleared.json()["business_hours"] is None
 
     @pytest.mark.parametrize(
-        "hours",
+        ("hours", "code"),
         [
-            {"weekly": {"monday": [["09:00", "18:00"]]}},
-            {"weekly": {"mon": [["18:00", "09:00"]]}},
-            {"weekly": {"mon": [["09:00", "13:00"], ["12:00", "18:00"]]}},
-            {"weekly": {"mon": [["9am", "6pm"]]}},
-            {"weekly": {}},
-            {"weekly": {"mon": [["09:00", "18:00"]]}, "country": "XX"},
-            {"weekly": {"mon": [["09:00", "18:00"]]}, "country": "DE", "subdivision": "ZZ"},
-            {"weekly": {"mon": [["09:00", "18:00"]]}, "timezone": "Mars/Base"},
+            ({"weekly": {"monday": [["09:00", "18:00"]]}}, "string_too_long"),
+            ({"weekly": {"sun2": [["09:00", "18:00"]]}}, "string_too_long"),
+            ({"weekly": {"sno": [["09:00", "18:00"]]}}, "string_pattern_mismatch"),
+            ({"weekly": {"mon": [["18:00", "09:00"]]}}, "empty_span"),
+            ({"weekly": {"mon": [["24:00", "24:00"]]}}, "empty_span"),
+            ({"weekly": {"mon": [["09:00", "13:00"], ["12:00", "18:00"]]}}, "overlapping_spans"),
+            ({"weekly": {"mon": [["9am", "6pm"]]}}, "string_pattern_mismatch"),
+            ({"weekly": {"mon": [["09:00", "18:00\u0000"]]}}, "string_too_long"),
+            ({"weekly": {"mon": [[f"{h:02}:00", f"{h:02}:30"] for h in range(7)]}}, "too_long"),
+            ({"weekly": {}}, "no_open_hours"),
+            ({"weekly": {"mon": []}}, "no_open_hours"),
+            ({"weekly": {"mon": [["09:00", "18:00"]]}, "country": "XX"}, "unknown_country"),
+            ({"weekly": {"mon": [["09:00", "18:00"]]}, "country": "de"}, "string_pattern_mismatch"),
+            (
+                {"weekly": {"mon": [["09:00", "18:00"]]}, "country": "DE", "subdivision": "ZZ"},
+                "unknown_subdivision",
+            ),
+            (
+                {"weekly": {"mon": [["09:00", "18:00"]]}, "subdivision": "BY"},
+                "subdivision_needs_country",
+            ),
+            (
+                {"weekly": {"mon": [["09:00", "18:00"]]}, "timezone": "Mars/Base"},
+                "unknown_timezone",
+            ),
+            (
+                {"weekly": {"mon": [["09:00", "18:00"]]}, "closures": ["9999-12-31"]},
+                "datetime_out_of_range",
+            ),
+            (
+                {"weekly": {"mon": [["09:00", "18:00"]]}, "closures": ["0001-01-01"]},
+                "datetime_out_of_range",
+            ),
         ],
     )
     async def test_bad_business_hours_are_422(
-        self, tenant: TenantHandle, hours: dict[str, Any]
+        self, tenant: TenantHandle, hours: dict[str, Any], code: str
     ) -> None:
         targets = {
             p: {"first_response_minutes": 60, "resolution_minutes": 60}
@@ -700,7 +839,97 @@ class TestPolicies:
             "/v1/sla-policies",
             json={"key": "k", "name": "k", "targets": targets, "business_hours": hours},
         )
-        assert_problem(response, 422, "validation_error")
+        problem = assert_problem(response, 422, "validation_error")
+        assert [e["code"] for e in problem["errors"]][:1] == [code], problem
+
+    async def test_subdivisions_with_long_names_are_accepted(self, tenant: TenantHandle) -> None:
+        targets = {
+            p: {"first_response_minutes": 60, "resolution_minutes": 600}
+            for p in ("urgent", "high", "normal", "low")
+        }
+        hours = {
+            "weekly": {"mon": [["09:00", "18:00"]]},
+            "country": "BR",
+            "subdivision": "São Paulo Capital",
+        }
+        response = await tenant.post(
+            "/v1/sla-policies",
+            json={"key": "sp", "name": "SP", "targets": targets, "business_hours": hours},
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["business_hours"]["subdivision"] == "São Paulo Capital"
+
+    @pytest.mark.parametrize(
+        ("body", "loc", "code"),
+        [
+            ({"key": "a\u0000"}, ["body", "key"], "string_pattern_mismatch"),
+            ({"name": "a\u0000b"}, ["body", "name"], "nul_character"),
+            ({"warn_at_percent": 10**30}, ["body", "warn_at_percent"], "less_than_equal"),
+            ({"warn_at_percent": "80"}, ["body", "warn_at_percent"], "int_type"),
+            ({"warn_at_percent": True}, ["body", "warn_at_percent"], "int_type"),
+            ({"is_default": "yes"}, ["body", "is_default"], "bool_type"),
+            (
+                {"escalation": {"raise_priority": 1}},
+                ["body", "escalation", "raise_priority"],
+                "bool_type",
+            ),
+            ({"escalation": {"team": "\u0000"}}, ["body", "escalation", "team"], "nul_character"),
+        ],
+    )
+    async def test_hostile_policy_fields_are_422(
+        self, tenant: TenantHandle, body: dict[str, Any], loc: list[str], code: str
+    ) -> None:
+        targets = {
+            p: {"first_response_minutes": 60, "resolution_minutes": 60}
+            for p in ("urgent", "high", "normal", "low")
+        }
+        sent = {"key": "k", "name": "k", "targets": targets, **body}
+        problem = assert_problem(
+            await tenant.post("/v1/sla-policies", json=sent), 422, "validation_error"
+        )
+        assert {"loc": loc, "code": code} in [
+            {"loc": e["loc"], "code": e["code"]} for e in problem["errors"]
+        ], problem
+
+    async def test_huge_targets_are_422(self, tenant: TenantHandle) -> None:
+        targets = {
+            p: {"first_response_minutes": 10**40, "resolution_minutes": 2.5}
+            for p in ("urgent", "high", "normal", "low")
+        }
+        problem = assert_problem(
+            await tenant.post(
+                "/v1/sla-policies", json={"key": "k", "name": "k", "targets": targets}
+            ),
+            422,
+            "validation_error",
+        )
+        codes = {(tuple(e["loc"][-1:]), e["code"]) for e in problem["errors"]}
+        assert (("first_response_minutes",), "less_than_equal") in codes
+        assert (("resolution_minutes",), "int_from_float") in codes or (
+            ("resolution_minutes",),
+            "int_type",
+        ) in codes
+
+    async def test_a_partial_escalation_is_replaced_as_a_whole(self, tenant: TenantHandle) -> None:
+        url = "/v1/sla-policies/standard"
+        changed = await tenant.patch(url, json={"escalation": {"raise_priority": False}})
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["escalation"] == {"raise_priority": False, "team": None}
+        changed = await tenant.patch(url, json={"escalation": {"team": "leads"}})
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["escalation"] == {"raise_priority": True, "team": "leads"}
+        changed = await tenant.patch(url, json={"escalation": {}})
+        assert changed.json()["escalation"] == {"raise_priority": True, "team": None}
+        hours = await tenant.patch(
+            url, json={"business_hours": {"weekly": {"mon": [["09:00", "18:00"]]}}}
+        )
+        assert hours.status_code == 200, hours.text
+        assert hours.json()["business_hours"]["closures"] == []
+
+    async def test_policy_keys_in_the_path_are_checked(self, tenant: TenantHandle) -> None:
+        for key in ("Standard", "x" * 64, "a%00b", "-a"):
+            assert_problem(await tenant.get(f"/v1/sla-policies/{key}"), 422, "validation_error")
+        assert_problem(await tenant.get("/v1/sla-policies/nope"), 404, "not_found")
 
     async def test_hours_that_cannot_meet_the_targets_are_422(self, tenant: TenantHandle) -> None:
         """Otherwise every new ticket on the policy, and the response opening it, would fail."""
@@ -747,11 +976,14 @@ class TestPolicies:
         assert_problem(await tenant.delete("/v1/sla-policies/fast"), 409, "policy_in_use")
         assert (await tenant.delete("/v1/sla-policies/standard")).status_code == 204
         assert_problem(await tenant.get("/v1/sla-policies/standard"), 404, "not_found")
-        assert_problem(
+        problem = assert_problem(
             await tenant.patch("/v1/sla-policies/fast", json={"is_default": False}),
             422,
             "validation_error",
         )
+        assert [(e["loc"], e["code"]) for e in problem["errors"]] == [
+            (["body", "is_default"], "default_only_true")
+        ]
 
 
 class TestEscalation:

@@ -207,6 +207,9 @@ async def test_stats_bad_input(tenant: TenantHandle) -> None:
         {"by": "customer"},
         {"from": "2026-10-01", "to": "2026-09-01"},
         {"from": "yesterday"},
+        {"from": "0001-01-01"},
+        {"to": "9999-12-31T23:59:59+00:00"},
+        {"from": "1700000000"},
     ):
         assert_problem(
             await tenant.get("/v1/tickets/stats", params=params), 422, "validation_error"

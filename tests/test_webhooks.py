@@ -72,6 +72,47 @@ class TestEndpoints:
         )
         assert_problem(response, 422, "validation_error")
 
+    @pytest.mark.parametrize(
+        ("body", "loc", "code"),
+        [
+            ({"description": "CRM\u0000"}, ["body", "description"], "nul_character"),
+            ({"description": "d" * 501}, ["body", "description"], "string_too_long"),
+            (
+                {"event_types": ["ticket.\u0000"]},
+                ["body", "event_types", 0],
+                "string_pattern_mismatch",
+            ),
+            ({"enabled": "true"}, ["body", "enabled"], "bool_type"),
+            ({"url": "https://example.com/" + "a" * 2100}, ["body", "url"], "url_too_long"),
+            # pydantic accepts the emoji domain (IDNA 2003), the delivery client does not
+            ({"url": "https://xn--ls8h.la/hooks"}, ["body", "url"], "url_invalid"),
+            ({"url": "https://example.com:99999/"}, ["body", "url"], "url_invalid"),
+            ({"url": "https://"}, ["body", "url"], "url_invalid"),
+            # `format: uri` admits any scheme: the contract's pattern says http(s)
+            ({"url": "urn:example:hooks"}, ["body", "url"], "url_scheme"),
+            ({"url": " https://example.com/"}, ["body", "url"], "url_scheme"),
+        ],
+    )
+    async def test_hostile_fields_are_422(
+        self, tenant: TenantHandle, body: dict[str, Any], loc: list[str], code: str
+    ) -> None:
+        sent = {"url": "https://example.com/h", **body}
+        problem = assert_problem(
+            await tenant.post("/v1/webhook-endpoints", json=sent), 422, "validation_error"
+        )
+        assert [(e["loc"], e["code"]) for e in problem["errors"]] == [(loc, code)]
+
+    async def test_an_uncallable_url_is_refused_on_update_too(self, tenant: TenantHandle) -> None:
+        created = (
+            await tenant.post("/v1/webhook-endpoints", json={"url": "https://example.com/a"})
+        ).json()
+        url = f"/v1/webhook-endpoints/{created['id']}"
+        problem = assert_problem(
+            await tenant.patch(url, json={"url": "https://xn--ls8h.la/"}), 422, "validation_error"
+        )
+        assert [e["code"] for e in problem["errors"]] == ["url_invalid"]
+        assert (await tenant.get(url)).json()["url"] == "https://example.com/a"
+
     async def test_update_rotate_delete(self, tenant: TenantHandle) -> None:
         created = (
             await tenant.post("/v1/webhook-endpoints", json={"url": "https://example.com/a"})
@@ -462,8 +503,10 @@ class TestFairShares:
         sessions: Any,
         app_settings: Settings,
     ) -> None:
-        # Two tenants' slow receivers take every send slot of the process ...
-        receiver.default = Answer(delay=3)
+        # Two tenants' slow receivers take every send slot of the process (5 s each: long
+        # enough that the third delivery waits over 2 s even when filling the slots and
+        # registering its endpoint are slow on a loaded machine) ...
+        receiver.default = Answer(delay=5)
         for tenant in (live, other_live):
             for name in ("a", "b"):
                 await register(tenant, f"{receiver.url}/{name}", event_types=["response.*"])

@@ -3,10 +3,7 @@ and restarted, and the development receiver verifying signatures."""
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -29,18 +26,10 @@ def start_api_and_receiver(
     processes: Processes, tenant_name: str, event_types: list[str], *, worker: bool
 ) -> Setup:
     """A tenant (by the CLI), the API, a webhook endpoint and the dev receiver behind it."""
-    created = subprocess.run(
-        [sys.executable, "-m", "feedback_api", "tenant", "create", "--name", tenant_name],
-        env=processes.env,
-        capture_output=True,
-        check=True,
-    )
-    key = json.loads(created.stdout)["api_key"]["secret"]
-    api_port, receiver_port = free_port(), free_port()
-    worker_flag = "--worker" if worker else "--no-worker"
-    processes.start("api", "serve", "--port", str(api_port), worker_flag)
+    key = processes.tenant(tenant_name)
+    receiver_port = free_port()
+    api_port = processes.serve("--worker" if worker else "--no-worker")
     base = f"http://127.0.0.1:{api_port}"
-    processes.wait_for("api", "Application startup complete")
     headers = bearer(key)
     endpoint = httpx.post(
         f"{base}/v1/webhook-endpoints",

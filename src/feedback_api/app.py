@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from feedback_api import __version__
+from feedback_api import __version__, contract
 from feedback_api.api import ROUTERS
 from feedback_api.config import Settings, get_settings
 from feedback_api.db import (
@@ -70,11 +70,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        generate_unique_id_function=contract.operation_id,
     )
     app.state.settings = settings
     app.include_router(health_router)
     for router in ROUTERS:
         app.include_router(router)
     install_exception_handlers(app)
+    contract.install(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

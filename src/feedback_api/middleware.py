@@ -1,8 +1,12 @@
 """One pure-ASGI middleware (no BaseHTTPMiddleware: it costs a task per request): request
-id, body size and media type limits, access log and Prometheus metrics."""
+id, body size and media type limits, the last line of defence for errors (contention
+retried, database errors mapped, a 500 that keeps the connection), access log and
+Prometheus metrics."""
 
 from __future__ import annotations
 
+import asyncio
+import random
 import re
 import time
 import uuid
@@ -12,7 +16,8 @@ from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from feedback_api.exceptions import FeedbackError, PayloadTooLarge, UnsupportedMediaType
-from feedback_api.problems import problem_bytes
+from feedback_api.kit.poison import sqlstate
+from feedback_api.problems import Answer, answer_for, problem_bytes
 
 logger = structlog.get_logger("feedback_api.access")
 
@@ -43,6 +48,26 @@ def _accepted(content_type: str, path: str) -> bool:
     return _is_json(content_type)
 
 
+class ClientGone(Exception):
+    """The connection closed while the request body was still arriving."""
+
+
+MAX_ATTEMPTS = 3  # a request that deadlocks or fails to serialise is run up to 3 times
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
@@ -59,29 +84,56 @@ class RequestContextMiddleware:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         status_holder = [500]
+        response_started = [False]
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
+                response_started[0] = True
                 status_holder[0] = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
+        final_scope = scope
         try:
             rejected: FeedbackError | None = None
+            body: bytes | None = None
             if scope["method"].encode() in _BODY_METHODS:
                 try:
-                    receive = await self._check_body(headers, receive, scope["path"])
+                    body = await self._read_body(headers, receive, scope["path"])
                 except FeedbackError as exc:
                     rejected = exc
+                except ClientGone:
+                    status_holder[0] = 499  # logged as nginx does: client closed request
+                    return
             if rejected is not None:
                 await self._send_problem(rejected, request_id, send_with_id)
-            else:
-                await self.app(scope, receive, send_with_id)
+                return
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                # A fresh scope per attempt: routing and FastAPI write into it.
+                final_scope = dict(scope)
+                try:
+                    await self.app(
+                        final_scope,
+                        receive if body is None else _replay(body, receive),
+                        send_with_id,
+                    )
+                    return
+                except Exception as exc:
+                    if response_started[0]:
+                        raise  # half a response is out: only closing the connection is honest
+                    answer = answer_for(exc)
+                    if answer.retry and attempt < MAX_ATTEMPTS:
+                        logger.warning("request_retried", attempt=attempt, sqlstate=sqlstate(exc))
+                        await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)
+                        continue
+                    await self._send_answer(answer, request_id, send_with_id)
+                    return
         finally:
             elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            template = getattr(route, "path", "unmatched")
+            route = final_scope.get("route")
+            # path_format: the template without convertors ({id}, not {id:uuid})
+            template = getattr(route, "path_format", None) or getattr(route, "path", "unmatched")
             REQUEST_DURATION.labels(scope["method"], template, str(status_holder[0])).observe(
                 elapsed
             )
@@ -93,9 +145,9 @@ class RequestContextMiddleware:
                 duration_ms=round(elapsed * 1000, 2),
             )
 
-    async def _check_body(
-        self, headers: dict[bytes, bytes], receive: Receive, path: str
-    ) -> Receive:
+    async def _read_body(self, headers: dict[bytes, bytes], receive: Receive, path: str) -> bytes:
+        """The whole body, read here within the limit (so a request can be run again after
+        a deadlock); a declared Content-Length over the limit is refused before reading."""
         length_header = headers.get(b"content-length")
         if length_header is not None:
             try:
@@ -104,17 +156,16 @@ class RequestContextMiddleware:
                 raise FeedbackError("Content-Length is not a number") from None
             if length > self.max_body_bytes:
                 raise PayloadTooLarge(f"the body may be at most {self.max_body_bytes} bytes")
-            if length and not _accepted(headers.get(b"content-type", b"").decode("latin-1"), path):
-                raise UnsupportedMediaType("send the body as application/json")
-            return receive
-        # No Content-Length (chunked): read it here, within the limit, then replay it.
         chunks: list[bytes] = []
         size = 0
         more = True
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                break
+                # The client went away before its body was complete: whatever arrived is a
+                # fragment (`score=1` of `score=10`), and there is nobody to answer.
+                raise ClientGone
+
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
@@ -124,33 +175,30 @@ class RequestContextMiddleware:
         body = b"".join(chunks)
         if body and not _accepted(headers.get(b"content-type", b"").decode("latin-1"), path):
             raise UnsupportedMediaType("send the body as application/json")
-        sent = False
+        return body
 
-        async def replay() -> Message:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        return replay
-
-    async def _send_problem(self, exc: FeedbackError, request_id: str, send: Send) -> None:
+    async def _send_answer(self, answer: Answer, request_id: str, send: Send) -> None:
         body = problem_bytes(
-            status=exc.status,
-            code=exc.code,
-            title=exc.title,
-            detail=exc.detail,
+            status=answer.status,
+            code=answer.code,
+            title=answer.title,
+            detail=answer.detail,
             request_id=request_id,
         )
+        extra = [(k.lower().encode(), v.encode()) for k, v in (answer.headers or {}).items()]
         await send(
             {
                 "type": "http.response.start",
-                "status": exc.status,
+                "status": answer.status,
                 "headers": [
                     (b"content-type", b"application/problem+json"),
                     (b"content-length", str(len(body)).encode()),
+                    *extra,
                 ],
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+    async def _send_problem(self, exc: FeedbackError, request_id: str, send: Send) -> None:
+        answer = Answer(exc.status, exc.code, exc.title, exc.detail)
+        await self._send_answer(answer, request_id, send)

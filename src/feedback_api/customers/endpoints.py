@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.responses import Response
+from pydantic_core import PydanticCustomError
 
 from feedback_api.auth.context import AuthContext
 from feedback_api.auth.dependencies import require
@@ -17,6 +19,13 @@ from feedback_api.exceptions import InvalidRequest
 from feedback_api.kit.http import json_response
 from feedback_api.kit.params import Cursor, Limit, parse_cursor
 from feedback_api.kit.schemas import Page, problem_responses
+from feedback_api.kit.types import (
+    ATTRIBUTE_KEY_PATTERN,
+    MAX_ATTRIBUTES_KEYS,
+    ExternalRef,
+    Text,
+    check_storable,
+)
 from feedback_api.privacy.schemas import CustomerExport
 from feedback_api.privacy.service import privacy as privacy_service
 
@@ -25,15 +34,12 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 CustomersWrite = Annotated[AuthContext, Depends(require(Scope.CUSTOMERS_WRITE))]
 CustomersRead = Annotated[AuthContext, Depends(require(Scope.CUSTOMERS_READ))]
 Ref = Annotated[
-    str,
-    Path(
-        min_length=1,
-        max_length=255,
-        pattern=r"^[^\s/?#]+$",
-        description="Your system's id for the customer (no spaces, `/`, `?` or `#`).",
-    ),
+    ExternalRef,
+    Path(description="Your system's id for the customer (no spaces, `/`, `?` or `#`)."),
 ]
 ATTRIBUTE_FILTER_PREFIX = "attr."
+MAX_ATTRIBUTE_FILTER_LENGTH = 1000
+_ATTRIBUTE_NAME = re.compile(ATTRIBUTE_KEY_PATTERN)
 
 
 @router.put(
@@ -69,26 +75,70 @@ async def list_customers(
     request: Request,
     session: SessionDep,
     auth: CustomersRead,
-    email: Annotated[str | None, Query(max_length=320)] = None,
+    email: Annotated[Annotated[str, Text(max_length=320)] | None, Query()] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[CustomerRead]:
     """List customers, newest first.
 
     Filter by `email`, and by attributes with `attr.<name>=<value>` (e.g. `attr.tier=gold`;
-    several are ANDed; values compare as strings)."""
-    attributes = {
-        name.removeprefix(ATTRIBUTE_FILTER_PREFIX): value
-        for name, value in request.query_params.items()
-        if name.startswith(ATTRIBUTE_FILTER_PREFIX)
-    }
-    if any(not name for name in attributes):
-        raise InvalidRequest("attribute filters look like attr.<name>=<value>")
+    several are ANDed; values compare as strings). At most 50 attribute filters; a name
+    is what an attribute's may be (letters, digits, `_`, `.`, `-`; up to 64), a value has
+    at most 1,000 characters and no U+0000."""
+    attributes = _attribute_filters(request)
     after = parse_cursor(cursor, datetime, UUID)
     rows, next_cursor = await customer_service.list_page(
         session, auth.tenant_id, email=email, attributes=attributes, limit=limit, after=after
     )
     return Page(items=[CustomerRead.model_validate(c) for c in rows], next_cursor=next_cursor)
+
+
+def _attribute_filters(request: Request) -> dict[str, str]:
+    """The `attr.<name>=<value>` filters, refused with a code when the name could not be an
+    attribute's or the value could not be stored (NUL, lone surrogates)."""
+    attributes: dict[str, str] = {}
+    errors: list[dict[str, Any]] = []
+    for param, value in request.query_params.multi_items():
+        if not param.startswith(ATTRIBUTE_FILTER_PREFIX):
+            continue
+        name = param.removeprefix(ATTRIBUTE_FILTER_PREFIX)
+        loc = ["query", param]
+        if not _ATTRIBUTE_NAME.fullmatch(name):
+            errors.append(
+                {
+                    "loc": loc,
+                    "code": "attribute_name",
+                    "message": f"attribute filters look like attr.<name>=<value>, the name "
+                    f"matching {ATTRIBUTE_KEY_PATTERN}",
+                }
+            )
+            continue
+        if len(value) > MAX_ATTRIBUTE_FILTER_LENGTH:
+            errors.append(
+                {
+                    "loc": loc,
+                    "code": "string_too_long",
+                    "message": f"at most {MAX_ATTRIBUTE_FILTER_LENGTH} characters",
+                }
+            )
+            continue
+        try:
+            check_storable(value)
+        except PydanticCustomError as exc:
+            errors.append({"loc": loc, "code": exc.type, "message": exc.message()})
+            continue
+        attributes[name] = value
+    if not errors and len(attributes) > MAX_ATTRIBUTES_KEYS:
+        errors.append(
+            {
+                "loc": ["query"],
+                "code": "too_many_attributes",
+                "message": f"at most {MAX_ATTRIBUTES_KEYS} attribute filters",
+            }
+        )
+    if errors:
+        raise InvalidRequest("the attribute filters are not valid", errors=errors)
+    return attributes
 
 
 @router.get("/{external_ref}/export", responses=problem_responses(403, 404))

@@ -1,19 +1,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import EmailStr, Field
 
 from feedback_api.kit.schemas import InputSchema, ReadSchema
-from feedback_api.kit.types import Attributes, LanguageTag, PhoneNumber, TimeZoneName
+from feedback_api.kit.types import Attributes, LanguageTag, PhoneNumber, Text, TimeZoneName
 
 
 class CustomerUpsert(InputSchema):
     """The whole customer record. `PUT` replaces it: a field you leave out becomes empty."""
 
-    name: str | None = Field(default=None, max_length=200)
+    name: Annotated[str, Text(max_length=200)] | None = None
     email: EmailStr | None = Field(default=None, max_length=320)
     phone: PhoneNumber | None = None
     locale: LanguageTag | None = None

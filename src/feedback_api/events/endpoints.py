@@ -12,12 +12,15 @@ from feedback_api.db import SessionDep
 from feedback_api.events.catalogue import EVENT_TYPE_FILTER_PATTERN
 from feedback_api.events.schemas import EventPage, EventRead
 from feedback_api.events.service import event as event_service
-from feedback_api.kit.params import Limit, parse_cursor
+from feedback_api.kit.params import CURSOR_PATTERN, Limit, parse_cursor
 from feedback_api.kit.schemas import problem_responses
+from feedback_api.kit.types import Text
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
 EventsRead = Annotated[AuthContext, Depends(require(Scope.EVENTS_READ))]
+TypeFilter = Annotated[str, Text(max_length=64, pattern=EVENT_TYPE_FILTER_PATTERN)]
+EventCursor = Annotated[str, Text(min_length=1, max_length=512, pattern=CURSOR_PATTERN)]
 
 
 @router.get("", responses=problem_responses(403))
@@ -25,16 +28,12 @@ async def list_events(
     session: SessionDep,
     auth: EventsRead,
     type: Annotated[
-        str | None,
-        Query(
-            max_length=64,
-            pattern=EVENT_TYPE_FILTER_PATTERN,
-            description="Only this type (`response.created`) or family (`response.*`).",
-        ),
+        TypeFilter | None,
+        Query(description="Only this type (`response.created`) or family (`response.*`)."),
     ] = None,
     after: Annotated[
-        str | None,
-        Query(max_length=512, description="`next_cursor` of your previous call."),
+        EventCursor | None,
+        Query(description="`next_cursor` of your previous call (opaque; base64url)."),
     ] = None,
     limit: Limit = 100,
 ) -> EventPage:
@@ -55,7 +54,7 @@ async def list_events(
     )
 
 
-@router.get("/{event_id}", responses=problem_responses(403, 404))
+@router.get("/{event_id:uuid}", responses=problem_responses(403, 404))
 async def get_event(event_id: UUID, session: SessionDep, auth: EventsRead) -> EventRead:
     """One event by id."""
     return EventRead.model_validate(

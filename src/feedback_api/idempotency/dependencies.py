@@ -18,15 +18,14 @@ from feedback_api.idempotency.service import StoredResult
 from feedback_api.idempotency.service import idempotency as idempotency_service
 from feedback_api.kit.crypto import canonical_hash
 from feedback_api.kit.http import json_response
+from feedback_api.kit.types import Text
 
 IdempotencyKeyHeader = Annotated[
-    str | None,
+    Annotated[str, Text(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")] | None,
     Header(
         alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        description="Any unique string (a UUID is good). A retry with the same key replays the "
-        "first result; kept for at least 24 h, per tenant.",
+        description="Any unique string of visible ASCII, up to 255 (a UUID is good). A "
+        "retry with the same key replays the first result; kept for at least 24 h, per tenant.",
     ),
 ]
 

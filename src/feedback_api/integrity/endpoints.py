@@ -28,7 +28,8 @@ from feedback_api.integrity.schemas import (
 from feedback_api.integrity.service import integrity as integrity_service
 from feedback_api.kit.params import Cursor, Limit, parse_cursor
 from feedback_api.kit.schemas import Page, problem_responses
-from feedback_api.metrics.endpoints import PERIOD_HELP, Bound
+from feedback_api.kit.types import Bound, Text
+from feedback_api.metrics.endpoints import PERIOD_HELP
 from feedback_api.metrics.service import metric as metric_service
 
 router = APIRouter(prefix="/v1/integrity", tags=["integrity"])
@@ -44,7 +45,10 @@ async def list_flags(
     flag_status: Annotated[FlagStatus | None, Query(alias="status")] = None,
     flag_type: Annotated[FlagType | None, Query(alias="type")] = None,
     subject_type: SubjectType | None = None,
-    subject_ref: Annotated[str | None, Query(max_length=255)] = None,
+    subject_ref: Annotated[
+        Annotated[str, Text(max_length=255)] | None,
+        Query(description="Exact match, e.g. an agent ref or `ip:<hash>`."),
+    ] = None,
     response_id: Annotated[UUID | None, Query(description="Flags linking this response.")] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
@@ -83,13 +87,13 @@ async def create_flag(
     )
 
 
-@router.get("/flags/{flag_id}", responses=problem_responses(403, 404))
+@router.get("/flags/{flag_id:uuid}", responses=problem_responses(403, 404))
 async def get_flag(flag_id: UUID, session: SessionDep, auth: IntegrityRead) -> FlagDetail:
     """One flag with its evidence, the responses it links and every decision on it."""
     return await integrity_service.get(session, auth.tenant_id, flag_id)
 
 
-@router.post("/flags/{flag_id}/confirm", responses=problem_responses(403, 404, body=True))
+@router.post("/flags/{flag_id:uuid}/confirm", responses=problem_responses(403, 404, body=True))
 async def confirm_flag(
     flag_id: UUID, body: FlagDecisionBody, session: SessionDep, auth: IntegrityWrite
 ) -> FlagDetail:
@@ -104,7 +108,7 @@ async def confirm_flag(
     )
 
 
-@router.post("/flags/{flag_id}/dismiss", responses=problem_responses(403, 404, body=True))
+@router.post("/flags/{flag_id:uuid}/dismiss", responses=problem_responses(403, 404, body=True))
 async def dismiss_flag(
     flag_id: UUID, body: FlagDecisionBody, session: SessionDep, auth: IntegrityWrite
 ) -> FlagDetail:

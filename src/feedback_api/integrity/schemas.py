@@ -8,8 +8,9 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from feedback_api.integrity.params import DetectorParams
+from feedback_api.integrity.params import DetectorParams, DetectorParamsUpdate
 from feedback_api.kit.schemas import InputSchema, UpdateSchema
+from feedback_api.kit.types import Bool, Float, Int, Text
 from feedback_api.metrics.schemas import Bounds, Period
 
 
@@ -80,20 +81,19 @@ class FlagDetail(FlagRead):
     decisions: list[Decision] = Field(description="Every decision on this flag, oldest first.")
 
 
+Reason = Annotated[str, Text(min_length=3, max_length=2000)]
+
+
 class FlagDecisionBody(InputSchema):
-    reason: str = Field(
-        min_length=3,
-        max_length=2000,
-        description="Why; kept in the audit trail. Do not write personal data here.",
+    reason: Reason = Field(
+        description="Why; kept in the audit trail. Do not write personal data here."
     )
 
 
 class ManualFlagCreate(InputSchema):
     response_ids: list[UUID] = Field(min_length=1, max_length=1000)
-    reason: str = Field(
-        min_length=3,
-        max_length=2000,
-        description="Why these responses should not count; kept in the audit trail.",
+    reason: Reason = Field(
+        description="Why these responses should not count; kept in the audit trail."
     )
 
 
@@ -114,15 +114,14 @@ class SettingsRead(BaseModel):
 
 
 class SettingsUpdate(UpdateSchema):
-    exclude_threshold: Annotated[float, Field(ge=0.5, le=1)] | SkipJsonSchema[None] = Field(
+    exclude_threshold: Annotated[Float, Field(ge=0.5, le=1)] | SkipJsonSchema[None] = Field(
         default=None, description="0.5–1; 1 means only confirmed flags exclude."
     )
-    rewards_enabled: bool | SkipJsonSchema[None] = None
-    reward_interval_days: Annotated[int, Field(ge=0, le=3650)] | SkipJsonSchema[None] = None
-    detectors: dict[str, Any] | SkipJsonSchema[None] = Field(
+    rewards_enabled: Bool | SkipJsonSchema[None] = None
+    reward_interval_days: Annotated[Int, Field(ge=0, le=3650)] | SkipJsonSchema[None] = None
+    detectors: DetectorParamsUpdate | SkipJsonSchema[None] = Field(
         default=None,
-        description="Any subset of the detector parameters (see the read model); the "
-        "others keep their values.",
+        description="Any subset of the detector parameters; the others keep their values.",
     )
 
 

@@ -4,13 +4,15 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from feedback_api.auth.context import AuthContext
 from feedback_api.auth.dependencies import require
 from feedback_api.auth.scopes import Scope
 from feedback_api.db import SessionDep
 from feedback_api.invitations.schemas import (
+    SURVEY_KEY_MAX,
+    SURVEY_KEY_PATTERN,
     ContactRulesRead,
     ContactRulesUpdate,
     DeliveryReport,
@@ -35,8 +37,8 @@ from feedback_api.invitations.schemas import (
 from feedback_api.invitations.service import invitation as invitation_service
 from feedback_api.kit.params import Cursor, Limit, parse_cursor
 from feedback_api.kit.schemas import Page, problem_responses
-from feedback_api.kit.types import ExternalRef
-from feedback_api.metrics.endpoints import PERIOD_HELP, Bound
+from feedback_api.kit.types import Bound, ExternalRef, Text
+from feedback_api.metrics.endpoints import PERIOD_HELP
 
 router = APIRouter(prefix="/v1", tags=["invitations"])
 
@@ -44,7 +46,11 @@ InvitationsRead = Annotated[AuthContext, Depends(require(Scope.INVITATIONS_READ)
 InvitationsWrite = Annotated[AuthContext, Depends(require(Scope.INVITATIONS_WRITE))]
 CustomersWrite = Annotated[AuthContext, Depends(require(Scope.CUSTOMERS_WRITE))]
 KeysManage = Annotated[AuthContext, Depends(require(Scope.KEYS_MANAGE))]
-SurveyKey = Annotated[str, Query(max_length=63)]
+SurveyKeyText = Annotated[
+    str, Text(min_length=1, max_length=SURVEY_KEY_MAX, pattern=SURVEY_KEY_PATTERN)
+]
+SurveyKeyPath = Annotated[SurveyKeyText, Path(description="The survey's key.")]
+RefText = Annotated[str, Text(min_length=1, max_length=255)]
 
 
 # --- surveys ------------------------------------------------------------------------------
@@ -80,14 +86,14 @@ async def list_surveys(
 
 
 @router.get("/surveys/{key}", responses=problem_responses(403, 404))
-async def get_survey(key: str, session: SessionDep, auth: InvitationsRead) -> SurveyRead:
+async def get_survey(key: SurveyKeyPath, session: SessionDep, auth: InvitationsRead) -> SurveyRead:
     """One survey."""
     return await invitation_service.get_survey(session, auth.tenant_id, key)
 
 
 @router.patch("/surveys/{key}", responses=problem_responses(403, 404, body=True))
 async def update_survey(
-    key: str, body: SurveyUpdate, session: SessionDep, auth: InvitationsWrite
+    key: SurveyKeyPath, body: SurveyUpdate, session: SessionDep, auth: InvitationsWrite
 ) -> SurveyRead:
     """Change texts and timing. Invitations already scheduled keep their due and expiry
     times; `active: false` stops new ones and suppresses those not yet sent
@@ -162,10 +168,10 @@ async def list_invitations(
     session: SessionDep,
     auth: InvitationsRead,
     status_: Annotated[Status | None, Query(alias="status")] = None,
-    survey: SurveyKey | None = None,
+    survey: Annotated[SurveyKeyText | None, Query(description="The survey's key.")] = None,
     channel: InvitationChannel | None = None,
-    customer: Annotated[str | None, Query(max_length=255, description="External ref.")] = None,
-    trigger_ref: Annotated[str | None, Query(max_length=255)] = None,
+    customer: Annotated[ExternalRef | None, Query(description="External ref.")] = None,
+    trigger_ref: Annotated[RefText | None, Query()] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[InvitationRead]:
@@ -209,7 +215,7 @@ async def invitation_stats(
     )
 
 
-@router.get("/invitations/{invitation_id}", responses=problem_responses(403, 404))
+@router.get("/invitations/{invitation_id:uuid}", responses=problem_responses(403, 404))
 async def get_invitation(
     invitation_id: UUID, session: SessionDep, auth: InvitationsRead
 ) -> InvitationRead:
@@ -218,7 +224,7 @@ async def get_invitation(
 
 
 @router.delete(
-    "/invitations/{invitation_id}",
+    "/invitations/{invitation_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(403, 404, 409),
 )
@@ -231,7 +237,7 @@ async def cancel_invitation(
 
 
 @router.post(
-    "/invitations/{invitation_id}/delivery",
+    "/invitations/{invitation_id:uuid}/delivery",
     responses=problem_responses(403, 404, 409, body=True),
 )
 async def report_delivery(
@@ -254,7 +260,7 @@ async def eligibility(
     session: SessionDep,
     auth: InvitationsRead,
     survey: Annotated[
-        SurveyKey | None, Query(description="Also check this survey's cooldown.")
+        SurveyKeyText | None, Query(description="Also check this survey's cooldown.")
     ] = None,
     channel: Annotated[
         InvitationChannel | None,

@@ -1,20 +1,32 @@
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, time
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, Field, StrictInt, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, model_validator
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from feedback_api.invitations.rules import Reason
 from feedback_api.kit.schemas import InputSchema, UpdateSchema
-from feedback_api.kit.types import Attributes, ExternalRef, LanguageTag, Slug
+from feedback_api.kit.types import (
+    Attributes,
+    Bool,
+    ExternalRef,
+    Int,
+    LanguageTag,
+    Slug,
+    Text,
+    Timestamp,
+)
 from feedback_api.responses.schemas import (
     FIXED_SCALES,
-    MAX_COMMENT_LENGTH,
+    SCALE_LIMIT,
+    Comment,
     Kind,
     Ref,
     ShortText,
@@ -23,6 +35,12 @@ from feedback_api.responses.schemas import (
 
 MAX_BATCH_ITEMS = 1000
 MAX_TEXT = 1000
+#: One-tap rating scales (the links are one per score) lie within this range.
+SCALE_LOW, SCALE_HIGH = 0, 10
+
+#: A survey's key, as `Slug` (for path and query parameters).
+SURVEY_KEY_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+SURVEY_KEY_MAX = 63
 
 
 class InvitationChannel(StrEnum):
@@ -56,7 +74,7 @@ class Delivery(StrEnum):
 
 
 LocalisedText = Annotated[
-    dict[LanguageTag, Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]],
+    dict[LanguageTag, Annotated[str, Text(min_length=1, max_length=MAX_TEXT)]],
     Field(
         min_length=1,
         max_length=50,
@@ -76,6 +94,9 @@ LocalisedText = Annotated[
 # --- surveys ------------------------------------------------------------------------------
 
 
+ScalePoint = Annotated[Int, Field(ge=SCALE_LOW, le=SCALE_HIGH)]
+
+
 class _SurveyTiming(InputSchema):
     """Fields a survey may change later."""
 
@@ -89,28 +110,28 @@ class _SurveyTiming(InputSchema):
     touchpoint: ShortText | None = Field(
         default=None, description="Stored on responses unless the invitation names one."
     )
-    delay_minutes: Annotated[int, Field(ge=0, le=60 * 24 * 90)] | SkipJsonSchema[None] = Field(
+    delay_minutes: Annotated[Int, Field(ge=0, le=60 * 24 * 90)] | SkipJsonSchema[None] = Field(
         default=None, description="How long after the trigger to ask. Default 0."
     )
-    expires_after_hours: Annotated[int, Field(ge=1, le=24 * 90)] | SkipJsonSchema[None] = Field(
+    expires_after_hours: Annotated[Int, Field(ge=1, le=24 * 90)] | SkipJsonSchema[None] = Field(
         default=None, description="How long the links stay open after the due time. Default 168."
     )
-    reminder_after_hours: Annotated[int, Field(ge=1, le=24 * 30)] | None = Field(
+    reminder_after_hours: Annotated[Int, Field(ge=1, le=24 * 30)] | None = Field(
         default=None,
         description="Remind this long after sending (and after each reminder, up to the "
         "tenant's `max_reminders`) while unanswered. Null: no reminders (the default).",
     )
-    cooldown_days: Annotated[int, Field(ge=1, le=3650)] | None = Field(
+    cooldown_days: Annotated[Int, Field(ge=1, le=3650)] | None = Field(
         default=None,
         description="Ask a customer this survey at most once per this many days (on top of "
         "the tenant's frequency rule). Null: only the frequency rule.",
     )
-    send_within_hours: Annotated[int, Field(ge=1, le=24 * 30)] | SkipJsonSchema[None] = Field(
+    send_within_hours: Annotated[Int, Field(ge=1, le=24 * 30)] | SkipJsonSchema[None] = Field(
         default=None,
         description="If quiet hours would push the due time later than this, the moment has "
         "passed: the invitation is suppressed (`quiet_hours_limit`). Default 24.",
     )
-    active: bool | SkipJsonSchema[None] = Field(
+    active: Bool | SkipJsonSchema[None] = Field(
         default=None, description="Inactive surveys schedule nothing new. Default true."
     )
 
@@ -120,8 +141,12 @@ class SurveyCreate(_SurveyTiming):
         description="Your name for the survey, unique per tenant, e.g. `delivery-nps`."
     )
     kind: Kind
-    scale_min: StrictInt | None = Field(default=None, description="For `rating` only.")
-    scale_max: StrictInt | None = Field(default=None, description="For `rating` only.")
+    scale_min: ScalePoint | None = Field(
+        default=None, description="For `rating` only (required there)."
+    )
+    scale_max: ScalePoint | None = Field(
+        default=None, description="For `rating` only (required there); above `scale_min`."
+    )
     question: LocalisedText
     default_channel: InvitationChannel = InvitationChannel.EMAIL
 
@@ -129,13 +154,23 @@ class SurveyCreate(_SurveyTiming):
     def _check_scale(self) -> Self:
         if self.kind is Kind.RATING:
             if self.scale_min is None or self.scale_max is None:
-                raise ValueError("a rating survey needs scale_min and scale_max")
-            if not 0 <= self.scale_min < self.scale_max <= 10:
-                raise ValueError("one-tap rating scales run within 0–10")
+                raise PydanticCustomError(
+                    "scale_required", "a rating survey needs scale_min and scale_max"
+                )
+            if not SCALE_LOW <= self.scale_min < self.scale_max <= SCALE_HIGH:
+                raise PydanticCustomError(
+                    "scale_range",
+                    "one-tap rating scales run within {low}–{high}, scale_min below scale_max",
+                    {"low": SCALE_LOW, "high": SCALE_HIGH},
+                )
         else:
             low, high = FIXED_SCALES[self.kind]
             if self.scale_min not in (None, low) or self.scale_max not in (None, high):
-                raise ValueError(f"{self.kind.value} is always on the scale {low}–{high}")
+                raise PydanticCustomError(
+                    "scale_fixed",
+                    "{kind} is always on the scale {low}–{high}",
+                    {"kind": self.kind.value, "low": low, "high": high},
+                )
             self.scale_min, self.scale_max = low, high
         return self
 
@@ -170,16 +205,41 @@ class SurveyRead(BaseModel):
 # --- contact rules ------------------------------------------------------------------------
 
 
+LOCAL_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$"
+_LOCAL_TIME = re.compile(LOCAL_TIME_PATTERN)
+
+
+def _local_time(value: Any) -> Any:
+    # Pydantic would also read seconds since midnight (as UTC) and times with an offset.
+    if isinstance(value, time) and value.tzinfo is None:
+        return value
+    if isinstance(value, str) and _LOCAL_TIME.fullmatch(value):
+        return value
+    raise PydanticCustomError(
+        "local_time",
+        "give a local wall-clock time as HH:MM or HH:MM:SS, without an offset, e.g. 21:00",
+    )
+
+
+LocalTime = Annotated[
+    time,
+    BeforeValidator(_local_time),
+    # Not `format: time`: JSON Schema's time is RFC 3339's full-time, with an offset, and a
+    # wall-clock time in the customer's zone has none.
+    WithJsonSchema({"type": "string", "pattern": LOCAL_TIME_PATTERN, "maxLength": 15}),
+]
+
+
 class QuietHoursBody(BaseModel):
-    start: time = Field(description="Local time the quiet window starts, e.g. `21:00`.")
-    end: time = Field(description="Local time it ends, e.g. `09:00` (may be the next day).")
+    start: LocalTime = Field(description="Local time the quiet window starts, e.g. `21:00`.")
+    end: LocalTime = Field(description="Local time it ends, e.g. `09:00` (may be the next day).")
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.start == self.end:
-            raise ValueError("start and end are equal; send null for no quiet hours")
-        if self.start.tzinfo is not None or self.end.tzinfo is not None:
-            raise ValueError("quiet hours are local wall-clock times, without an offset")
+            raise PydanticCustomError(
+                "quiet_hours_empty", "start and end are equal; send null for no quiet hours"
+            )
         return self
 
 
@@ -198,11 +258,11 @@ class ContactRulesRead(BaseModel):
 class ContactRulesUpdate(UpdateSchema):
     nullable = frozenset({"quiet_hours"})
 
-    frequency_days: Annotated[int, Field(ge=0, le=3650)] | SkipJsonSchema[None] = Field(
+    frequency_days: Annotated[Int, Field(ge=0, le=3650)] | SkipJsonSchema[None] = Field(
         default=None, description="0 turns the frequency rule off."
     )
     quiet_hours: QuietHoursBody | None = None
-    max_reminders: Annotated[int, Field(ge=0, le=5)] | SkipJsonSchema[None] = None
+    max_reminders: Annotated[Int, Field(ge=0, le=5)] | SkipJsonSchema[None] = None
 
 
 # --- invitations --------------------------------------------------------------------------
@@ -228,10 +288,12 @@ class InvitationCreate(InputSchema):
         description="What prompted it, e.g. the order id. Sending the same survey and "
         "trigger_ref again returns the first invitation (200) instead of a second one.",
     )
-    triggered_at: AwareDatetime | None = Field(
-        default=None, description="When the trigger happened. Default: now."
+    triggered_at: Timestamp | None = Field(
+        default=None,
+        description="When the trigger happened (RFC 3339 with offset, from 1900; at most "
+        "the clock skew ahead). Default: now.",
     )
-    delay_seconds: Annotated[int, Field(ge=0, le=3600 * 24 * 90)] | None = Field(
+    delay_seconds: Annotated[Int, Field(ge=0, le=3600 * 24 * 90)] | None = Field(
         default=None, description="Overrides the survey's `delay_minutes`."
     )
     context: InvitationContext = Field(
@@ -376,7 +438,7 @@ class SigningKeyRead(BaseModel):
 
 
 class RotateRequest(InputSchema):
-    grace_hours: Annotated[int, Field(ge=0, le=24 * 90)] = Field(
+    grace_hours: Annotated[Int, Field(ge=0, le=24 * 90)] = Field(
         default=24 * 14,
         description="Links signed with the older keys keep working this long (0: at once, "
         "e.g. after a leak).",
@@ -387,8 +449,13 @@ class RotateRequest(InputSchema):
 
 
 class Answer(InputSchema):
-    score: StrictInt
-    comment: str | None = Field(default=None, max_length=MAX_COMMENT_LENGTH)
+    # As wide as `POST /v1/responses` allows (an answer is built from such a response); the
+    # survey's own scale is checked on answering.
+    score: Annotated[Int, Field(ge=-SCALE_LIMIT, le=SCALE_LIMIT)] = Field(
+        description="An integer on the survey's scale (`scale_min`–`scale_max`, within "
+        f"{SCALE_LOW}–{SCALE_HIGH}); another is a 422 `score_off_scale`."
+    )
+    comment: Comment | None = None
     tags: Tags = Field(default_factory=list)
 
 

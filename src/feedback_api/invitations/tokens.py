@@ -18,6 +18,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,10 @@ _CLAIMS = struct.Struct(">B16s16sHI")
 MAC_BYTES = 16
 TOKEN_BYTES = _CLAIMS.size + MAC_BYTES
 MAX_KID = 0xFFFF
+#: Base64url without padding, as `sign` writes it (TOKEN_BYTES encode to 74 characters).
+TOKEN_LENGTH = -(-TOKEN_BYTES * 4 // 3)
+TOKEN_PATTERN = r"^[A-Za-z0-9_-]+$"
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class TokenInvalid(ValueError):
@@ -64,6 +69,10 @@ def sign(claims: Claims, secret: bytes) -> str:
 
 
 def _decode(token: str) -> bytes:
+    # Anything else is not one of ours; checked first so that no input (however long, or
+    # with characters base64 would silently skip) reaches the decoder.
+    if len(token) != TOKEN_LENGTH or not _TOKEN.fullmatch(token):
+        raise TokenInvalid("not a link token")
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError):

@@ -53,7 +53,7 @@ async def list_api_keys(
 
 
 @router.delete(
-    "/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(403, 404)
+    "/{key_id:uuid}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(403, 404)
 )
 async def revoke_api_key(key_id: UUID, session: SessionDep, auth: KeysManage) -> None:
     """Revoke a key. It stops working at once, on every server. Revoking twice is harmless."""

@@ -6,13 +6,19 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
 
 class CursorError(ValueError):
     pass
+
+
+# The same range as kit.types.MIN_TIME/MAX_TIME (a forged cursor must not reach SQL with a
+# time asyncpg cannot encode); kept here so pagination needs nothing else from kit.
+_MIN_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+_MAX_TIME = datetime(3000, 1, 1, tzinfo=UTC)
 
 
 def encode_cursor(*values: datetime | UUID | str | int) -> str:
@@ -34,12 +40,36 @@ def decode_cursor(cursor: str, *types: type[Any]) -> tuple[Any, ...]:
                 parsed = datetime.fromisoformat(value)
                 if parsed.tzinfo is None:
                     raise CursorError("cursor has a naive time")
+                if not _MIN_TIME <= parsed < _MAX_TIME:
+                    raise CursorError("cursor time out of range")
                 values.append(parsed)
+            elif kind is str and ("\x00" in value or not _encodable(value)):
+                raise CursorError("cursor has a character the database cannot hold")
+            elif kind is int:
+                number = int(value)
+                if not -(2**63) <= number < 2**63:
+                    raise CursorError("cursor number out of range")
+                values.append(number)
             else:
                 values.append(kind(value))
         return tuple(values)
-    except (binascii.Error, json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
+    except (
+        binascii.Error,
+        json.JSONDecodeError,
+        UnicodeDecodeError,
+        ValueError,
+        OverflowError,
+        RecursionError,
+    ) as exc:
         raise CursorError(str(exc)) from exc
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 T = TypeVar("T")

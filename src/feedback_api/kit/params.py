@@ -8,11 +8,13 @@ from fastapi import Query
 
 from feedback_api.exceptions import InvalidCursor
 from feedback_api.kit.pagination import CursorError, decode_cursor
+from feedback_api.kit.types import Text
 
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
 Cursor = Annotated[
-    str | None,
-    Query(max_length=512, description="`next_cursor` from the previous page."),
+    Annotated[str, Text(min_length=1, max_length=512, pattern=CURSOR_PATTERN)] | None,
+    Query(description="`next_cursor` from the previous page (opaque; base64url)."),
 ]
 
 

@@ -47,13 +47,53 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception, the driver's error behind it and the asyncpg one behind that."""
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in found:
+        found.append(current)
+        current = getattr(current, "orig", None) or current.__cause__
+    return found
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The PostgreSQL SQLSTATE behind a SQLAlchemy or asyncpg error, if there is one."""
+    for link in _chain(exc):
+        state = getattr(link, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+    return None
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """The database (class 22: bad character, number or date out of range …; class 23: a
+    constraint) or asyncpg (a parameter it cannot encode) refused a value: a fault of the
+    item, not of the connection or the server."""
+    state = sqlstate(exc)
+    if state is not None and state[:2] in ("22", "23"):
+        return True
+    return any(isinstance(link, _ClientDataError) for link in _chain(exc))
+
+
+# asyncpg's client-side "invalid input for query argument" (e.g. out of int64 range); it
+# subclasses asyncpg's InterfaceError, which is otherwise a connection fault.
+_ClientDataError = asyncpg.exceptions._base.DataError
+# Contention and cancellation (deadlock, serialization failure, statement or lock timeout)
+# say nothing about the items either: retry the whole batch later.
+_TRANSIENT_STATES = ("40001", "40P01", "57014", "55P03")
+
+
 def is_transient(exc: BaseException) -> bool:
     """True for failures of the connection or the server rather than of an item."""
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        if exc.orig is not None:  # the driver's error, or the asyncpg one behind it
-            exc = exc.orig.__cause__ or exc.orig
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if sqlstate(exc) in _TRANSIENT_STATES:
+        return True
+    if is_data_error(exc):
+        return False
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig.__cause__ or exc.orig
     return isinstance(exc, _TRANSIENT)
 
 
@@ -63,11 +103,14 @@ async def isolate(
     items: Sequence[T],
     work: Callable[[Sequence[T]], Awaitable[None]],
     set_aside: Callable[[T, Exception], Awaitable[None]],
+    *,
+    is_poison: Callable[[Exception], bool] | None = None,
 ) -> int:
     """Run `work(items)` in a savepoint; on failure split the batch in halves and retry
     each, down to single items; a single item that still fails goes to `set_aside` (in the
     caller's transaction, after its savepoint rolled back). Returns how many were set aside.
-    Transient errors (see `is_transient`) propagate."""
+    Transient errors (see `is_transient`) propagate, and so does any error `is_poison`
+    (when given) does not call a fault of the items."""
     if not items:
         return 0
     try:
@@ -75,7 +118,7 @@ async def isolate(
             await work(items)
         return 0
     except Exception as exc:
-        if is_transient(exc):
+        if is_transient(exc) or (is_poison is not None and not is_poison(exc)):
             raise
         if len(items) == 1:
             WORK_FAILURES.labels(name, "item").inc()
@@ -87,8 +130,8 @@ async def isolate(
             "work_batch_failed", work=name, size=len(items), error_type=type(exc).__name__
         )
     middle = len(items) // 2
-    left = await isolate(session, name, items[:middle], work, set_aside)
-    return left + await isolate(session, name, items[middle:], work, set_aside)
+    left = await isolate(session, name, items[:middle], work, set_aside, is_poison=is_poison)
+    return left + await isolate(session, name, items[middle:], work, set_aside, is_poison=is_poison)
 
 
 def describe(exc: BaseException) -> tuple[str, str]:

@@ -4,6 +4,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 
 class InputSchema(BaseModel):
@@ -46,23 +47,61 @@ class Problem(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+# Pydantic names the member of a union it tried in `loc` (`function-after[…]`,
+# `constrained-str`, `none` …): noise to an integrator, whose field is the same either way.
+_UNION_TAGS = frozenset(
+    {
+        "constrained-str",
+        "constrained-int",
+        "constrained-float",
+        "none",
+        "str",
+        "int",
+        "float",
+        "bool",
+    }
+)
+
+
+def _is_union_tag(part: str) -> bool:
+    # "[key]" is not a tag: it says the error is in a dict's key rather than its value.
+    return part in _UNION_TAGS or ("[" in part and part.endswith("]") and part != "[key]")
+
+
 def field_errors(
     raw: Sequence[Mapping[str, Any]], prefix: Sequence[str | int] = ()
 ) -> list[dict[str, Any]]:
-    """Pydantic's error list in the shape of a problem's `errors[]`."""
-    return [
-        {
-            "loc": [*prefix, *(p if isinstance(p, int) else str(p) for p in e.get("loc", ()))],
-            "code": e.get("type", "invalid"),
-            "message": e.get("msg", ""),
-        }
-        for e in raw
-    ]
+    """Pydantic's error list in the shape of a problem's `errors[]`: union member tags left
+    out of `loc`, and the "or it could have been null" half of an optional field's error
+    dropped when the field has a real one."""
+    errors: list[dict[str, Any]] = []
+    for e in raw:
+        loc = [
+            p if isinstance(p, int) else str(p)
+            for p in e.get("loc", ())
+            if isinstance(p, int) or not _is_union_tag(str(p))
+        ]
+        errors.append(
+            {"loc": [*prefix, *loc], "code": e.get("type", "invalid"), "message": e.get("msg", "")}
+        )
+    real = [tuple(e["loc"]) for e in errors if e["code"] != "none_required"]
+
+    def explained(loc: tuple[Any, ...]) -> bool:  # a real error at or below this field
+        return any(other[: len(loc)] == loc for other in real)
+
+    kept = [e for e in errors if e["code"] != "none_required" or not explained(tuple(e["loc"]))]
+    unique: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for e in kept:
+        unique.setdefault((tuple(e["loc"]), e["code"]), e)
+    return list(unique.values())
 
 
-def problem_responses(*statuses: int, body: bool = False) -> dict[int | str, dict[str, Any]]:
+def problem_responses(
+    *statuses: int, body: bool = False, html: bool = False
+) -> dict[int | str, dict[str, Any]]:
     """OpenAPI declarations of the problem+json answers an endpoint may give: 401, 422 and
-    503 always, 400 (malformed JSON), 413 and 415 for endpoints that take a body."""
+    503 always, 400 (malformed JSON), 413 and 415 for endpoints that take a body. `html`:
+    a browser (the one-tap pages) gets the same answer as an HTML page."""
     descriptions = {
         400: "The body is not valid JSON",
         401: "Missing or invalid API key",
@@ -78,7 +117,10 @@ def problem_responses(*statuses: int, body: bool = False) -> dict[int | str, dic
         status: {
             "model": Problem,
             "description": descriptions.get(status, "Error"),
-            "content": {"application/problem+json": {}},
+            "content": {
+                "application/problem+json": {},
+                **({"text/html": {"schema": {"type": "string"}}} if html else {}),
+            },
         }
         for status in sorted({*statuses, 401, 422, 503, *((400, 413, 415) if body else ())})
     }
@@ -98,7 +140,11 @@ class UpdateSchema(InputSchema):
             if getattr(self, name) is None and name not in self.nullable
         ]
         if nulls:
-            raise ValueError(f"these fields cannot be null: {', '.join(sorted(nulls))}")
+            raise PydanticCustomError(
+                "null_not_allowed",
+                "these fields cannot be null: {fields}",
+                {"fields": ", ".join(sorted(nulls))},
+            )
         return self
 
     def changes(self) -> dict[str, Any]:

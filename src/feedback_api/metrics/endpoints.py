@@ -2,11 +2,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AwareDatetime
+from pydantic_core import PydanticCustomError
 
 from feedback_api.auth.context import AuthContext
 from feedback_api.auth.dependencies import require
@@ -14,8 +13,13 @@ from feedback_api.auth.scopes import Scope
 from feedback_api.db import SessionDep
 from feedback_api.exceptions import InvalidRequest
 from feedback_api.kit.schemas import problem_responses
+from feedback_api.kit.types import TIME_RANGE_HELP, Text, check_storable
+
+# Re-exported: other reports take `from`/`to` the way the metrics do.
+from feedback_api.kit.types import Bound as Bound
 from feedback_api.metrics.periods import Interval
 from feedback_api.metrics.schemas import (
+    GROUP_MAX_LENGTH,
     GROUP_PATTERN,
     Breakdown,
     Comparison,
@@ -35,13 +39,20 @@ router = APIRouter(prefix="/v1/metrics", tags=["metrics"])
 MetricsRead = Annotated[AuthContext, Depends(require(Scope.METRICS_READ))]
 
 ATTR_PREFIX = "attr."
-ATTR_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$")
+ATTR_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}")
+MAX_ATTR_VALUE = 255
 MAX_ATTR_FILTERS = 5
 PERIOD_HELP = (
     "A date (`2026-07-01`, local midnight in the tenant's time zone) or an RFC 3339 "
-    "date-time with offset."
+    f"date-time with offset, {TIME_RANGE_HELP}."
 )
-Bound = AwareDatetime | date
+MAX_SEGMENT_VALUE = 255
+
+# Exact-match text filters, as long as the field they match may be.
+ShortFilter = Annotated[str, Text(max_length=100)]
+TagFilter = Annotated[str, Text(max_length=64)]
+RefFilter = Annotated[str, Text(max_length=255)]
+LanguageFilter = Annotated[str, Text(max_length=35)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +72,7 @@ def _attributes(request: Request) -> tuple[tuple[str, str], ...]:
         if not name.startswith(ATTR_PREFIX):
             continue
         attr = name[len(ATTR_PREFIX) :]
-        if not ATTR_NAME.match(attr) or len(value) > 255:
+        if not ATTR_NAME.fullmatch(attr) or len(value) > MAX_ATTR_VALUE:
             raise InvalidRequest(
                 f"`{name}` is not a valid attribute filter",
                 errors=[
@@ -69,13 +80,29 @@ def _attributes(request: Request) -> tuple[tuple[str, str], ...]:
                         "loc": ["query", name],
                         "code": "attribute_filter",
                         "message": "attr.<name>=<value>: name of letters, digits and _.:-, "
-                        "up to 64; value up to 255 characters",
+                        f"up to 64; value up to {MAX_ATTR_VALUE} characters",
                     }
                 ],
             )
+        try:
+            check_storable(value)
+        except PydanticCustomError as exc:
+            raise InvalidRequest(
+                f"`{name}`: {exc.message()}",
+                errors=[{"loc": ["query", name], "code": exc.type, "message": exc.message()}],
+            ) from None
         found.append((attr, value))
     if len(found) > MAX_ATTR_FILTERS:
-        raise InvalidRequest(f"at most {MAX_ATTR_FILTERS} attr.<name> filters")
+        raise InvalidRequest(
+            f"at most {MAX_ATTR_FILTERS} attr.<name> filters",
+            errors=[
+                {
+                    "loc": ["query", f"{ATTR_PREFIX}{found[MAX_ATTR_FILTERS][0]}"],
+                    "code": "too_many_attribute_filters",
+                    "message": f"at most {MAX_ATTR_FILTERS} attr.<name> filters",
+                }
+            ],
+        )
     return tuple(found)
 
 
@@ -98,12 +125,12 @@ def metric_filters(
         ),
     ] = None,
     channel: Channel | None = None,
-    touchpoint: Annotated[str | None, Query(max_length=100)] = None,
-    survey: Annotated[str | None, Query(max_length=100)] = None,
-    tag: Annotated[str | None, Query(max_length=64)] = None,
-    agent_ref: Annotated[str | None, Query(max_length=255)] = None,
-    location_ref: Annotated[str | None, Query(max_length=255)] = None,
-    language: Annotated[str | None, Query(max_length=35)] = None,
+    touchpoint: Annotated[ShortFilter | None, Query()] = None,
+    survey: Annotated[ShortFilter | None, Query()] = None,
+    tag: Annotated[TagFilter | None, Query()] = None,
+    agent_ref: Annotated[RefFilter | None, Query()] = None,
+    location_ref: Annotated[RefFilter | None, Query()] = None,
+    language: Annotated[LanguageFilter | None, Query()] = None,
     verified: Annotated[
         bool, Query(description="Only responses verified by a signed invitation.")
     ] = False,
@@ -188,19 +215,22 @@ def _with_segment(query: MetricQuery, segment: str | None, name: str) -> MetricQ
     if dimension == "channel" and value not in {c.value for c in Channel}:
         raise InvalidRequest(
             f"`{name}`: unknown channel {value!r}",
-            errors=[{"loc": ["query", name], "code": "enum", "message": "unknown channel"}],
+            errors=[
+                {"loc": ["query", name], "code": "unknown_channel", "message": "unknown channel"}
+            ],
         )
     fixed: dict[str, Any] = {dimension: value}
     return replace(query, selection=replace(selection, **fixed))
 
 
 Alpha = Annotated[float, Query(gt=0, lt=0.5, description="Significance level.")]
+SEGMENT_PATTERN = GROUP_PATTERN[:-1] + rf":[^\n\u0000]{{1,{MAX_SEGMENT_VALUE}}}$"
 Segment = Annotated[
-    str | None,
-    Query(
-        pattern=GROUP_PATTERN[:-1] + r":.{1,255}$",
-        description="`dimension:value`, e.g. `channel:in_person` or `attr.tier:gold`.",
-    ),
+    Annotated[
+        str, Text(max_length=GROUP_MAX_LENGTH + 1 + MAX_SEGMENT_VALUE, pattern=SEGMENT_PATTERN)
+    ]
+    | None,
+    Query(description="`dimension:value`, e.g. `channel:in_person` or `attr.tier:gold`."),
 ]
 
 
@@ -226,10 +256,12 @@ async def get_metric(
     target_margin: Annotated[
         float | None,
         Query(
-            gt=0,
+            # Below 0.01 the answer overflows any realistic n (and 5e-324 divided by zero).
+            ge=0.01,
             le=100,
             description="Also say how many responses a ±margin interval "
-            "needs (NPS points, CSAT percentage points, or points on the mean's scale).",
+            "needs (NPS points, CSAT percentage points, or points on the mean's scale), "
+            "0.01 to 100.",
         ),
     ] = None,
 ) -> MetricResult:
@@ -260,9 +292,8 @@ async def get_breakdown(
     session: SessionDep,
     filters: FiltersDep,
     by: Annotated[
-        str,
+        Annotated[str, Text(max_length=GROUP_MAX_LENGTH, pattern=GROUP_PATTERN)],
         Query(
-            pattern=GROUP_PATTERN,
             description="channel, touchpoint, survey, tag, agent_ref, "
             "location_ref, language, or attr.<name> (a customer attribute).",
         ),
@@ -296,7 +327,11 @@ async def compare_metric(
         raise InvalidRequest(
             "give two periods (a_from, a_to, b_from, b_to) or two segments (a_segment, b_segment)",
             errors=[
-                {"loc": ["query", "a_from"], "code": "missing", "message": "nothing to compare"}
+                {
+                    "loc": ["query", "a_from"],
+                    "code": "comparison_required",
+                    "message": "nothing to compare",
+                }
             ],
         )
     base = _query(kind, filters)

@@ -5,6 +5,11 @@ A period is half-open, [start, end), in instants. Buckets (trend) cut it at loca
 each bucket is answered from the fewest rollup rows that cover its whole local days, and the
 pieces of a day at either end of the period (when it does not start or end at local
 midnight) are read from the raw responses.
+
+Every bound a client can send lies in [kit.types.MIN_TIME, MAX_TIME) (1900..2999), so the
+date arithmetic here (a month past the end, the period of the same length before the start,
+at most ~1,100 years back) stays far inside what `date` and PostgreSQL represent; a trend is
+capped at MAX_BUCKETS buckets (`TooManyBuckets`) so that the loop cutting it is short.
 """
 
 from __future__ import annotations
@@ -16,6 +21,13 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 MAX_BUCKETS = 1000
+
+
+class TooManyBuckets(ValueError):
+    """A trend would have more than MAX_BUCKETS buckets (a 422 `too_many_buckets`)."""
+
+    def __init__(self) -> None:
+        super().__init__(f"more than {MAX_BUCKETS} buckets")
 
 
 class Interval(StrEnum):
@@ -125,7 +137,7 @@ def buckets(
         hi = min(local_midnight(next_start(local_date(lo, zone), interval), zone), end)
         result.append(Bucket(len(result), lo, hi.astimezone(zone)))
         if len(result) > MAX_BUCKETS:
-            raise ValueError(f"more than {MAX_BUCKETS} buckets")
+            raise TooManyBuckets
         lo = hi.astimezone(zone)
     return result
 

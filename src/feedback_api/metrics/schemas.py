@@ -23,6 +23,8 @@ GROUP_PATTERN = (
     r"^(channel|touchpoint|survey|tag|agent_ref|location_ref|language|"
     r"attr\.[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63})$"
 )
+#: The longest group name: `attr.` and 64 characters.
+GROUP_MAX_LENGTH = len("attr.") + 64
 
 
 class Period(BaseModel):

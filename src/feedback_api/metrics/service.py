@@ -18,6 +18,7 @@ from feedback_api.metrics.periods import (
     Bucket,
     Coverage,
     Interval,
+    TooManyBuckets,
     buckets,
     cover,
     default_period,
@@ -87,12 +88,13 @@ def scale_for(kind: MetricKind, scale_min: int | None, scale_max: int | None) ->
     """The fixed scale of nps/csat/ces, or the one a rating query names."""
     if kind is MetricKind.RATING:
         if scale_min is None or scale_max is None or scale_min >= scale_max:
+            missing = scale_min is None or scale_max is None
             raise InvalidRequest(
                 "a rating metric needs scale_min < scale_max",
                 errors=[
                     {
                         "loc": ["query", "scale_min"],
-                        "code": "missing",
+                        "code": "scale_required" if missing else "scale_range",
                         "message": "give the rating scale, e.g. scale_min=1&scale_max=10",
                     }
                 ],
@@ -100,7 +102,17 @@ def scale_for(kind: MetricKind, scale_min: int | None, scale_max: int | None) ->
         return scale_min, scale_max
     fixed = FIXED_SCALES[kind]
     if (scale_min, scale_max) not in ((None, None), fixed):
-        raise InvalidRequest(f"{kind.value} is always on the scale {fixed[0]}–{fixed[1]}")
+        message = f"{kind.value} is always on the scale {fixed[0]}–{fixed[1]}"
+        raise InvalidRequest(
+            message,
+            errors=[
+                {
+                    "loc": ["query", "scale_min" if scale_min is not None else "scale_max"],
+                    "code": "scale_fixed",
+                    "message": f"{message}; leave scale_min and scale_max out",
+                }
+            ],
+        )
     return fixed
 
 
@@ -295,7 +307,7 @@ class MetricService:
         start, end = self._resolve(query, ctx.zone)
         try:
             parts = buckets(start, end, ctx.zone, interval)
-        except ValueError as exc:
+        except TooManyBuckets as exc:
             raise InvalidRequest(
                 f"{exc}: shorten the period or use a longer interval",
                 errors=[

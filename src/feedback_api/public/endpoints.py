@@ -9,11 +9,15 @@ verified and linked to the invitation. Answering again replaces the answer.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Path, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from feedback_api.db import SessionDep
@@ -24,11 +28,13 @@ from feedback_api.invitations.service import AnswerTarget
 from feedback_api.invitations.service import invitation as invitation_service
 from feedback_api.kit.schemas import field_errors, problem_responses
 from feedback_api.public import pages
+from feedback_api.responses.schemas import SCALE_LIMIT, LinkToken
 from feedback_api.responses.service import response as response_service
 
-router = APIRouter(prefix="/r", tags=["one-tap links"])
-
-Token = Annotated[str, "the one-tap token"]
+Token = Annotated[LinkToken, Path(description="The one-tap token (base64url).")]
+#: A score as a form sends it: ASCII digits only (`"²".isdigit()` is true, `int("²")` fails),
+#: short enough that `int()` is cheap; anything else is left for `Answer` to refuse.
+_FORM_SCORE = re.compile(r"-?[0-9]{1,9}")
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
     # The token is in the URL: do not hand it to other sites in Referer.
@@ -50,8 +56,46 @@ ANSWER_BODY: dict[str, Any] = {
 
 
 def _wants_json(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
+    accept = request.headers.get("accept", "").lower()  # media types are case-insensitive
     return "application/json" in accept and "text/html" not in accept
+
+
+def _wants_page(request: Request) -> bool:
+    """Whether the caller is a browser on our pages, which gets HTML (errors included)."""
+    if request.url.path.endswith("/unsubscribe"):
+        return True
+    if request.method == "POST":
+        return _is_form(request)
+    return not _wants_json(request)
+
+
+class LinkRoute(APIRoute):
+    """A link that is malformed (a token that is not base64url or too long, a `score` that
+    is not an integer) answers a person with a page, not a JSON problem; JSON clients get
+    the usual 422 problem."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                if not _wants_page(request):
+                    raise
+                token_bad = any(
+                    tuple(e.get("loc", ()))[:2] == ("path", "token") for e in exc.errors()
+                )
+                heading = pages.strings(None)[1]["invalid"]
+                return _page(
+                    pages.render("message", None, heading=heading),
+                    status.HTTP_404_NOT_FOUND if token_bad else 422,
+                )
+
+        return route
+
+
+router = APIRouter(prefix="/r", tags=["one-tap links"], route_class=LinkRoute)
 
 
 def _page(html: str, code: int = 200) -> HTMLResponse:
@@ -97,14 +141,17 @@ def _answer_page(
             "question for a page of your own.",
             "content": {"application/json": {"schema": InvitationQuestion.model_json_schema()}},
         },
-        **problem_responses(404, 410),
+        **problem_responses(404, 410, html=True),
     },
 )
 async def open_link(
     token: Token,
     request: Request,
     session: SessionDep,
-    score: Annotated[int | None, Query(description="The score tapped in the message.")] = None,
+    score: Annotated[
+        int | None,
+        Query(ge=-SCALE_LIMIT, le=SCALE_LIMIT, description="The score tapped in the message."),
+    ] = None,
 ) -> Response:
     """The page a one-tap link opens: the question, with the tapped score chosen and a
     comment box. Records nothing (link scanners fetch it too). An invalid link is a 404,
@@ -140,7 +187,7 @@ async def _read_answer(request: Request) -> Answer:
                 "score": fields.get("score"),
                 "comment": fields.get("comment") or None,
             }
-            if data["score"] is not None and data["score"].lstrip("-").isdigit():
+            if data["score"] is not None and _FORM_SCORE.fullmatch(data["score"]):
                 data["score"] = int(data["score"])
             return Answer.model_validate(data)
         return Answer.model_validate_json(body or b"{}")
@@ -152,8 +199,13 @@ async def _read_answer(request: Request) -> Answer:
 @router.post(
     "/{token}",
     responses={
-        200: {"model": AnswerResult, "description": "Stored (or replaced an earlier answer)."},
-        **problem_responses(404, 410, body=True),
+        200: {
+            "model": AnswerResult,
+            "description": "Stored (or replaced an earlier answer): the result as JSON, or "
+            "for a form post the thank-you page.",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+        **problem_responses(404, 410, body=True, html=True),
     },
     openapi_extra=ANSWER_BODY,
 )
@@ -203,7 +255,9 @@ async def answer_link(token: Token, request: Request, session: SessionDep) -> Re
 
 
 @router.get(
-    "/{token}/unsubscribe", response_class=HTMLResponse, responses=problem_responses(404, 410)
+    "/{token}/unsubscribe",
+    response_class=HTMLResponse,
+    responses=problem_responses(404, 410, html=True),
 )
 async def unsubscribe_page(token: Token, session: SessionDep) -> Response:
     """Asks to confirm (a prefetch must not unsubscribe anyone)."""
@@ -215,7 +269,9 @@ async def unsubscribe_page(token: Token, session: SessionDep) -> Response:
 
 
 @router.post(
-    "/{token}/unsubscribe", response_class=HTMLResponse, responses=problem_responses(404, 410)
+    "/{token}/unsubscribe",
+    response_class=HTMLResponse,
+    responses=problem_responses(404, 410, html=True),
 )
 async def unsubscribe_link(token: Token, session: SessionDep) -> Response:
     """Opt the customer out of all invitations (as `POST /v1/customers/{ref}/unsubscribe`);

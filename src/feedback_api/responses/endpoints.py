@@ -6,7 +6,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import Response, StreamingResponse
-from pydantic import AwareDatetime
 
 from feedback_api.auth.context import AuthContext
 from feedback_api.auth.dependencies import require
@@ -16,8 +15,11 @@ from feedback_api.idempotency.dependencies import IdempotencyKeyHeader, run_idem
 from feedback_api.integrity.provenance import Client
 from feedback_api.kit.params import Cursor, Limit, parse_cursor
 from feedback_api.kit.schemas import Page, problem_responses
+from feedback_api.kit.types import Text, Timestamp
 from feedback_api.responses.schemas import (
     EXPORT_MEDIA_TYPES,
+    MAX_TAG_LENGTH,
+    SCALE_LIMIT,
     BatchRequest,
     BatchResult,
     Channel,
@@ -31,6 +33,11 @@ from feedback_api.responses.schemas import (
 from feedback_api.responses.service import response as response_service
 
 router = APIRouter(prefix="/v1/responses", tags=["responses"])
+
+ShortFilter = Annotated[str, Text(max_length=100)] | None
+RefFilter = Annotated[str, Text(max_length=255)] | None
+TagFilter = Annotated[str, Text(max_length=MAX_TAG_LENGTH)] | None
+ScoreFilter = Annotated[int | None, Query(ge=-SCALE_LIMIT, le=SCALE_LIMIT)]
 
 ResponsesWrite = Annotated[AuthContext, Depends(require(Scope.RESPONSES_WRITE))]
 ResponsesRead = Annotated[AuthContext, Depends(require(Scope.RESPONSES_READ))]
@@ -134,17 +141,19 @@ async def create_responses_batch(
 def response_filters(
     kind: Kind | None = None,
     channel: Channel | None = None,
-    touchpoint: Annotated[str | None, Query(max_length=100)] = None,
-    survey: Annotated[str | None, Query(max_length=100)] = None,
-    customer: Annotated[str | None, Query(max_length=255, description="External ref.")] = None,
-    tag: Annotated[str | None, Query(max_length=64)] = None,
-    score_min: Annotated[int | None, Query(ge=-1000, le=1000)] = None,
-    score_max: Annotated[int | None, Query(ge=-1000, le=1000)] = None,
+    touchpoint: Annotated[ShortFilter, Query()] = None,
+    survey: Annotated[ShortFilter, Query()] = None,
+    customer: Annotated[RefFilter, Query(description="External ref.")] = None,
+    tag: Annotated[TagFilter, Query()] = None,
+    score_min: ScoreFilter = None,
+    score_max: ScoreFilter = None,
     occurred_from: Annotated[
-        AwareDatetime | None, Query(alias="from", description="Inclusive, on `occurred_at`.")
+        Timestamp | None,
+        Query(alias="from", description="Inclusive, on `occurred_at` (RFC 3339 with offset)."),
     ] = None,
     occurred_to: Annotated[
-        AwareDatetime | None, Query(alias="to", description="Exclusive, on `occurred_at`.")
+        Timestamp | None,
+        Query(alias="to", description="Exclusive, on `occurred_at` (RFC 3339 with offset)."),
     ] = None,
     has_comment: bool | None = None,
 ) -> ResponseFilters:
@@ -214,13 +223,13 @@ async def export_responses(
     )
 
 
-@router.get("/{response_id}", responses=problem_responses(403, 404))
+@router.get("/{response_id:uuid}", responses=problem_responses(403, 404))
 async def get_response(response_id: UUID, session: SessionDep, auth: ResponsesRead) -> ResponseRead:
     """One response by id."""
     return await response_service.get(session, auth.tenant_id, response_id)
 
 
-@router.patch("/{response_id}", responses=problem_responses(403, 404, body=True))
+@router.patch("/{response_id:uuid}", responses=problem_responses(403, 404, body=True))
 async def update_response(
     response_id: UUID, body: ResponseUpdate, session: SessionDep, auth: ResponsesWrite
 ) -> ResponseRead:

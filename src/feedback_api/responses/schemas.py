@@ -6,17 +6,23 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, StrictInt, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from feedback_api.kit.schemas import InputSchema, UpdateSchema
-from feedback_api.kit.types import Attributes, ExternalRef, LanguageTag
+from feedback_api.kit.types import Attributes, ExternalRef, Int, LanguageTag, Text, Timestamp
 
 MAX_COMMENT_LENGTH = 5000
 MAX_TAGS = 20
 MAX_TAG_LENGTH = 64
 MAX_BATCH_ITEMS = 1000
 MAX_RATING_SPAN = 100
+#: Every scale lies within ±SCALE_LIMIT, so every score does too.
+SCALE_LIMIT = 1000
+#: One-tap tokens are base64url (74 characters today); the limit leaves room for a new layout.
+TOKEN_PATTERN = r"^[A-Za-z0-9_-]+$"
+MAX_TOKEN_LENGTH = 200
 
 
 class Kind(StrEnum):
@@ -55,14 +61,28 @@ def _normalise_tags(tags: list[str]) -> list[str]:
     return [t for t in seen if t]
 
 
-Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_LENGTH)]
+Tag = Annotated[str, Text(min_length=1, max_length=MAX_TAG_LENGTH)]
 Tags = Annotated[
     list[Tag],
     Field(max_length=MAX_TAGS, description=f"Up to {MAX_TAGS} labels; stored lowercased, unique."),
     AfterValidator(_normalise_tags),
 ]
-ShortText = Annotated[str, Field(min_length=1, max_length=100)]
-Ref = Annotated[str, Field(min_length=1, max_length=255)]
+ShortText = Annotated[str, Text(min_length=1, max_length=100)]
+Ref = Annotated[str, Text(min_length=1, max_length=255)]
+Comment = Annotated[str, Text(max_length=MAX_COMMENT_LENGTH)]
+LinkToken = Annotated[str, Text(min_length=1, max_length=MAX_TOKEN_LENGTH, pattern=TOKEN_PATTERN)]
+Score = Annotated[
+    Int,
+    Field(ge=-SCALE_LIMIT, le=SCALE_LIMIT, description="An integer on the kind's scale."),
+]
+ScaleEnd = Annotated[
+    Int,
+    Field(
+        ge=-SCALE_LIMIT,
+        le=SCALE_LIMIT,
+        description="Required for `rating`; implied for the other kinds.",
+    ),
+]
 
 
 class ResponseCreate(InputSchema):
@@ -70,14 +90,10 @@ class ResponseCreate(InputSchema):
         description="`nps` (0–10), `csat` (1–5), `ces` (1–7) or `rating` (give `scale_min` "
         "and `scale_max`)."
     )
-    score: StrictInt = Field(description="An integer on the kind's scale.")
-    scale_min: StrictInt | None = Field(
-        default=None, description="Required for `rating`; implied for the other kinds."
-    )
-    scale_max: StrictInt | None = Field(
-        default=None, description="Required for `rating`; implied for the other kinds."
-    )
-    comment: str | None = Field(default=None, max_length=MAX_COMMENT_LENGTH)
+    score: Score
+    scale_min: ScaleEnd | None = None
+    scale_max: ScaleEnd | None = None
+    comment: Comment | None = None
     tags: Tags = Field(default_factory=list)
     channel: Channel = Field(description="Where the feedback was given.")
     touchpoint: ShortText | None = Field(
@@ -93,10 +109,11 @@ class ResponseCreate(InputSchema):
     location_ref: Ref | None = Field(default=None, description="Where, e.g. a store.")
     language: LanguageTag | None = None
     attributes: Attributes = Field(default_factory=dict)
-    occurred_at: AwareDatetime | None = Field(
+    occurred_at: Timestamp | None = Field(
         default=None,
-        description="When the feedback was given (RFC 3339 with offset). Defaults to now; "
-        "past times are fine for imports, future times beyond a small clock skew are not.",
+        description="When the feedback was given (RFC 3339 with offset, between 1900-01-01 "
+        "and 2999-12-31). Defaults to now; past times are fine for imports, future times "
+        "beyond a small clock skew are not.",
     )
     external_id: Ref | None = Field(
         default=None,
@@ -104,9 +121,8 @@ class ResponseCreate(InputSchema):
         "same content returns the original (200); with different content, 409.",
     )
 
-    invitation_token: str | None = Field(
+    invitation_token: LinkToken | None = Field(
         default=None,
-        max_length=200,
         description="The invitation's one-tap token (`links.token`): the response answers "
         "that invitation and is stored as verified, with the invitation's customer, survey "
         "and context (so leave `customer`, `survey`, `external_id` and `occurred_at` out). "
@@ -117,19 +133,36 @@ class ResponseCreate(InputSchema):
     def _check_scale(self) -> ResponseCreate:
         if self.kind is Kind.RATING:
             if self.scale_min is None or self.scale_max is None:
-                raise ValueError("a rating needs scale_min and scale_max")
-            if not -1000 <= self.scale_min < self.scale_max <= 1000:
-                raise ValueError("need -1000 <= scale_min < scale_max <= 1000")
+                raise PydanticCustomError(
+                    "scale_required", "a rating needs scale_min and scale_max"
+                )
+            if self.scale_min >= self.scale_max:
+                raise PydanticCustomError(
+                    "scale_invalid",
+                    "scale_min ({scale_min}) must be below scale_max ({scale_max})",
+                    {"scale_min": self.scale_min, "scale_max": self.scale_max},
+                )
             if self.scale_max - self.scale_min > MAX_RATING_SPAN:
-                raise ValueError(f"a rating scale spans at most {MAX_RATING_SPAN} points")
+                raise PydanticCustomError(
+                    "scale_too_wide",
+                    "a rating scale spans at most {span} points",
+                    {"span": MAX_RATING_SPAN},
+                )
         else:
             low, high = FIXED_SCALES[self.kind]
             if (self.scale_min not in (None, low)) or (self.scale_max not in (None, high)):
-                raise ValueError(f"{self.kind.value} is always on the scale {low}–{high}")
+                raise PydanticCustomError(
+                    "scale_fixed",
+                    "{kind} is always on the scale {low}–{high}; leave scale_min and "
+                    "scale_max out or give exactly these",
+                    {"kind": self.kind.value, "low": low, "high": high},
+                )
             self.scale_min, self.scale_max = low, high
         if not self.scale_min <= self.score <= self.scale_max:
-            raise ValueError(
-                f"score must be between {self.scale_min} and {self.scale_max} for {self.kind.value}"
+            raise PydanticCustomError(
+                "score_out_of_range",
+                "score must be between {low} and {high} for {kind}",
+                {"low": self.scale_min, "high": self.scale_max, "kind": self.kind.value},
             )
         return self
 

@@ -32,6 +32,7 @@ from feedback_api.invitations.service import invitation as invitation_service
 from feedback_api.kit.crypto import canonical_hash
 from feedback_api.kit.ids import new_id
 from feedback_api.kit.pagination import paginate
+from feedback_api.kit.poison import is_data_error, isolate
 from feedback_api.kit.schemas import field_errors
 from feedback_api.kit.time import utcnow
 from feedback_api.models import Response
@@ -286,7 +287,10 @@ class ResponseService:
             row_index.append(index)
 
         repo = ResponseRepository(session)
-        inserted = await repo.insert_many(auth.tenant_id, rows) if rows else set()
+        # One order for every writer (customers are ensured in ref order too): two batches
+        # that share external_ids then wait on each other's rows instead of deadlocking.
+        ordered = sorted(rows, key=lambda r: (r.external_id is None, r.external_id or ""))
+        inserted = await repo.insert_many(auth.tenant_id, ordered) if rows else set()
         skipped: list[int] = []
         created: list[ResponseRead] = []
         for index, row in zip(row_index, rows, strict=True):
@@ -543,8 +547,33 @@ class ResponseService:
                 continue
             valid.append((index, item))
 
-        outcomes = await self.store(session, auth, [item for _, item in valid], with_reads=False)
-        for (index, _), outcome in zip(valid, outcomes, strict=True):
+        # The items are stored together in one savepoint. Should the database still refuse
+        # one (validation at the edge is meant to make that impossible), the batch is
+        # retried in halves until the refused items are alone; they answer 422
+        # `invalid_value` and the rest are stored. The happy path costs one SAVEPOINT.
+        stored: dict[int, Outcome] = {}
+
+        async def work(chunk: Sequence[tuple[int, ResponseCreate]]) -> None:
+            done = await self.store(session, auth, [item for _, item in chunk], with_reads=False)
+            stored.update((index, outcome) for (index, _), outcome in zip(chunk, done, strict=True))
+
+        async def refused(entry: tuple[int, ResponseCreate], exc: Exception) -> None:
+            stored[entry[0]] = Outcome(
+                422,
+                error=InvalidRequest(
+                    "the database refused a value of this item",
+                    errors=[
+                        {
+                            "loc": ["body", "items", entry[0]],
+                            "code": "invalid_value",
+                            "message": "a value cannot be stored",
+                        }
+                    ],
+                ),
+            )
+
+        await isolate(session, "responses.batch", valid, work, refused, is_poison=is_data_error)
+        for index, outcome in sorted(stored.items()):
             results[index] = BatchItemResult(
                 index=index,
                 status=outcome.status,  # type: ignore[arg-type]

@@ -9,10 +9,11 @@ from pydantic.json_schema import SkipJsonSchema
 
 from feedback_api.keys.schemas import ApiKeyCreated
 from feedback_api.kit.schemas import InputSchema, ReadSchema, UpdateSchema
-from feedback_api.kit.types import LanguageTag, Slug, TimeZoneName
+from feedback_api.kit.types import Int, LanguageTag, Slug, Text, TimeZoneName
 
+TenantName = Annotated[str, Text(min_length=1, max_length=200)]
 LowSampleN = Annotated[
-    int,
+    Int,
     Field(
         ge=1,
         le=1_000_000,
@@ -20,7 +21,7 @@ LowSampleN = Annotated[
     ),
 ]
 MinCellN = Annotated[
-    int,
+    Int,
     Field(
         ge=1,
         le=1000,
@@ -30,7 +31,7 @@ MinCellN = Annotated[
 ]
 
 ReopenDays = Annotated[
-    int,
+    Int,
     Field(
         ge=0,
         le=365,
@@ -41,7 +42,7 @@ ReopenDays = Annotated[
 
 
 class TenantCreate(InputSchema):
-    name: str = Field(min_length=1, max_length=200)
+    name: TenantName
     slug: Slug | None = Field(default=None, description="Unique; derived from the name if omitted.")
     timezone: TimeZoneName = Field(
         default="UTC", description="Day, week and month boundaries of metrics use this zone."
@@ -51,7 +52,7 @@ class TenantCreate(InputSchema):
 
 class TenantUpdate(UpdateSchema):
     # `| SkipJsonSchema[None]`: omitted is fine, null is not (see UpdateSchema).
-    name: Annotated[str, Field(min_length=1, max_length=200)] | SkipJsonSchema[None] = None
+    name: TenantName | SkipJsonSchema[None] = None
     slug: Slug | SkipJsonSchema[None] = None
     timezone: TimeZoneName | SkipJsonSchema[None] = None
     locale: LanguageTag | SkipJsonSchema[None] = None

@@ -4,8 +4,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, status
-from pydantic import AwareDatetime
+from fastapi import APIRouter, Depends, Path, Query, status
 
 from feedback_api.auth.context import AuthContext
 from feedback_api.auth.dependencies import require
@@ -13,9 +12,11 @@ from feedback_api.auth.scopes import Scope
 from feedback_api.db import SessionDep
 from feedback_api.kit.params import Cursor, Limit, parse_cursor
 from feedback_api.kit.schemas import Page, problem_responses
-from feedback_api.metrics.endpoints import PERIOD_HELP, Bound
+from feedback_api.kit.types import Bound, ExternalRef, Text, Timestamp
+from feedback_api.metrics.endpoints import PERIOD_HELP
 from feedback_api.tickets.rules import Priority
 from feedback_api.tickets.schemas import (
+    POLICY_KEY_PATTERN,
     FollowUpCreate,
     NoteCreate,
     ReplyCreate,
@@ -41,6 +42,14 @@ router = APIRouter(prefix="/v1", tags=["tickets"])
 TicketsRead = Annotated[AuthContext, Depends(require(Scope.TICKETS_READ))]
 TicketsWrite = Annotated[AuthContext, Depends(require(Scope.TICKETS_WRITE))]
 
+ShortFilter = Annotated[str, Text(max_length=100)]
+RefFilter = Annotated[str, Text(max_length=255)]
+PolicyKeyPath = Annotated[
+    str,
+    Text(min_length=1, max_length=63, pattern=POLICY_KEY_PATTERN),
+    Path(description="The policy's key, e.g. `standard`."),
+]
+
 
 # --- tickets ------------------------------------------------------------------------------
 
@@ -51,17 +60,17 @@ async def list_tickets(
     auth: TicketsRead,
     status_: Annotated[Status | None, Query(alias="status")] = None,
     priority: Priority | None = None,
-    team: Annotated[str | None, Query(max_length=100)] = None,
-    assignee: Annotated[str | None, Query(max_length=255)] = None,
-    touchpoint: Annotated[str | None, Query(max_length=100)] = None,
+    team: Annotated[ShortFilter | None, Query()] = None,
+    assignee: Annotated[RefFilter | None, Query()] = None,
+    touchpoint: Annotated[ShortFilter | None, Query()] = None,
     customer: Annotated[
-        str | None, Query(max_length=255, description="The customer's `external_ref`.")
+        ExternalRef | None, Query(description="The customer's `external_ref`.")
     ] = None,
     breached: Annotated[
         bool | None, Query(description="Only tickets with (true) or without (false) a breach.")
     ] = None,
     due_before: Annotated[
-        AwareDatetime | None,
+        Timestamp | None,
         Query(description="Only tickets with a running clock due before this time."),
     ] = None,
     limit: Limit = 50,
@@ -126,13 +135,13 @@ async def ticket_stats(
     return await ticket_service.stats(session, auth.tenant_id, start, end, by)
 
 
-@router.get("/tickets/{ticket_id}", responses=problem_responses(403, 404))
+@router.get("/tickets/{ticket_id:uuid}", responses=problem_responses(403, 404))
 async def get_ticket(ticket_id: UUID, session: SessionDep, auth: TicketsRead) -> TicketRead:
     """One ticket with both SLA clocks (`due_at`, time used, warnings, breaches)."""
     return await ticket_service.get(session, auth.tenant_id, ticket_id)
 
 
-@router.patch("/tickets/{ticket_id}", responses=problem_responses(403, 404, 409, body=True))
+@router.patch("/tickets/{ticket_id:uuid}", responses=problem_responses(403, 404, 409, body=True))
 async def update_ticket(
     ticket_id: UUID, body: TicketUpdate, session: SessionDep, auth: TicketsWrite
 ) -> TicketRead:
@@ -147,7 +156,7 @@ async def update_ticket(
 
 
 @router.post(
-    "/tickets/{ticket_id}/notes",
+    "/tickets/{ticket_id:uuid}/notes",
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(403, 404, body=True),
 )
@@ -161,7 +170,7 @@ async def add_ticket_note(
 
 
 @router.post(
-    "/tickets/{ticket_id}/replies",
+    "/tickets/{ticket_id:uuid}/replies",
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(403, 404, 409, body=True),
 )
@@ -177,7 +186,7 @@ async def add_ticket_reply(
 
 
 @router.post(
-    "/tickets/{ticket_id}/follow-up", responses=problem_responses(403, 404, 409, body=True)
+    "/tickets/{ticket_id:uuid}/follow-up", responses=problem_responses(403, 404, 409, body=True)
 )
 async def record_ticket_follow_up(
     ticket_id: UUID, body: FollowUpCreate, session: SessionDep, auth: TicketsWrite
@@ -196,7 +205,7 @@ async def record_ticket_follow_up(
     )
 
 
-@router.get("/tickets/{ticket_id}/timeline", responses=problem_responses(403, 404))
+@router.get("/tickets/{ticket_id:uuid}/timeline", responses=problem_responses(403, 404))
 async def ticket_timeline(
     ticket_id: UUID,
     session: SessionDep,
@@ -237,13 +246,13 @@ async def create_ticket_rule(
     return await ticket_service.create_rule(session, auth.tenant_id, body)
 
 
-@router.get("/ticket-rules/{rule_id}", responses=problem_responses(403, 404))
+@router.get("/ticket-rules/{rule_id:uuid}", responses=problem_responses(403, 404))
 async def get_ticket_rule(rule_id: UUID, session: SessionDep, auth: TicketsRead) -> TicketRuleRead:
     """One rule."""
     return await ticket_service.get_rule(session, auth.tenant_id, rule_id)
 
 
-@router.patch("/ticket-rules/{rule_id}", responses=problem_responses(403, 404, body=True))
+@router.patch("/ticket-rules/{rule_id:uuid}", responses=problem_responses(403, 404, body=True))
 async def update_ticket_rule(
     rule_id: UUID, body: TicketRuleUpdate, session: SessionDep, auth: TicketsWrite
 ) -> TicketRuleRead:
@@ -252,7 +261,7 @@ async def update_ticket_rule(
 
 
 @router.delete(
-    "/ticket-rules/{rule_id}",
+    "/ticket-rules/{rule_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(403, 404),
 )
@@ -285,17 +294,21 @@ async def create_sla_policy(
 
 
 @router.get("/sla-policies/{key}", responses=problem_responses(403, 404))
-async def get_sla_policy(key: str, session: SessionDep, auth: TicketsRead) -> SlaPolicyRead:
+async def get_sla_policy(
+    key: PolicyKeyPath, session: SessionDep, auth: TicketsRead
+) -> SlaPolicyRead:
     """One policy, by key."""
     return await ticket_service.get_policy(session, auth.tenant_id, key)
 
 
 @router.patch("/sla-policies/{key}", responses=problem_responses(403, 404, body=True))
 async def update_sla_policy(
-    key: str, body: SlaPolicyUpdate, session: SessionDep, auth: TicketsWrite
+    key: PolicyKeyPath, body: SlaPolicyUpdate, session: SessionDep, auth: TicketsWrite
 ) -> SlaPolicyRead:
-    """Change a policy. Running clocks keep their targets; new hours apply the next time a
-    clock starts or resumes. `is_default: true` moves the default here."""
+    """Change a policy; `targets`, `business_hours` and `escalation` are replaced as a whole
+    (fields left out of them take their defaults). Running clocks keep their targets; new
+    hours apply the next time a clock starts or resumes. `is_default: true` moves the
+    default here."""
     return await ticket_service.update_policy(session, auth.tenant_id, key, body)
 
 
@@ -304,7 +317,7 @@ async def update_sla_policy(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(403, 404, 409),
 )
-async def delete_sla_policy(key: str, session: SessionDep, auth: TicketsWrite) -> None:
+async def delete_sla_policy(key: PolicyKeyPath, session: SessionDep, auth: TicketsWrite) -> None:
     """Remove a policy no rule or ticket uses (409 `policy_in_use` otherwise; the default
     cannot be removed)."""
     await ticket_service.delete_policy(session, auth.tenant_id, key)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from enum import StrEnum
@@ -8,53 +7,66 @@ from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
 import holidays
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from feedback_api.kit.schemas import InputSchema, ReadSchema, UpdateSchema
-from feedback_api.kit.types import ExternalRef, TimeZoneName
+from feedback_api.kit.types import Bool, ExternalRef, Int, Text, TimeZoneName, check_date_range
 from feedback_api.metrics.schemas import Period
 from feedback_api.responses.schemas import Channel, Kind
 from feedback_api.tickets.rules import Priority
 from feedback_api.tickets.states import Status
 
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Team = Annotated[str, Field(min_length=1, max_length=100, description="A team name, e.g. `care`.")]
-Assignee = Annotated[
-    str, Field(min_length=1, max_length=255, description="Your id for the person, e.g. an email.")
+Name = Annotated[str, Text(min_length=1, max_length=200)]
+Team = Annotated[
+    str, Text(min_length=1, max_length=100), Field(description="A team name, e.g. `care`.")
 ]
-Ref = Annotated[str, Field(min_length=1, max_length=255)]
+Assignee = Annotated[
+    str,
+    Text(min_length=1, max_length=255),
+    Field(description="Your id for the person, e.g. an email."),
+]
+Ref = Annotated[str, Text(min_length=1, max_length=255)]
+#: A ticket's touchpoint is stored in 100 characters, as on responses.
+Touchpoint = Annotated[str, Text(min_length=1, max_length=100)]
+POLICY_KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 PolicyKey = Annotated[
     str,
-    Field(
-        min_length=1,
-        max_length=63,
-        pattern=r"^[a-z0-9][a-z0-9_-]*$",
-        description="The policy's key, e.g. `standard`.",
-    ),
+    Text(min_length=1, max_length=63, pattern=POLICY_KEY_PATTERN),
+    Field(description="The policy's key, e.g. `standard`."),
 ]
 RootCause = Annotated[
     str,
+    Text(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_.-]*$"),
     Field(
-        min_length=1,
-        max_length=100,
-        pattern=r"^[a-z0-9][a-z0-9_.-]*$",
-        description="Your root-cause category, e.g. `delivery_delay` (lowercase, digits, `_.-`).",
+        description="Your root-cause category, e.g. `delivery_delay` (lowercase, digits, `_.-`)."
     ),
 ]
-Text = Annotated[str, Field(min_length=1, max_length=10_000)]
+Subject = Annotated[str, Text(min_length=1, max_length=300)]
+LongText = Annotated[str, Text(min_length=1, max_length=10_000)]
+Keyword = Annotated[str, Text(min_length=1, max_length=100)]
+AttributeName = Annotated[str, Text(max_length=64)]
+AttributeValue = Annotated[str, Text(max_length=255)]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+WEEKDAY_PATTERN = r"^(mon|tue|wed|thu|fri|sat|sun)$"
+HHMM_PATTERN = r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$"
+MAX_SPANS_PER_DAY = 6
+Weekday = Annotated[str, Text(max_length=3, pattern=WEEKDAY_PATTERN)]
+HHMM = Annotated[str, Text(max_length=5, pattern=HHMM_PATTERN)]
+Span = tuple[HHMM, HHMM]
+Closure = Annotated[date, AfterValidator(check_date_range)]
+Score = Annotated[Int, Field(ge=-1000, le=1000)]
 
 
 # --- SLA policies -----------------------------------------------------------------------
 
 
 class Target(InputSchema):
-    first_response_minutes: int = Field(
+    first_response_minutes: Int = Field(
         ge=1, le=525_600, description="Working minutes until the first reply is due."
     )
-    resolution_minutes: int = Field(
+    resolution_minutes: Int = Field(
         ge=1, le=525_600, description="Working minutes until resolution is due."
     )
 
@@ -76,18 +88,21 @@ class BusinessHours(InputSchema):
     timezone: TimeZoneName | None = Field(
         default=None, description="Default: the tenant's time zone."
     )
-    weekly: dict[str, list[tuple[str, str]]] = Field(
+    weekly: dict[Weekday, Annotated[list[Span], Field(max_length=MAX_SPANS_PER_DAY)]] = Field(
         description='Open hours per weekday (`mon` … `sun`), e.g. `{"mon": [["09:00", '
-        '"18:00"]]}`; `24:00` is midnight at the end of the day. Days left out are closed.',
+        '"18:00"]]}`; `24:00` is midnight at the end of the day. Days left out are closed. '
+        f"At most {MAX_SPANS_PER_DAY} spans a day, in order, not overlapping.",
         examples=[{"mon": [["09:00", "12:00"], ["13:00", "18:00"]]}],
+        json_schema_extra={"additionalProperties": False},
     )
-    country: str | None = Field(
+    country: Annotated[str, Text(max_length=3, pattern=r"^[A-Z]{2,3}$")] | None = Field(
         default=None,
-        max_length=3,
         description="ISO 3166 country for public holidays, e.g. `CN`, `DE`.",
     )
-    subdivision: str | None = Field(default=None, max_length=10, description="e.g. `BY`.")
-    closures: list[date] = Field(
+    subdivision: Annotated[str, Text(min_length=1, max_length=32)] | None = Field(
+        default=None, description="The country's subdivision as `holidays` names it, e.g. `BY`."
+    )
+    closures: list[Closure] = Field(
         default_factory=list, max_length=366, description="Your own closed days."
     )
 
@@ -95,32 +110,47 @@ class BusinessHours(InputSchema):
     @classmethod
     def _weekly(cls, value: dict[str, list[tuple[str, str]]]) -> dict[str, list[tuple[str, str]]]:
         for day, spans in value.items():
-            if day not in WEEKDAYS:
-                raise ValueError(f"{day!r} is not one of {', '.join(WEEKDAYS)}")
-            if len(spans) > 6:
-                raise ValueError("at most 6 spans per day")
             last = "00:00"
             for start, end in spans:
-                if not HHMM.match(start) or not HHMM.match(end) or start == "24:00":
-                    raise ValueError("times are HH:MM (end may be 24:00)")
-                if not (last <= start < end):
-                    raise ValueError(f"{day}: spans must be in order and not overlap")
+                if not start < end:
+                    raise PydanticCustomError(
+                        "empty_span",
+                        "{day}: a span must end after it starts ({start}–{end}); "
+                        "24:00 can only end one",
+                        {"day": day, "start": start, "end": end},
+                    )
+                if start < last:
+                    raise PydanticCustomError(
+                        "overlapping_spans",
+                        "{day}: spans must be in order and not overlap",
+                        {"day": day},
+                    )
                 last = end
         if not any(value.values()):
-            raise ValueError("at least one open span is needed")
+            raise PydanticCustomError("no_open_hours", "at least one open span is needed")
         return value
 
     @model_validator(mode="after")
     def _country(self) -> BusinessHours:
         if self.country is None:
             if self.subdivision is not None:
-                raise ValueError("subdivision needs a country")
+                raise PydanticCustomError(
+                    "subdivision_needs_country", "a subdivision needs a country"
+                )
             return self
         supported = holidays.list_supported_countries()
         if self.country not in supported:
-            raise ValueError(f"no public holidays known for country {self.country!r}")
+            raise PydanticCustomError(
+                "unknown_country",
+                "no public holidays known for country {country}",
+                {"country": self.country},
+            )
         if self.subdivision is not None and self.subdivision not in supported[self.country]:
-            raise ValueError(f"{self.country} has no subdivision {self.subdivision!r}")
+            raise PydanticCustomError(
+                "unknown_subdivision",
+                "{country} has no subdivision {subdivision}",
+                {"country": self.country, "subdivision": self.subdivision},
+            )
         return self
 
 
@@ -129,7 +159,7 @@ def parse_hhmm(value: str) -> time:
 
 
 class Escalation(InputSchema):
-    raise_priority: bool = Field(
+    raise_priority: Bool = Field(
         default=True, description="On a breach, raise the priority one step (low → … → urgent)."
     )
     team: Team | None = Field(
@@ -144,11 +174,11 @@ class SlaPolicyCreate(InputSchema):
     business_hours: BusinessHours | None = Field(
         default=None, description="null: the clocks count calendar time (24/7)."
     )
-    warn_at_percent: int = Field(
+    warn_at_percent: Int = Field(
         default=80, ge=1, le=99, description="Emit `ticket.sla_warning` at this share used."
     )
     escalation: Escalation = Field(default_factory=Escalation)
-    is_default: bool = Field(
+    is_default: Bool = Field(
         default=False, description="Used by rules without a policy and by manual tickets."
     )
 
@@ -161,18 +191,28 @@ class SlaPolicyUpdate(UpdateSchema):
     business_hours: BusinessHours | None = Field(
         default=None, description="Set null to count calendar time."
     )
-    warn_at_percent: Annotated[int, Field(ge=1, le=99)] | SkipJsonSchema[None] = None
+    warn_at_percent: Annotated[Int, Field(ge=1, le=99)] | SkipJsonSchema[None] = None
     escalation: Escalation | SkipJsonSchema[None] = None
     is_default: (
-        Annotated[bool, Field(description="Only `true`: make this the default.")]
+        Annotated[
+            Bool,
+            Field(
+                description="Only `true`: make this the default.",
+                json_schema_extra={"const": True},
+            ),
+        ]
         | (SkipJsonSchema[None])
     ) = None
 
-    @model_validator(mode="after")
-    def _only_true(self) -> SlaPolicyUpdate:
-        if self.is_default is False:
-            raise ValueError("is_default can only be set to true (on another policy to move it)")
-        return self
+    @field_validator("is_default")
+    @classmethod
+    def _only_true(cls, value: bool | None) -> bool | None:
+        if value is False:
+            raise PydanticCustomError(
+                "default_only_true",
+                "is_default can only be set to true (on another policy, to move the default)",
+            )
+        return value
 
 
 class SlaPolicyRead(ReadSchema):
@@ -195,26 +235,25 @@ class RuleConditions(InputSchema):
     """All given conditions must hold; empty ones match everything."""
 
     kinds: list[Kind] = Field(default_factory=list, max_length=4)
-    score_min: int | None = Field(default=None, ge=-1000, le=1000)
-    score_max: int | None = Field(default=None, ge=-1000, le=1000)
+    score_min: Score | None = None
+    score_max: Score | None = None
     channels: list[Channel] = Field(default_factory=list, max_length=10)
     touchpoints: list[Ref] = Field(default_factory=list, max_length=100)
     tags_any: list[Ref] = Field(
         default_factory=list, max_length=100, description="The response has any of these tags."
     )
-    keywords_any: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+    keywords_any: list[Keyword] = Field(
         default_factory=list,
         max_length=100,
         description="The comment contains any of these, ignoring case (works for Chinese).",
     )
     agent_refs: list[Ref] = Field(default_factory=list, max_length=1000)
     location_refs: list[Ref] = Field(default_factory=list, max_length=1000)
-    customer_attributes: dict[
-        Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=255)]
-    ] = Field(
+    customer_attributes: dict[AttributeName, AttributeValue] = Field(
         default_factory=dict,
         max_length=20,
         description='The customer\'s attributes equal these, compared as text (`"true"`, `"3"`).',
+        json_schema_extra={"additionalProperties": False},  # keys outside the pattern
     )
 
     @model_validator(mode="after")
@@ -224,7 +263,11 @@ class RuleConditions(InputSchema):
             and self.score_max is not None
             and self.score_min > self.score_max
         ):
-            raise ValueError("score_min is above score_max")
+            raise PydanticCustomError(
+                "score_range",
+                "score_min ({score_min}) is above score_max ({score_max})",
+                {"score_min": self.score_min, "score_max": self.score_max},
+            )
         return self
 
 
@@ -239,18 +282,18 @@ class RuleAction(InputSchema):
 
 class TicketRuleCreate(InputSchema):
     name: Name
-    position: int = Field(
+    position: Int = Field(
         ge=0, le=1_000_000, description="Rules are tried in ascending position; first match wins."
     )
-    enabled: bool = True
+    enabled: Bool = True
     conditions: RuleConditions = Field(default_factory=RuleConditions)
     action: RuleAction = Field(default_factory=RuleAction)
 
 
 class TicketRuleUpdate(UpdateSchema):
     name: Name | SkipJsonSchema[None] = None
-    position: Annotated[int, Field(ge=0, le=1_000_000)] | SkipJsonSchema[None] = None
-    enabled: bool | SkipJsonSchema[None] = None
+    position: Annotated[Int, Field(ge=0, le=1_000_000)] | SkipJsonSchema[None] = None
+    enabled: Bool | SkipJsonSchema[None] = None
     conditions: RuleConditions | SkipJsonSchema[None] = None
     action: RuleAction | SkipJsonSchema[None] = None
 
@@ -330,10 +373,10 @@ class TicketCreate(InputSchema):
     customer: ExternalRef | None = Field(
         default=None, description="The customer's `external_ref`; created if new."
     )
-    touchpoint: Ref | None = None
+    touchpoint: Touchpoint | None = None
     channel: Channel | None = Field(default=None, description="Where the complaint came in.")
-    subject: Annotated[str, Field(min_length=1, max_length=300)] | None = None
-    description: Text | None = None
+    subject: Subject | None = None
+    description: LongText | None = None
     priority: Priority = Priority.NORMAL
     team: Team | None = None
     assignee: Assignee | None = None
@@ -353,11 +396,11 @@ class TicketUpdate(UpdateSchema):
     )
     team: Team | SkipJsonSchema[None] = None
     assignee: Assignee | SkipJsonSchema[None] = None
-    subject: Annotated[str, Field(min_length=1, max_length=300)] | SkipJsonSchema[None] = None
+    subject: Subject | SkipJsonSchema[None] = None
     root_cause: RootCause | SkipJsonSchema[None] = Field(
         default=None, description="Required (here or before) to resolve."
     )
-    resolution_summary: Text | SkipJsonSchema[None] = Field(
+    resolution_summary: LongText | SkipJsonSchema[None] = Field(
         default=None,
         description="Required (here or before) to resolve. Customer-facing: sent in "
         "`ticket.resolved` so your CRM can tell the customer what was done.",
@@ -377,20 +420,20 @@ class TicketFilters:
 
 
 class NoteCreate(InputSchema):
-    body: Text
+    body: LongText
     author: Assignee | None = None
 
 
 class ReplyCreate(InputSchema):
-    body: Text = Field(
+    body: LongText = Field(
         description="What the customer is told. Deliver it yourself from `ticket.replied`."
     )
     author: Assignee | None = None
 
 
 class FollowUpCreate(InputSchema):
-    solved: bool = Field(description="The customer's answer to “Is your problem solved?”.")
-    comment: Text | None = None
+    solved: Bool = Field(description="The customer's answer to “Is your problem solved?”.")
+    comment: LongText | None = None
     response_id: UUID | None = Field(
         default=None, description="A stored response carrying the answer, linked to the ticket."
     )

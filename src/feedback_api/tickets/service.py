@@ -296,6 +296,12 @@ class TicketService:
         """Changes apply to tickets from now on: running clocks keep their targets, and
         pick up new business hours when they next start or resume."""
         values = body.model_dump(mode="json", exclude_unset=True)
+        # Objects given are replaced as a whole, their omitted fields taking their defaults
+        # (`exclude_unset` would leave them out of the nested dicts too).
+        for name in ("targets", "business_hours", "escalation"):
+            given = getattr(body, name)
+            if name in values and given is not None:
+                values[name] = given.model_dump(mode="json")
         policy = await self._policy(session, tenant_id, key)
         repo = TicketRepository(session)
         settings = await repo.settings(tenant_id)

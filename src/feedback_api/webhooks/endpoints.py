@@ -68,7 +68,7 @@ async def list_webhook_endpoints(
     )
 
 
-@router.get("/webhook-endpoints/{endpoint_id}", responses=problem_responses(403, 404))
+@router.get("/webhook-endpoints/{endpoint_id:uuid}", responses=problem_responses(403, 404))
 async def get_webhook_endpoint(
     endpoint_id: UUID, session: SessionDep, auth: WebhooksManage
 ) -> WebhookEndpointRead:
@@ -78,7 +78,9 @@ async def get_webhook_endpoint(
     )
 
 
-@router.patch("/webhook-endpoints/{endpoint_id}", responses=problem_responses(403, 404, body=True))
+@router.patch(
+    "/webhook-endpoints/{endpoint_id:uuid}", responses=problem_responses(403, 404, body=True)
+)
 async def update_webhook_endpoint(
     endpoint_id: UUID,
     body: WebhookEndpointUpdate,
@@ -95,7 +97,7 @@ async def update_webhook_endpoint(
 
 
 @router.delete(
-    "/webhook-endpoints/{endpoint_id}",
+    "/webhook-endpoints/{endpoint_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(403, 404),
 )
@@ -107,7 +109,7 @@ async def delete_webhook_endpoint(
 
 
 @router.post(
-    "/webhook-endpoints/{endpoint_id}/rotate-secret", responses=problem_responses(403, 404)
+    "/webhook-endpoints/{endpoint_id:uuid}/rotate-secret", responses=problem_responses(403, 404)
 )
 async def rotate_webhook_secret(
     endpoint_id: UUID, session: SessionDep, auth: WebhooksManage
@@ -119,7 +121,7 @@ async def rotate_webhook_secret(
 
 
 @router.post(
-    "/webhook-endpoints/{endpoint_id}/test",
+    "/webhook-endpoints/{endpoint_id:uuid}/test",
     status_code=status.HTTP_202_ACCEPTED,
     responses=problem_responses(403, 404),
 )
@@ -131,7 +133,9 @@ async def test_webhook_endpoint(
     return await webhook_service.send_test(session, auth.tenant_id, endpoint_id)
 
 
-@router.get("/webhook-endpoints/{endpoint_id}/deliveries", responses=problem_responses(403, 404))
+@router.get(
+    "/webhook-endpoints/{endpoint_id:uuid}/deliveries", responses=problem_responses(403, 404)
+)
 async def list_webhook_deliveries(
     endpoint_id: UUID,
     session: SessionDep,
@@ -149,7 +153,7 @@ async def list_webhook_deliveries(
 
 
 @router.post(
-    "/webhook-deliveries/{delivery_id}/retry",
+    "/webhook-deliveries/{delivery_id:uuid}/retry",
     status_code=status.HTTP_202_ACCEPTED,
     responses=problem_responses(403, 404),
 )

@@ -1,46 +1,94 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AnyHttpUrl, BaseModel, Field
+import httpx
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    Field,
+    UrlConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from feedback_api.events.catalogue import EVENT_TYPE_FILTER_PATTERN
 from feedback_api.kit.schemas import InputSchema, ReadSchema, UpdateSchema
+from feedback_api.kit.types import Bool, Text
 
+MAX_URL_LENGTH = 2048
 EventTypeFilter = Annotated[
     str,
-    Field(
-        max_length=64,
-        pattern=EVENT_TYPE_FILTER_PATTERN,
-        description="An event type (`response.created`) or family (`ticket.*`).",
-    ),
+    Text(max_length=64, pattern=EVENT_TYPE_FILTER_PATTERN),
+    Field(description="An event type (`response.created`) or family (`ticket.*`)."),
 ]
+Description = Annotated[str, Text(max_length=500)]
 EventTypes = Annotated[
     list[EventTypeFilter],
     Field(max_length=50, description="Which events to send; empty = all."),
 ]
+
+
+#: Stated in the contract: `format: uri` alone admits any scheme (`urn:x`, `ftp://…`).
+URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://"
+_URL_START = re.compile(URL_PATTERN)
+
+
+def _http_url(value: Any, handler: ValidatorFunctionWrapHandler) -> AnyHttpUrl:
+    """An http(s) URL the delivery client can open. Pydantic's own refusals (an empty host,
+    a bad port …) and the client's (a host IDNA 2008 forbids, such as an emoji domain, which
+    would fail every delivery) become `url_invalid`: rules `format: uri` cannot state."""
+    if isinstance(value, str) and not _URL_START.match(value):
+        raise PydanticCustomError("url_scheme", "give an http:// or https:// URL")
+    try:
+        url: AnyHttpUrl = handler(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] in {"url_too_long", "url_type"}:
+            raise PydanticCustomError(first["type"], first["msg"]) from None
+        raise PydanticCustomError(
+            "url_invalid", "not a URL we can call: {reason}", {"reason": first["msg"]}
+        ) from None
+    try:
+        httpx.URL(str(url)).host  # noqa: B018  (decoding the host is what fails)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise PydanticCustomError(
+            "url_invalid", "not a URL we can call: {reason}", {"reason": str(exc)}
+        ) from None
+    return url
+
+
 Url = Annotated[
     AnyHttpUrl,
-    Field(description="Where to POST events. `https` only (unless the operator allows http)."),
+    UrlConstraints(max_length=MAX_URL_LENGTH),
+    WrapValidator(_http_url),
+    Field(
+        description="Where to POST events. `https` only (unless the operator allows http); "
+        f"at most {MAX_URL_LENGTH} characters.",
+        json_schema_extra={"pattern": URL_PATTERN},
+    ),
 ]
 
 
 class WebhookEndpointCreate(InputSchema):
     url: Url
-    description: str | None = Field(default=None, max_length=500)
+    description: Description | None = None
     event_types: EventTypes = Field(default_factory=list)
-    enabled: bool = True
+    enabled: Bool = True
 
 
 class WebhookEndpointUpdate(UpdateSchema):
     # `| SkipJsonSchema[None]`: omitted is fine, null is not (see UpdateSchema).
     url: Url | SkipJsonSchema[None] = None
-    description: Annotated[str, Field(max_length=500)] | SkipJsonSchema[None] = None
+    description: Description | SkipJsonSchema[None] = None
     event_types: EventTypes | SkipJsonSchema[None] = None
-    enabled: bool | SkipJsonSchema[None] = Field(
+    enabled: Bool | SkipJsonSchema[None] = Field(
         default=None, description="Re-enabling clears `disabled_reason`."
     )
 
