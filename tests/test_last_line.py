@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.fixtures.auth import TenantHandle, assert_problem
 from tests.fixtures.database import execute_sql
 from tests.fixtures.processes import Processes
-from tests.fixtures.processes import processes as processes  # the fixture
+from tests.fixtures.processes import own_processes as own_processes  # the fixture
 
 MARK = "refuse-me"
 
@@ -154,8 +154,8 @@ class TestSingleRequests:
 
 
 @pytest.fixture
-def refusing_database(processes: Processes) -> Iterator[None]:
-    url = processes.env["FEEDBACK_DATABASE_URL"]
+def refusing_database(own_processes: Processes) -> Iterator[None]:
+    url = own_processes.env["FEEDBACK_DATABASE_URL"]
     execute_sql(
         url,
         f"""
@@ -196,8 +196,9 @@ def _serve(processes: Processes, tenant: str) -> tuple[str, int]:
 
 
 def test_a_500_keeps_the_connection_for_the_next_request(
-    processes: Processes, refusing_database: None
+    own_processes: Processes, refusing_database: None
 ) -> None:
+    processes = own_processes
     key, port = _serve(processes, "Keep-alive")
 
     def post(comment: str) -> bytes:
@@ -218,11 +219,11 @@ def test_a_500_keeps_the_connection_for_the_next_request(
     assert "unhandled_error" in processes.log("api")
 
 
-def test_a_body_cut_short_by_a_disconnect_is_not_stored(processes: Processes) -> None:
+def test_a_body_cut_short_by_a_disconnect_is_not_stored(own_processes: Processes) -> None:
     """A phone loses its connection while posting the one-tap form: `score=1` of
     `score=10&comment=…` arrived. That fragment is not an answer (it would store a
     detractor and open a ticket); the customer sent nothing."""
-    key, port = _serve(processes, "Cut short")
+    key, port = _serve(own_processes, "Cut short")
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
