@@ -7,6 +7,7 @@ behaviour reached through the real request path."""
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import time
@@ -143,6 +144,16 @@ class TestSingleRequests:
         answer = await tenant.post("/v1/responses", json=_item(MARK))
         assert_problem(answer, 503, "database_contention")
         assert answer.headers["retry-after"] == "1"
+
+    @pytest.mark.parametrize("value", ["\u0000", "\ud800"])
+    async def test_a_forged_cursor_is_refused_before_it_reaches_sql(
+        self, tenant: TenantHandle, value: str
+    ) -> None:
+        # base64url of ["<value>"]: a survey-key cursor the database could not compare with
+        forged = base64.urlsafe_b64encode(json.dumps([value]).encode()).decode().rstrip("=")
+        assert_problem(
+            await tenant.get("/v1/surveys", params={"cursor": forged}), 422, "invalid_cursor"
+        )
 
     async def test_405_names_every_method_of_the_path(self, tenant: TenantHandle) -> None:
         answer = await tenant.request("PUT", "/v1/contact-rules")

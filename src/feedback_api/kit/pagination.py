@@ -6,19 +6,17 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
+
+from pydantic_core import PydanticCustomError
+
+from feedback_api.kit.types import MAX_TIME, MIN_TIME, check_storable
 
 
 class CursorError(ValueError):
     pass
-
-
-# The same range as kit.types.MIN_TIME/MAX_TIME (a forged cursor must not reach SQL with a
-# time asyncpg cannot encode); kept here so pagination needs nothing else from kit.
-_MIN_TIME = datetime(1900, 1, 1, tzinfo=UTC)
-_MAX_TIME = datetime(3000, 1, 1, tzinfo=UTC)
 
 
 def encode_cursor(*values: datetime | UUID | str | int) -> str:
@@ -40,11 +38,15 @@ def decode_cursor(cursor: str, *types: type[Any]) -> tuple[Any, ...]:
                 parsed = datetime.fromisoformat(value)
                 if parsed.tzinfo is None:
                     raise CursorError("cursor has a naive time")
-                if not _MIN_TIME <= parsed < _MAX_TIME:
+                # a forged cursor must not reach SQL with a time asyncpg cannot encode
+                if not MIN_TIME <= parsed < MAX_TIME:
                     raise CursorError("cursor time out of range")
                 values.append(parsed)
-            elif kind is str and ("\x00" in value or not _encodable(value)):
-                raise CursorError("cursor has a character the database cannot hold")
+            elif kind is str:
+                try:
+                    values.append(check_storable(value))
+                except PydanticCustomError:
+                    raise CursorError("cursor has a character the database cannot hold") from None
             elif kind is int:
                 number = int(value)
                 if not -(2**63) <= number < 2**63:
@@ -62,14 +64,6 @@ def decode_cursor(cursor: str, *types: type[Any]) -> tuple[Any, ...]:
         RecursionError,
     ) as exc:
         raise CursorError(str(exc)) from exc
-
-
-def _encodable(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 T = TypeVar("T")
