@@ -3,11 +3,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import httpx
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from feedback_api.app import create_app
 from feedback_api.config import Settings
 from feedback_api.db import create_engine, create_sessionmaker
-from tests.fixtures.auth import TenantHandle, assert_problem
+from tests.conftest import build_app
+from tests.fixtures.auth import TenantHandle, assert_problem, bearer
 
 
 class TestProbes:
@@ -29,6 +32,29 @@ class TestProbes:
             'feedback_http_request_duration_seconds_count{method="GET",'
             'route="/v1/responses/{response_id}",status="404"}'
         ) in response.text
+
+
+class TestMetricsToken:
+    async def test_metrics_need_the_token_when_one_is_set(
+        self, settings: Settings, engine: AsyncEngine, session: AsyncSession, tenant: TenantHandle
+    ) -> None:
+        token = "prom-" + "x" * 30
+        app = build_app(
+            settings.model_copy(update={"metrics_token": SecretStr(token)}), engine, session
+        )
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            assert_problem(await client.get("/metrics"), 401, "unauthenticated")
+            wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
+            assert_problem(wrong, 401, "unauthenticated")
+            # An API key is not the metrics token.
+            as_key = await client.get("/metrics", headers=bearer(tenant.admin_key))
+            assert_problem(as_key, 401, "unauthenticated")
+            ok = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+            assert ok.status_code == 200
+            assert "feedback_http_request_duration_seconds" in ok.text
+            # Probes stay open: load balancers carry no token.
+            assert (await client.get("/healthz")).status_code == 200
 
 
 class TestRequestId:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
+from uuid import uuid4
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -144,3 +146,277 @@ class TestRevokeKey:
 
     async def test_bad_id_is_404(self, tenant: TenantHandle) -> None:
         assert_problem(await tenant.delete("/v1/api-keys/not-a-uuid"), 404, "not_found")
+
+
+SHOP = "https://shop.example.com"
+
+
+async def _create(tenant: TenantHandle, key: str | None = None, **body: Any) -> dict[str, Any]:
+    response = await tenant.post("/v1/api-keys", json={"name": "x", **body}, key=key)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+class TestAllowedOrigins:
+    async def test_stored_in_the_form_browsers_send(self, tenant: TenantHandle) -> None:
+        sent = [
+            SHOP,
+            "http://127.0.0.1:5173",
+            "https://shop.example.com:443",  # the default port: what browsers send is SHOP
+            "http://localhost:80",
+            "http://[0:0::1]:8080",
+            "https://xn--caf-dma.example",
+            SHOP,
+        ]
+        created = await _create(tenant, publishable=True, allowed_origins=sent)
+        expected = [
+            SHOP,
+            "http://127.0.0.1:5173",
+            "http://localhost",
+            "http://[::1]:8080",
+            "https://xn--caf-dma.example",
+        ]
+        assert created["allowed_origins"] == expected
+        listed = (await tenant.get("/v1/api-keys")).json()["items"]
+        assert next(k for k in listed if k["id"] == created["id"])["allowed_origins"] == expected
+        assert all(k["allowed_origins"] == [] for k in listed if k["kind"] == "secret")
+
+    async def test_each_origin_rule_has_its_code(self, tenant: TenantHandle) -> None:
+        for origin, code in (
+            ("https://Shop.example.com", "string_pattern_mismatch"),
+            ("https://shop.example.com/", "string_pattern_mismatch"),
+            ("https://shop.example.com/rate?x=1#y", "string_pattern_mismatch"),
+            ("null", "string_pattern_mismatch"),
+            ("*", "string_pattern_mismatch"),
+            ("ftp://shop.example.com", "string_pattern_mismatch"),
+            ("https://shop.example.com:0", "string_pattern_mismatch"),
+            ("https://shop.example.com:65536", "string_pattern_mismatch"),
+            ("https://café.example", "string_pattern_mismatch"),
+            ("http://[::1::2]", "origin_invalid"),
+            ("https://" + "a" * 300, "string_too_long"),
+            ("https://shop\u0000.example.com", "string_pattern_mismatch"),
+        ):
+            response = await tenant.post(
+                "/v1/api-keys", json={"name": "x", "publishable": True, "allowed_origins": [origin]}
+            )
+            problem = assert_problem(response, 422, "validation_error")
+            assert [e["code"] for e in problem["errors"]] == [code], (origin, problem)
+            assert problem["errors"][0]["loc"] == ["body", "allowed_origins", 0]
+
+    async def test_at_most_fifty(self, tenant: TenantHandle) -> None:
+        origins = [f"https://s{i}.example.com" for i in range(51)]
+        response = await tenant.post(
+            "/v1/api-keys", json={"name": "x", "publishable": True, "allowed_origins": origins}
+        )
+        problem = assert_problem(response, 422, "validation_error")
+        assert [e["code"] for e in problem["errors"]] == ["too_long"]
+        created = await _create(tenant, publishable=True, allowed_origins=origins[:50])
+        assert len(created["allowed_origins"]) == 50
+
+    async def test_secret_keys_take_none(self, tenant: TenantHandle) -> None:
+        response = await tenant.post(
+            "/v1/api-keys",
+            json={"name": "x", "scopes": ["responses:write"], "allowed_origins": [SHOP]},
+        )
+        problem = assert_problem(response, 422, "validation_error")
+        assert [e["code"] for e in problem["errors"]] == ["origins_publishable_only"]
+        empty = await _create(tenant, scopes=["responses:write"], allowed_origins=[])
+        assert empty["allowed_origins"] == []
+
+
+class TestUpdateKey:
+    async def test_changes_name_and_origins_and_is_audited(
+        self, tenant: TenantHandle, session: AsyncSession
+    ) -> None:
+        created = await _create(tenant, publishable=True, allowed_origins=[SHOP])
+        response = await tenant.patch(
+            f"/v1/api-keys/{created['id']}",
+            json={"name": "web shop", "allowed_origins": ["http://127.0.0.1:8080", SHOP]},
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert (body["name"], body["allowed_origins"]) == (
+            "web shop",
+            ["http://127.0.0.1:8080", SHOP],
+        )
+        assert "secret" not in body
+        assert body["prefix"] == created["prefix"]
+        listed = (await tenant.get("/v1/api-keys")).json()["items"]
+        assert next(k for k in listed if k["id"] == created["id"]) == body
+
+        # Only what is sent changes; an empty list allows no page.
+        cleared = await tenant.patch(f"/v1/api-keys/{created['id']}", json={"allowed_origins": []})
+        assert (cleared.json()["name"], cleared.json()["allowed_origins"]) == ("web shop", [])
+
+        entries = (
+            await session.scalars(
+                select(AuditLog)
+                .where(AuditLog.tenant_id == tenant.id, AuditLog.action == "api_key.updated")
+                .order_by(AuditLog.created_at, AuditLog.id)
+            )
+        ).all()
+        assert [e.data["changed"] for e in entries] == [
+            ["allowed_origins", "name"],
+            ["allowed_origins"],
+        ]
+        assert entries[0].target_id == created["id"]
+        assert entries[0].data["allowed_origins"] == ["http://127.0.0.1:8080", SHOP]
+        assert entries[0].actor_key_id is not None
+        for entry in entries:  # no secret, no free text
+            assert created["secret"] not in str(entry.data)
+            assert "web shop" not in str(entry.data)
+
+    async def test_rules_that_depend_on_the_kind(self, tenant: TenantHandle) -> None:
+        secret = await _create(tenant, scopes=["responses:write"])
+        publishable = await _create(tenant, publishable=True)
+        cases: tuple[tuple[str, dict[str, Any], str], ...] = (
+            (secret["id"], {"allowed_origins": [SHOP]}, "origins_publishable_only"),
+            (publishable["id"], {"trusted": True}, "publishable_trusted"),
+        )
+        for key_id, body, code in cases:
+            problem = assert_problem(
+                await tenant.patch(f"/v1/api-keys/{key_id}", json=body), 422, "validation_error"
+            )
+            assert [e["code"] for e in problem["errors"]] == [code]
+            assert problem["errors"][0]["loc"] == ["body", next(iter(body))]
+        # Harmless either way: a secret key with no origins, a publishable key not trusted.
+        harmless: tuple[tuple[str, dict[str, Any]], ...] = (
+            (secret["id"], {"name": "crm"}),
+            (publishable["id"], {"trusted": False}),
+        )
+        for key_id, body in harmless:
+            response = await tenant.patch(f"/v1/api-keys/{key_id}", json=body)
+            assert response.status_code == 200, response.text
+
+    async def test_bad_input_is_422(self, tenant: TenantHandle) -> None:
+        created = await _create(tenant, publishable=True)
+        for body, code in (
+            ({"name": None}, "null_not_allowed"),
+            ({"allowed_origins": None}, "null_not_allowed"),
+            ({"trusted": None}, "null_not_allowed"),
+            ({"name": "  "}, "too_short_trimmed"),
+            ({"allowed_origins": ["https://shop.example.com/"]}, "string_pattern_mismatch"),
+            ({"trusted": "true"}, "bool_type"),
+            ({"scopes": ["responses:read"]}, "extra_forbidden"),
+            ({"publishable": False}, "extra_forbidden"),
+        ):
+            response = await tenant.patch(f"/v1/api-keys/{created['id']}", json=body)
+            problem = assert_problem(response, 422, "validation_error")
+            assert [e["code"] for e in problem["errors"]] == [code], (body, problem)
+
+    async def test_empty_body_changes_nothing(self, tenant: TenantHandle) -> None:
+        created = await _create(tenant, publishable=True, allowed_origins=[SHOP])
+        response = await tenant.patch(f"/v1/api-keys/{created['id']}", json={})
+        assert response.status_code == 200
+        assert response.json()["allowed_origins"] == [SHOP]
+
+    async def test_a_revoked_key_is_409(self, tenant: TenantHandle) -> None:
+        created = await _create(tenant, publishable=True, allowed_origins=[SHOP])
+        assert (await tenant.delete(f"/v1/api-keys/{created['id']}")).status_code == 204
+        response = await tenant.patch(
+            f"/v1/api-keys/{created['id']}", json={"allowed_origins": ["https://other.example"]}
+        )
+        assert_problem(response, 409, "api_key_revoked")
+        listed = (await tenant.get("/v1/api-keys")).json()["items"]
+        assert next(k for k in listed if k["id"] == created["id"])["allowed_origins"] == [SHOP]
+
+    async def test_another_tenants_key_is_404(
+        self, tenant: TenantHandle, other_tenant: TenantHandle
+    ) -> None:
+        theirs = await _create(other_tenant, publishable=True, allowed_origins=[SHOP])
+        for body in ({"allowed_origins": ["https://evil.example"]}, {"name": "mine"}, {}):
+            response = await tenant.patch(f"/v1/api-keys/{theirs['id']}", json=body)
+            assert_problem(response, 404, "not_found")
+        listed = (await other_tenant.get("/v1/api-keys")).json()["items"]
+        mine = next(k for k in listed if k["id"] == theirs["id"])
+        assert (mine["name"], mine["allowed_origins"]) == ("x", [SHOP])
+
+    async def test_unknown_and_bad_ids_are_404(self, tenant: TenantHandle) -> None:
+        assert_problem(
+            await tenant.patch(f"/v1/api-keys/{uuid4()}", json={"name": "x"}), 404, "not_found"
+        )
+        assert_problem(
+            await tenant.patch("/v1/api-keys/not-a-uuid", json={"name": "x"}), 404, "not_found"
+        )
+
+    async def test_needs_keys_manage(self, tenant: TenantHandle) -> None:
+        created = await _create(tenant, publishable=True)
+        key = await tenant.key("responses:write")
+        response = await tenant.patch(f"/v1/api-keys/{created['id']}", json={"name": "y"}, key=key)
+        assert_problem(response, 403, "missing_scope")
+        publishable = created["secret"]
+        response = await tenant.patch(
+            f"/v1/api-keys/{created['id']}", json={"allowed_origins": [SHOP]}, key=publishable
+        )
+        assert_problem(response, 403, "publishable_key_forbidden")
+
+
+class TestTrust:
+    """Only `keys:trust` vouches for a key: trusted keys' responses count as verified."""
+
+    async def test_keys_manage_alone_cannot_create_a_trusted_key(
+        self, tenant: TenantHandle
+    ) -> None:
+        manager = await tenant.key("keys:manage", "responses:write")
+        response = await tenant.post(
+            "/v1/api-keys",
+            json={"name": "crm", "scopes": ["responses:write"], "trusted": True},
+            key=manager,
+        )
+        assert_problem(response, 403, "trust_requires_scope")
+        # Nor grant keys:trust itself, which it does not hold.
+        response = await tenant.post(
+            "/v1/api-keys", json={"name": "crm", "scopes": ["keys:trust"]}, key=manager
+        )
+        assert_problem(response, 403, "scope_escalation")
+        untrusted = await _create(tenant, manager, scopes=["responses:write"])
+        assert untrusted["trusted"] is False
+        assert all(not k["trusted"] for k in (await tenant.get("/v1/api-keys")).json()["items"])
+
+    async def test_keys_manage_alone_cannot_change_trust(self, tenant: TenantHandle) -> None:
+        manager = await tenant.key("keys:manage", "responses:write")
+        plain = await _create(tenant, scopes=["responses:write"])
+        trusted = await _create(tenant, scopes=["responses:write"], trusted=True)
+        for key_id, value in ((plain["id"], True), (trusted["id"], False), (plain["id"], False)):
+            response = await tenant.patch(
+                f"/v1/api-keys/{key_id}", json={"trusted": value}, key=manager
+            )
+            assert_problem(response, 403, "trust_requires_scope")
+        items = {k["id"]: k for k in (await tenant.get("/v1/api-keys")).json()["items"]}
+        assert (items[plain["id"]]["trusted"], items[trusted["id"]]["trusted"]) == (False, True)
+        # Everything else about a trusted key it may still change.
+        renamed = await tenant.patch(
+            f"/v1/api-keys/{trusted['id']}", json={"name": "crm"}, key=manager
+        )
+        assert renamed.status_code == 200
+        assert renamed.json()["trusted"] is True
+
+    async def test_keys_trust_creates_and_changes_trust_at_once(self, tenant: TenantHandle) -> None:
+        truster = await tenant.key("keys:manage", "keys:trust", "responses:write")
+        created = await _create(tenant, truster, scopes=["responses:write"], trusted=True)
+        assert created["trusted"] is True
+        key = created["secret"]
+        first = await tenant.post("/v1/responses", json={**NPS, "channel": "crm"}, key=key)
+        assert first.json()["verified"] is True
+
+        response = await tenant.patch(
+            f"/v1/api-keys/{created['id']}", json={"trusted": False}, key=truster
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["trusted"] is False
+        second = await tenant.post("/v1/responses", json={**NPS, "channel": "crm"}, key=key)
+        assert second.json()["verified"] is False
+
+        again = await tenant.patch(
+            f"/v1/api-keys/{created['id']}", json={"trusted": True}, key=truster
+        )
+        assert again.json()["trusted"] is True
+        third = await tenant.post("/v1/responses", json={**NPS, "channel": "crm"}, key=key)
+        assert third.json()["verified"] is True
+        # It may pass keys:trust on, as any scope it holds.
+        assert (await _create(tenant, truster, scopes=["keys:trust"]))["scopes"] == ["keys:trust"]
+
+    async def test_admin_keys_hold_keys_trust(self, tenant: TenantHandle) -> None:
+        created = await _create(tenant, scopes=["responses:write"], trusted=True)
+        assert created["trusted"] is True

@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -262,3 +264,48 @@ def test_a_body_cut_short_by_a_disconnect_is_not_stored(own_processes: Processes
         status = client.get(f"/v1/invitations/{invitation['id']}").json()["status"]
         assert status != "responded"
         assert client.get("/v1/tickets", params={"customer": "cut-1"}).json()["items"] == []
+
+
+def test_overload_answers_503_with_retry_after_never_500(own_processes: Processes) -> None:
+    """One pooled connection, held by a request stuck behind a lock: that request is
+    cancelled by the statement timeout, and the one queued for a connection gives up at the
+    pool timeout; both answer 503 `database_busy` with Retry-After, and the service recovers
+    once the lock is gone."""
+    processes = own_processes
+    processes.env.update(
+        FEEDBACK_DB_POOL_SIZE="1",
+        FEEDBACK_DB_POOL_TIMEOUT_SECONDS="1",
+        FEEDBACK_DB_STATEMENT_TIMEOUT_SECONDS="2",
+    )
+    key, port = _serve(processes, "Overload")
+    headers = {"Authorization": f"Bearer {key}"}
+    base = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=base, headers=headers, timeout=20) as client:
+        assert client.put("/v1/customers/busy-1", json={}).status_code == 201
+        url = processes.env["FEEDBACK_DATABASE_URL"].replace("+asyncpg", "")
+        locker = subprocess.Popen(
+            [
+                "psql",
+                url,
+                "-q",
+                "-c",
+                "BEGIN; SELECT 1 FROM customers WHERE external_ref = 'busy-1' FOR UPDATE;"
+                " SELECT pg_sleep(5); COMMIT;",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(1)  # the lock is taken
+            with ThreadPoolExecutor(2) as pool:
+                stuck = pool.submit(client.put, "/v1/customers/busy-1", json={"name": "x"})
+                time.sleep(0.3)
+                queued = pool.submit(client.get, "/v1/tenant")
+                answers = [stuck.result(), queued.result()]
+        finally:
+            locker.wait(timeout=30)
+    for answer in answers:
+        assert_problem(answer, 503, "database_busy")
+        assert int(answer.headers["Retry-After"]) >= 1
+    with httpx.Client(base_url=base, headers=headers, timeout=20) as client:
+        assert client.put("/v1/customers/busy-1", json={"name": "x"}).status_code == 200
+    assert "unhandled_error" not in processes.log("api")

@@ -97,9 +97,12 @@ class TestAgainstBruteForce:
     async def test_breakdown(self, tenant: TenantHandle, data: list[Item]) -> None:
         tier = await tiers(tenant)
         await fold(tenant)
+        reader = await tenant.key("metrics:read")  # small groups merged (no small_cells)
         for by in ("channel", "touchpoint", "survey", "tag", "agent_ref", "language", "attr.tier"):
             body = (
-                await tenant.get("/v1/metrics/nps/breakdown", params={**PERIOD, "by": by})
+                await tenant.get(
+                    "/v1/metrics/nps/breakdown", params={**PERIOD, "by": by}, key=reader
+                )
             ).json()
             assert body["min_cell"] == 5
 
@@ -121,3 +124,22 @@ class TestAgainstBruteForce:
                 assert row["distribution"] == expected[key].counts, (by, key)
             sizes = [r["n"] for r in body["rows"] if not r["other"]]
             assert sizes == sorted(sizes, reverse=True)
+            # `other` holds every response of a merged group, each once (by tag, a response
+            # in two merged tags is one answer, not two)
+            merged = {g for g, h in expected.items() if h.n and g not in rows}
+            (other,) = [r for r in body["rows"] if r["other"]] or [None]
+            if merged:
+                assert other is not None, by
+                want = brute(
+                    data,
+                    "nps",
+                    LO,
+                    HI,
+                    lambda i, merged=merged: bool(merged & set(keys(i))),  # type: ignore[misc]
+                )
+                assert (other["n"], other["distribution"]) == (want.n, want.counts), by
+                assert other["groups"] == len(merged)
+                assert other["n"] >= 5
+                assert not other["suppressed"]
+            else:
+                assert other is None, by

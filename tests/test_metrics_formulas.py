@@ -193,6 +193,27 @@ def test_needed_n_shrinks_with_a_wider_margin() -> None:
     assert needed_n("csat", Histogram(1, 5), 5) == 385  # p = 0.5, ±5 points
 
 
+@pytest.mark.parametrize(
+    ("kind", "low", "high", "score", "margin", "worst"),
+    [
+        ("nps", 0, 10, 10, 5, 1534),  # all promoters: Var = 0
+        ("nps", 0, 10, 8, 5, 1534),  # all passives
+        ("nps", 0, 10, 0, 5, 1534),  # all detractors
+        ("csat", 1, 5, 5, 5, 385),  # p = 1
+        ("csat", 1, 5, 1, 5, 385),  # p = 0
+        ("ces", 1, 7, 4, 0.5, 139),  # sd = 0: the largest possible sd, 3
+        ("rating", 1, 10, 10, 1, 78),  # sd = 4.5
+    ],
+)
+def test_needed_n_plans_for_the_worst_case_when_every_answer_is_alike(
+    kind: str, low: int, high: int, score: int, margin: float, worst: int
+) -> None:
+    """Zero variance seen is not zero variance to come: 40 identical answers must not
+    claim that no more are needed."""
+    alike = Histogram.of(low, high, [score] * 40)
+    assert needed_n(kind, alike, margin) == needed_n(kind, Histogram(low, high), margin) == worst
+
+
 # --- Properties ---------------------------------------------------------------------------
 
 nps_scores = st.lists(st.integers(0, 10), min_size=1, max_size=400)

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -15,6 +16,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from feedback_api.invitations.service import ref_hash
 from feedback_api.migrate import downgrade, upgrade
 from feedback_api.models import Base
 from feedback_api.tickets.rules import DEFAULT_RULES
@@ -171,3 +173,113 @@ class TestMigrations:
             for r in DEFAULT_RULES
         ]
         assert targets == DEFAULT_TARGETS
+
+    def test_erasure_migration_rekeys_blocks_and_cleans_up_old_erasures(
+        self, empty_database: str
+    ) -> None:
+        """Blocks stored under the unkeyed hash move to the keyed one (an erased customer's
+        too, whose ref nobody knows any more); what earlier erasures left is cleaned up; a
+        downgrade turns back the blocks of customers that still exist."""
+        upgrade(empty_database, "0011")
+        kept, gone = "still-here", "long-gone"
+        erased_customer = uuid.uuid4()
+        response, flag, audit = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+
+        def unkeyed(ref: str) -> str:
+            return hashlib.sha256(f"{TENANT}:{ref}".encode()).hexdigest()
+
+        async def run() -> dict[str, Any]:
+            engine = create_async_engine(empty_database)
+            try:
+                async with engine.begin() as conn:
+                    for sql, params in (
+                        (
+                            "INSERT INTO tenants (id, name, slug, created_at, updated_at) "
+                            "VALUES (:t, 'Old', 'old', now(), now())",
+                            {},
+                        ),
+                        ("INSERT INTO contact_rules (tenant_id) VALUES (:t)", {}),
+                        (
+                            "INSERT INTO customers (tenant_id, id, external_ref, created_at, "
+                            "updated_at) VALUES (:t, :c, :ref, now(), now())",
+                            {"c": uuid.uuid4(), "ref": kept},
+                        ),
+                        (
+                            "INSERT INTO contact_blocks (tenant_id, ref_hash, channel, reason) "
+                            "VALUES (:t, :a, 'sms', 'unsubscribed'), (:t, :b, '*', 'erased')",
+                            {"a": unkeyed(kept), "b": unkeyed(gone)},
+                        ),
+                        (
+                            "INSERT INTO responses (tenant_id, id, kind, score, scale_min, "
+                            "scale_max, channel, request_hash, occurred_at) "
+                            "VALUES (:t, :r, 'nps', 9, 0, 10, 'crm', 'h', now())",
+                            {"r": response},
+                        ),
+                        (
+                            "INSERT INTO reward_grants (tenant_id, response_id, customer_id) "
+                            "VALUES (:t, :r, :c)",
+                            {"r": response, "c": erased_customer},
+                        ),
+                        (
+                            "INSERT INTO integrity_flags (tenant_id, id, type, subject_type, "
+                            "subject_ref, strength, evidence, created_at, updated_at) VALUES "
+                            "(:t, :f, 'duplicate', 'customer', :c, 0.9, '{}', now(), now())",
+                            {"f": flag, "c": str(erased_customer)},
+                        ),
+                        (
+                            "INSERT INTO events (tenant_id, id, type, occurred_at, data) VALUES "
+                            "(:t, :e, 'integrity.flag_created', now(), "
+                            "jsonb_build_object('id', CAST(:f AS text), 'subject_ref', "
+                            "CAST(:c AS text)))",
+                            {"e": uuid.uuid4(), "f": str(flag), "c": str(erased_customer)},
+                        ),
+                        (
+                            "INSERT INTO audit_log (tenant_id, id, action, target_type, "
+                            "target_id) VALUES (:t, :a, 'customer.erased', 'customer', :c)",
+                            {"a": audit, "c": str(erased_customer)},
+                        ),
+                    ):
+                        await conn.execute(text(sql), {"t": TENANT, **params})
+                await asyncio.to_thread(upgrade, empty_database)
+
+                async def read() -> dict[str, Any]:
+                    async with engine.connect() as conn:
+                        return {
+                            "key": await conn.scalar(text("SELECT ref_key FROM contact_rules")),
+                            "blocks": dict(
+                                (
+                                    await conn.execute(
+                                        text("SELECT channel, ref_hash FROM contact_blocks")
+                                    )
+                                ).all()
+                            ),
+                            "grants": await conn.scalar(text("SELECT count(*) FROM reward_grants")),
+                            "subject": await conn.scalar(
+                                text("SELECT subject_ref FROM integrity_flags")
+                            ),
+                            "event": await conn.scalar(
+                                text("SELECT data->>'subject_ref' FROM events")
+                            ),
+                            "audit": await conn.scalar(text("SELECT target_id FROM audit_log")),
+                        }
+
+                upgraded = await read()
+                await asyncio.to_thread(downgrade, empty_database, "0011")
+                async with engine.connect() as conn:
+                    rows = await conn.execute(text("SELECT channel, ref_hash FROM contact_blocks"))
+                    downgraded: dict[str, str] = dict(rows.all())
+                return {**upgraded, "downgraded": downgraded}
+            finally:
+                await engine.dispose()
+
+        found = asyncio.run(run())
+        key = bytes(found["key"])
+        assert len(key) == 32
+        assert found["blocks"] == {
+            "sms": ref_hash(key, TENANT, kept),
+            "*": ref_hash(key, TENANT, gone),
+        }
+        assert found["grants"] == 0
+        assert found["subject"] == found["event"] == str(flag)
+        assert found["audit"] == str(audit)
+        assert found["downgraded"] == {"sms": unkeyed(kept), "*": ref_hash(key, TENANT, gone)}

@@ -295,6 +295,26 @@ class TestIdempotencyKey:
         assert theirs.status_code == 201
         assert theirs.json()["id"] != ours.json()["id"]
 
+    async def test_keys_are_per_api_key(self, tenant: TenantHandle, session: AsyncSession) -> None:
+        """A publishable key pulled out of an app cannot claim, block or read the values a
+        backend's key uses: the same value under another API key is another request."""
+        app_key = await tenant.key(publishable=True)
+        headers = {"Idempotency-Key": "order-4711"}
+        backend = await tenant.post("/v1/responses", json=NPS, headers=headers)
+        # Another key, the same value, another body: neither a mismatch nor a replay.
+        hostile = await tenant.post(
+            "/v1/responses", json={**NPS, "score": 0}, headers=headers, key=app_key
+        )
+        assert hostile.status_code == 201
+        assert "idempotent-replayed" not in hostile.headers
+        assert hostile.json()["id"] != backend.json()["id"]
+        assert hostile.json()["score"] == 0
+        # The backend's retry still replays its own first result.
+        retry = await tenant.post("/v1/responses", json=NPS, headers=headers)
+        assert retry.headers["idempotent-replayed"] == "true"
+        assert retry.json() == backend.json()
+        assert await count_responses(session, tenant) == 2
+
     async def test_overlong_key_is_422(self, tenant: TenantHandle) -> None:
         response = await tenant.post(
             "/v1/responses", json=NPS, headers={"Idempotency-Key": "k" * 256}

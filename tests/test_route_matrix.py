@@ -14,6 +14,7 @@ from tests.fixtures.auth import TenantHandle, assert_problem
 SOME_ID = str(uuid.uuid4())
 BODIES = {
     "POST /v1/api-keys": {"name": "x", "publishable": True},
+    "PATCH /v1/api-keys/{key_id}": {"name": "x"},
     "PATCH /v1/tenant": {"name": "x"},
     "PUT /v1/customers/{external_ref}": {},
     "POST /v1/responses": {"kind": "nps", "score": 9, "channel": "crm"},
@@ -50,6 +51,7 @@ ROUTES: dict[str, str | None] = {
     "PATCH /v1/tenant": "tenant:manage",
     "GET /v1/api-keys": "keys:manage",
     "POST /v1/api-keys": "keys:manage",
+    "PATCH /v1/api-keys/{key_id}": "keys:manage",
     "DELETE /v1/api-keys/{key_id}": "keys:manage",
     "GET /v1/customers": "customers:read",
     "GET /v1/customers/{external_ref}": "customers:read",
@@ -126,7 +128,7 @@ ROUTES: dict[str, str | None] = {
     "GET /v1/integrity/screen-failures": "integrity:read",
     "POST /v1/integrity/screen-failures/retry": "integrity:write",
 }
-ADMIN_ROUTES = {"GET /v1/tenants", "POST /v1/tenants"}
+ADMIN_ROUTES = {"GET /v1/tenants", "POST /v1/tenants", "PUT /v1/tenants/{tenant_id}/rate-limits"}
 PUBLISHABLE_ALLOWED = {"POST /v1/responses"}
 
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from feedback_api import __version__, contract
 from feedback_api.api import ROUTERS
 from feedback_api.config import Settings, get_settings
+from feedback_api.cors import CORSMiddleware
 from feedback_api.db import (
     asyncpg_dsn,
     create_engine,
@@ -20,6 +21,7 @@ from feedback_api.health.endpoints import router as health_router
 from feedback_api.logging import configure_logging
 from feedback_api.middleware import RequestContextMiddleware
 from feedback_api.problems import install_exception_handlers
+from feedback_api.ratelimits.limiter import Limiter
 from feedback_api.worker import Worker
 
 DESCRIPTION = """\
@@ -73,10 +75,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=contract.operation_id,
     )
     app.state.settings = settings
+    app.state.limiter = Limiter(
+        enabled=settings.rate_limits_enabled,
+        redis_url=settings.redis_url,
+        key_prefix=settings.redis_key_prefix,
+        overrides=settings.rate_limits,
+    )
     app.include_router(health_router)
     for router in ROUTERS:
         app.include_router(router)
     install_exception_handlers(app)
     contract.install(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(CORSMiddleware)  # outermost: web pages on POST /v1/responses only
     return app

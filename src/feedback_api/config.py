@@ -9,13 +9,15 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from feedback_api.ratelimits.policies import Limit, Policy
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FEEDBACK_", extra="ignore")
 
     database_url: str | None = Field(
         default=None,
-        description="postgresql+asyncpg://… of an external PostgreSQL 14+. Unset: embedded server.",
+        description="postgresql+asyncpg://… of an external PostgreSQL 15+. Unset: embedded server.",
     )
     data_dir: Path = Field(default=Path(".feedback-data"), description="Embedded server's folder.")
     admin_token: SecretStr | None = Field(
@@ -25,6 +27,27 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8000",
         description="Where customers reach this service: the base of one-tap links.",
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://… shared by every API process for rate-limit counters. Unset: "
+        "each process counts on its own, in memory.",
+    )
+    redis_key_prefix: str = Field(
+        default="feedback_api", description="Prefix of every key this service keeps in Redis."
+    )
+    rate_limits_enabled: bool = Field(
+        default=True, description="Count requests against the rate limits (docs/security.md)."
+    )
+    rate_limits: dict[Policy, Limit] = Field(
+        default_factory=dict,
+        description='The service\'s defaults changed, as JSON: {"publishable_client": '
+        '{"quota": 60, "window_seconds": 60}}. Per tenant: PATCH /v1/tenants/{id}.',
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token that /metrics (Prometheus) requires. Unset: /metrics is open "
+        "(keep it off the public network).",
+    )
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
     # A fixed pool: under a steady load above pool_size, "overflow" connections are opened
@@ -32,6 +55,17 @@ class Settings(BaseSettings):
     # waiting a moment for a pooled one.
     db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
+    db_pool_timeout_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="How long a request waits for a pooled connection before answering 503.",
+    )
+    db_statement_timeout_seconds: float = Field(
+        default=0,
+        ge=0,
+        description="Cancel a statement running longer (503 `database_busy`). 0: no limit. "
+        "Applies to every statement of the process, background jobs included.",
+    )
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     clock_skew_seconds: int = Field(default=300, ge=0)
     idempotency_ttl_hours: int = Field(default=24, ge=24)

@@ -41,17 +41,23 @@ def asyncpg_dsn(url: str) -> str:
 
 
 def create_engine(url: str, settings: Settings) -> AsyncEngine:
+    # JIT planning costs more than it saves on short OLTP statements.
+    server_settings = {"application_name": "feedback-api", "jit": "off"}
+    if settings.db_statement_timeout_seconds:
+        server_settings["statement_timeout"] = str(
+            int(settings.db_statement_timeout_seconds * 1000)
+        )
     return create_async_engine(
         normalize_url(url),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
         pool_recycle=1800,
         # Database errors must not carry statement parameters (comments, e-mail addresses)
         # into logs.
         hide_parameters=True,
         connect_args={
-            # JIT planning costs more than it saves on short OLTP statements.
-            "server_settings": {"application_name": "feedback-api", "jit": "off"},
+            "server_settings": server_settings,
         },
     )
 

@@ -5,6 +5,7 @@ Handlers in ``app.py`` render them as RFC 9457 ``application/problem+json``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 
@@ -13,9 +14,16 @@ class FeedbackError(Exception):
     code: ClassVar[str] = "bad_request"
     title: ClassVar[str] = "Bad request"
 
-    def __init__(self, detail: str | None = None, *, errors: list[dict[str, Any]] | None = None):
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ):
         self.detail = detail or self.title
         self.errors = errors or []
+        self.headers = headers
         super().__init__(self.detail)
 
 
@@ -72,6 +80,12 @@ class IdempotencyKeyMismatch(FeedbackError):
     status = 422
     code = "idempotency_key_reused"
     title = "Idempotency-Key was used with a different request body"
+
+
+class RateLimited(FeedbackError):
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests"
 
 
 class InvalidRequest(FeedbackError):

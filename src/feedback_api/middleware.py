@@ -91,7 +91,12 @@ class RequestContextMiddleware:
                 response_started[0] = True
                 status_holder[0] = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                extra = [(b"x-request-id", request_id.encode())]
+                # The RateLimit fields of a request the limiter let through (ratelimits).
+                limits = final_scope.get("state", {}).get("ratelimit")
+                if limits:
+                    extra += [(k.lower().encode(), v.encode()) for k, v in limits.items()]
+                message["headers"] = [*message["headers"], *extra]
             await send(message)
 
         final_scope = scope

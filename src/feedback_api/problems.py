@@ -88,6 +88,8 @@ def problem_response(
 async def _feedback_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, FeedbackError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if exc.headers:
+        headers = {**(headers or {}), **exc.headers}
     return problem_response(exc.status, exc.code, exc.title, exc.detail, exc.errors, headers)
 
 

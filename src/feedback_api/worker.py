@@ -35,6 +35,7 @@ from feedback_api.kit.poison import WORK_FAILURES
 from feedback_api.kit.time import utcnow
 from feedback_api.metrics import tasks as metric_tasks
 from feedback_api.models import Job
+from feedback_api.privacy import tasks as privacy_tasks
 from feedback_api.tickets import tasks as ticket_tasks
 from feedback_api.webhooks import tasks as webhook_tasks
 from feedback_api.worker_context import JobContext, LostClaim, Task
@@ -56,6 +57,7 @@ TASKS: dict[str, Task] = {
     "idempotency.purge": purge_expired_keys,
     "integrity.patterns": integrity_tasks.patterns,
     "metrics.rebuild": metric_tasks.rebuild,
+    "privacy.forget_notice": privacy_tasks.forget_notice,
     "tickets.check_sla": ticket_tasks.check_sla,
     "webhooks.deliver": webhook_tasks.deliver,
 }

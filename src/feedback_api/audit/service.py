@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -34,6 +35,20 @@ class AuditService:
             )
         )
         await session.flush()
+
+    async def forget_texts(
+        self,
+        session: AsyncSession,
+        tenant_id: UUID,
+        target_type: str,
+        target_ids: Collection[str],
+        fields: Sequence[str],
+    ) -> int:
+        """Erasure: blank free text (a reviewer's reason) in the entries about these
+        targets. The entries themselves stay: who decided what, and when."""
+        return await AuditRepository(session).blank(
+            tenant_id, target_type, target_ids, dict.fromkeys(fields)
+        )
 
 
 audit = AuditService()

@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from feedback_api.auth.context import AuthContext
 from feedback_api.auth.scopes import Scope
+from feedback_api.cors import check_origin
 from feedback_api.db import SessionDep, SettingsDep
 from feedback_api.exceptions import MissingScope, PublishableKeyForbidden, Unauthenticated
 from feedback_api.keys.service import api_key as api_key_service
 from feedback_api.kit.crypto import constant_time_equals
+from feedback_api.kit.http import client_ip
+from feedback_api.ratelimits.limiter import Check, Limiter
+from feedback_api.ratelimits.policies import Policy
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -34,12 +38,26 @@ def require(
     """A dependency that admits a secret key holding every scope in ``scopes`` and, when
     ``allow_publishable``, any publishable key (endpoints then apply its limits)."""
 
-    async def dependency(session: SessionDep, credentials: Credentials) -> AuthContext:
+    async def dependency(
+        request: Request, session: SessionDep, credentials: Credentials
+    ) -> AuthContext:
+        limiter: Limiter = request.app.state.limiter
+        ip = client_ip(request)
+        failures = Check(Policy.AUTH_FAILURES, limiter.limit(Policy.AUTH_FAILURES), (ip,))
+        # A client that keeps sending unknown keys is refused before the key lookup, so a
+        # flood of them costs no database work.
+        await limiter.guard(failures)
         if credentials is None:
+            await limiter.count(failures)
             raise Unauthenticated("send `Authorization: Bearer <API key>`")
         auth = await api_key_service.authenticate(session, credentials.credentials)
         if auth is None:
+            await limiter.count(failures)
             raise Unauthenticated("the API key is not valid or has been revoked")
+        # Before counting: a page from an origin the key does not list is refused, and a
+        # page it does list can read every answer that follows, a 429 included.
+        check_origin(request, auth)
+        request.state.ratelimit = await limiter.take(_checks(limiter, auth, ip))
         if auth.is_publishable:
             if not allow_publishable:
                 raise PublishableKeyForbidden(
@@ -52,6 +70,25 @@ def require(
         return auth
 
     return dependency
+
+
+def _checks(limiter: Limiter, auth: AuthContext, ip: str) -> list[Check]:
+    """The counters a request with this key is taken from, narrowest first."""
+    overrides = auth.rate_limits
+    key, tenant = str(auth.key_id), str(auth.tenant_id)
+    if auth.is_publishable:
+        checks = [
+            Check(
+                Policy.PUBLISHABLE_CLIENT,
+                limiter.limit(Policy.PUBLISHABLE_CLIENT, overrides),
+                (key, ip),
+            ),
+            Check(Policy.PUBLISHABLE_KEY, limiter.limit(Policy.PUBLISHABLE_KEY, overrides), (key,)),
+        ]
+    else:
+        checks = [Check(Policy.SECRET_KEY, limiter.limit(Policy.SECRET_KEY, overrides), (key,))]
+    checks.append(Check(Policy.TENANT, limiter.limit(Policy.TENANT, overrides), (tenant,)))
+    return checks
 
 
 async def require_admin(

@@ -157,7 +157,11 @@ async def export_customer(
 async def erase_customer(external_ref: Ref, session: SessionDep, auth: CustomersWrite) -> None:
     """Erase a customer (right to be forgotten).
 
-    The customer record goes; their responses stay in the numbers as anonymous scores, with
-    comments, attributes and `external_id` removed. An audit entry without personal data
-    records that the erasure happened. The external ref can be used again afterwards."""
+    The customer record goes, and with it everything that names them or ties their
+    responses to each other: comments, attributes, `external_id`, trigger refs, ticket
+    texts, flag evidence, and the same in stored event payloads. Their responses stay in
+    the numbers as anonymous, unlinked scores. The ref stays barred from invitations (a
+    block under a keyed hash, which nothing lifts), and `customer.erased` carries it for 4
+    days so that your systems can erase the customer too. An audit entry with counts
+    records the erasure. The ref can name a new record afterwards (never invited)."""
     await privacy_service.erase(session, auth.tenant_id, external_ref, actor_key_id=auth.key_id)

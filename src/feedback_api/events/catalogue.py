@@ -55,7 +55,8 @@ CATALOGUE: dict[EventType, EventSpec] = {
     EventType.CUSTOMER_ERASED: EventSpec(
         1,
         "A customer was erased on request. `data`: `external_ref` and `erased_at` only, so "
-        "you can erase them downstream too.",
+        "you can erase them downstream too. After 4 days `external_ref` is null: by then "
+        "every webhook retry is over, and nothing of the ref is kept.",
     ),
     EventType.WEBHOOK_ENDPOINT_DISABLED: EventSpec(
         1,

@@ -78,9 +78,9 @@ class EventRepository:
 
     async def scrub(
         self, tenant_id: UUID, type_prefix: str, field: str, value: str, blank: dict[str, Any]
-    ) -> int:
+    ) -> list[UUID]:
         """Overwrite personal fields in the payloads of events of these types whose
-        data[field] = value."""
+        data[field] = value; returns the events changed."""
         stmt = (
             update(Event)
             .where(
@@ -89,9 +89,43 @@ class EventRepository:
                 Event.data[field].astext == value,
             )
             .values(data=Event.data.op("||")(blank))
+            .returning(Event.id)
         )
-        result = await self.session.execute(stmt)
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return list((await self.session.scalars(stmt)).all())
+
+    async def with_data_in(
+        self, tenant_id: UUID, type_prefix: str, field: str, values: Sequence[str]
+    ) -> list[Event]:
+        """Events of these types whose data[field] is one of `values`, locked."""
+        if not values:
+            return []
+        stmt = (
+            select(Event)
+            .where(
+                Event.tenant_id == tenant_id,
+                Event.type.startswith(type_prefix, autoescape=True),
+                Event.data[field].astext.in_(values),
+            )
+            .with_for_update()
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def blank(self, tenant_id: UUID, event_id: UUID, blank: dict[str, Any]) -> bool:
+        stmt = (
+            update(Event)
+            .where(Event.tenant_id == tenant_id, Event.id == event_id)
+            .values(data=Event.data.op("||")(blank))
+            .returning(Event.id)
+        )
+        return (await self.session.execute(stmt)).first() is not None
+
+    async def set_data(self, tenant_id: UUID, event_id: UUID, data: dict[str, Any]) -> None:
+        await self.session.execute(
+            update(Event)
+            .where(Event.tenant_id == tenant_id, Event.id == event_id)
+            .values(data=data)
+            .execution_options(synchronize_session=False)
+        )
 
     async def delete_created_before(self, cutoff: datetime, limit: int) -> int:
         """Delete up to `limit` events created before `cutoff`, oldest first; returns how

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -85,8 +85,9 @@ class EventService:
             raise NotFound("no such event")
         return event
 
-    async def scrub_customer(self, session: AsyncSession, tenant_id: UUID, ref: str) -> int:
-        """Erasure: strip personal data from the stored payloads of this customer's events."""
+    async def scrub_customer(self, session: AsyncSession, tenant_id: UUID, ref: str) -> list[UUID]:
+        """Erasure: strip personal data from the stored payloads of this customer's events;
+        returns the events changed."""
         repo = EventRepository(session)
         responses = await repo.scrub(
             tenant_id,
@@ -113,6 +114,7 @@ class EventService:
                 "resolution_summary": None,
                 "follow_up": None,
                 "entry": None,
+                "response_id": None,
             },
         )
         invitations = await repo.scrub(
@@ -120,7 +122,17 @@ class EventService:
             "invitation.",
             "customer",
             ref,
-            {"customer": None, "context": {}, "recipient": None},
+            {
+                "customer": None,
+                "context": {},
+                "recipient": None,
+                "trigger_ref": None,
+                "locale": None,
+                "timezone": None,
+                # the question in their language and their (closed) links
+                "message": None,
+                "links": None,
+            },
         )
         unsubscribes = await repo.scrub(
             tenant_id, "customer.unsubscribed", "external_ref", ref, {"external_ref": None}
@@ -129,6 +141,32 @@ class EventService:
             tenant_id, "reward.eligible", "customer", ref, {"customer": None}
         )
         return responses + tickets + invitations + unsubscribes + rewards
+
+    async def blank(
+        self, session: AsyncSession, tenant_id: UUID, event_id: UUID, blank: dict[str, Any]
+    ) -> bool:
+        """Overwrite these fields of one event's payload; False if the event is gone."""
+        return await EventRepository(session).blank(tenant_id, event_id, blank)
+
+    async def rewrite(
+        self,
+        session: AsyncSession,
+        tenant_id: UUID,
+        type_prefix: str,
+        field: str,
+        values: Sequence[str],
+        change: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> list[UUID]:
+        """Erasure: replace the stored payload of each event of these types whose
+        data[field] is one of `values` by `change(payload)`; returns the events changed."""
+        repo = EventRepository(session)
+        changed = []
+        for stored in await repo.with_data_in(tenant_id, type_prefix, field, values):
+            data = change(dict(stored.data))
+            if data != stored.data:
+                await repo.set_data(tenant_id, stored.id, data)
+                changed.append(stored.id)
+        return changed
 
 
 event = EventService()

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from feedback_api.health import queues
+from feedback_api.kit.crypto import constant_time_equals
 from feedback_api.kit.schemas import Problem
 from feedback_api.problems import problem_response
 
@@ -47,6 +48,21 @@ async def readyz(request: Request) -> Response:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
+    """Prometheus metrics. With FEEDBACK_METRICS_TOKEN set, only for
+    `Authorization: Bearer <token>` (Prometheus: `authorization: {credentials: …}`)."""
+    token = request.app.state.settings.metrics_token
+    if token is not None:
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not constant_time_equals(
+            presented.strip(), token.get_secret_value()
+        ):
+            return problem_response(
+                401,
+                "unauthenticated",
+                "Missing or invalid credentials",
+                "send `Authorization: Bearer <FEEDBACK_METRICS_TOKEN>`",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
     if queues.collector.stale():
         try:
             async with asyncio.timeout(2), request.app.state.sessionmaker() as session:

@@ -25,7 +25,7 @@ IdempotencyKeyHeader = Annotated[
     Header(
         alias="Idempotency-Key",
         description="Any unique string of visible ASCII, up to 255 (a UUID is good). A "
-        "retry with the same key replays the first result; kept for at least 24 h, per tenant.",
+        "retry with the same key replays the first result; kept for at least 24 h, per API key.",
     ),
 ]
 
@@ -44,7 +44,9 @@ async def run_idempotent(
         status, model = await handler()
         return json_response(status, model)
     request_hash = canonical_hash([request.method, request.url.path, payload])
-    stored = await idempotency_service.begin(session, auth.tenant_id, key, request_hash)
+    stored = await idempotency_service.begin(
+        session, auth.tenant_id, auth.key_id, key, request_hash
+    )
     if stored is not None:
         return Response(
             json.dumps(stored.body),
@@ -56,6 +58,7 @@ async def run_idempotent(
     await idempotency_service.complete(
         session,
         auth.tenant_id,
+        auth.key_id,
         key,
         method=request.method,
         path=request.url.path,

@@ -7,6 +7,7 @@ same transaction as the work it describes, so both are kept or neither is.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -28,13 +29,16 @@ class StoredResult:
 
 class IdempotencyService:
     async def begin(
-        self, session: AsyncSession, tenant_id: UUID, key: str, request_hash: str
+        self, session: AsyncSession, tenant_id: UUID, api_key_id: UUID, key: str, request_hash: str
     ) -> StoredResult | None:
-        """Claim the key for this transaction; return the stored result of a replay."""
+        """Claim the key for this transaction; return the stored result of a replay.
+
+        Keys are scoped per API key: the same value sent with another API key is another
+        request (a key pulled out of an app cannot block or read a backend's retries)."""
         repo = IdempotencyRepository(session)
-        if not await repo.try_lock(tenant_id, key):
+        if not await repo.try_lock(tenant_id, api_key_id, key):
             raise IdempotencyInFlight("retry after the first request with this key has finished")
-        record = await repo.get_live(tenant_id, key)
+        record = await repo.get_live(tenant_id, api_key_id, key)
         if record is None:
             return None
         if record.request_hash != request_hash:
@@ -47,6 +51,7 @@ class IdempotencyService:
         self,
         session: AsyncSession,
         tenant_id: UUID,
+        api_key_id: UUID,
         key: str,
         *,
         method: str,
@@ -58,6 +63,7 @@ class IdempotencyService:
         await IdempotencyRepository(session).put(
             IdempotencyKey(
                 tenant_id=tenant_id,
+                api_key_id=api_key_id,
                 key=key,
                 request_method=method,
                 request_path=path,
@@ -68,10 +74,15 @@ class IdempotencyService:
             )
         )
 
-    async def forget_customer(self, session: AsyncSession, tenant_id: UUID, ref: str) -> int:
-        """Erasure: drop stored results that show this customer's feedback."""
+    async def forget_customer(
+        self, session: AsyncSession, tenant_id: UUID, ref: str, response_ids: Sequence[UUID]
+    ) -> int:
+        """Erasure: drop stored results that show this customer or any of their responses,
+        anywhere in the body (a batch's items too). The record goes whole, its
+        `request_hash` (an unkeyed hash of what was sent) with it; a retry with its key
+        after the erasure is simply answered afresh."""
         return await IdempotencyRepository(session).forget_bodies_mentioning(
-            tenant_id, "customer", ref
+            tenant_id, [ref, *(str(i) for i in response_ids)]
         )
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from sqlalchemy import (
     Uuid,
@@ -34,8 +34,13 @@ from feedback_api.models import (
     IntegritySettings,
     IntegrityTextBand,
     Response,
+    RewardGrant,
     Survey,
 )
+
+# The evidence of a flag an erasure split off for one of the erased customer's responses
+# (integrity.service.forget_responses).
+DETACHED = "detached"
 
 # A candidate near-duplicate shares at least this many of 16 LSH bands: texts with 3-gram
 # Jaccard 0.8 (well below edit similarity 0.9) do with probability 0.99, templated but
@@ -96,6 +101,13 @@ def _records() -> Any:  # Select of Record's fields
             ApiKey.kind == "publishable",
         ),
     )
+
+
+# A flag's link row to the response it flags.
+_FLAGGED_RESPONSE = and_(
+    Response.tenant_id == IntegrityFlagResponse.tenant_id,
+    Response.id == IntegrityFlagResponse.response_id,
+)
 
 
 class IntegrityRepository:
@@ -251,6 +263,141 @@ class IntegrityRepository:
                 )
             )
 
+    # -- erasure ---------------------------------------------------------------------------
+
+    async def forget_rewards(self, tenant_id: UUID, response_ids: Collection[UUID]) -> None:
+        """A grant only limits the customer's next reward; an erased customer has none."""
+        await self.session.execute(
+            delete(RewardGrant).where(
+                RewardGrant.tenant_id == tenant_id, RewardGrant.response_id.in_(response_ids)
+            )
+        )
+
+    async def detach(
+        self, tenant_id: UUID, response_ids: Collection[UUID]
+    ) -> tuple[list[IntegrityFlag], dict[UUID, UUID | None]]:
+        """Take these responses out of every flag they are linked to, each into a flag of
+        its own (same type, status and strength: it excludes exactly as before), which
+        keeps the response's own time, never the erasure's. Returns the flags they left
+        (locked, as they were) and each one's earliest remaining response (None: empty)."""
+        links = (
+            await self.session.execute(
+                select(
+                    IntegrityFlagResponse.flag_id,
+                    IntegrityFlagResponse.response_id,
+                    IntegrityFlagResponse.type,
+                    Response.received_at,
+                )
+                .join(Response, _FLAGGED_RESPONSE)
+                .where(
+                    IntegrityFlagResponse.tenant_id == tenant_id,
+                    IntegrityFlagResponse.response_id.in_(response_ids),
+                )
+            )
+        ).all()
+        if not links:
+            return [], {}
+        flag_ids = sorted({link.flag_id for link in links})
+        flags = {
+            f.id: f
+            for f in await self.session.scalars(
+                select(IntegrityFlag)
+                .where(IntegrityFlag.tenant_id == tenant_id, IntegrityFlag.id.in_(flag_ids))
+                .order_by(IntegrityFlag.id)
+                .with_for_update()
+            )
+        }
+        await self.session.execute(
+            delete(IntegrityFlagResponse).where(
+                IntegrityFlagResponse.tenant_id == tenant_id,
+                IntegrityFlagResponse.response_id.in_(response_ids),
+            )
+        )
+        copies, copy_links = [], []
+        for link in links:
+            flag = flags[link.flag_id]
+            # Random, not time-ordered: a UUIDv7 would carry the erasure's time.
+            copy_id = uuid4()
+            copies.append(
+                {
+                    "id": copy_id,
+                    "tenant_id": tenant_id,
+                    "type": flag.type,
+                    "subject_type": "response",
+                    "subject_ref": str(link.response_id),
+                    "strength": flag.strength,
+                    "evidence": {DETACHED: True},
+                    "status": flag.status,
+                    "response_count": 1,
+                    "created_at": link.received_at,
+                    "updated_at": link.received_at,
+                }
+            )
+            copy_links.append(
+                {
+                    "tenant_id": tenant_id,
+                    "flag_id": copy_id,
+                    "response_id": link.response_id,
+                    "type": link.type,
+                }
+            )
+        await self.session.execute(insert(IntegrityFlag).values(copies))
+        await self.session.execute(insert(IntegrityFlagResponse).values(copy_links))
+        ranked = (
+            select(
+                IntegrityFlagResponse.flag_id,
+                IntegrityFlagResponse.response_id,
+                func.count().over(partition_by=IntegrityFlagResponse.flag_id).label("n"),
+                func.row_number()
+                .over(
+                    partition_by=IntegrityFlagResponse.flag_id,
+                    order_by=(Response.occurred_at, Response.id),
+                )
+                .label("k"),
+            )
+            .join(Response, _FLAGGED_RESPONSE)
+            .where(
+                IntegrityFlagResponse.tenant_id == tenant_id,
+                IntegrityFlagResponse.flag_id.in_(flag_ids),
+            )
+            .subquery()
+        )
+        rows = await self.session.execute(
+            select(ranked.c.flag_id, ranked.c.response_id, ranked.c.n).where(ranked.c.k == 1)
+        )
+        remaining: dict[UUID, UUID | None] = dict.fromkeys(flag_ids)
+        for flag_id, first, n in rows.all():
+            remaining[flag_id] = first
+            # Written as it is, so that the model's onupdate does not stamp the erasure time.
+            await self.session.execute(
+                update(IntegrityFlag)
+                .where(IntegrityFlag.tenant_id == tenant_id, IntegrityFlag.id == flag_id)
+                .values(response_count=n, updated_at=IntegrityFlag.updated_at)
+                .execution_options(synchronize_session=False)
+            )
+        for flag in flags.values():
+            # What the caller gets is the flag as it was; the rows changed underneath.
+            self.session.expunge(flag)
+        return [flags[i] for i in flag_ids], remaining
+
+    async def rewrite_flag(
+        self, tenant_id: UUID, flag_id: UUID, subject_ref: str, evidence: dict[str, Any]
+    ) -> None:
+        await self.session.execute(
+            update(IntegrityFlag)
+            .where(IntegrityFlag.tenant_id == tenant_id, IntegrityFlag.id == flag_id)
+            .values(subject_ref=subject_ref, evidence=evidence, updated_at=IntegrityFlag.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def delete_flags(self, tenant_id: UUID, flag_ids: Collection[UUID]) -> None:
+        if flag_ids:
+            await self.session.execute(
+                delete(IntegrityFlag)
+                .where(IntegrityFlag.tenant_id == tenant_id, IntegrityFlag.id.in_(flag_ids))
+                .execution_options(synchronize_session=False)
+            )
+
     async def surveys_with_texts(self, tenant_id: UUID, keys: Collection[str]) -> Sequence[Survey]:
         if not keys:
             return []
@@ -274,7 +421,8 @@ class IntegrityRepository:
     async def flag_linking(
         self, tenant_id: UUID, type_: str, response_ids: Collection[UUID]
     ) -> IntegrityFlag | None:
-        """The flag of this type that already holds one of these responses."""
+        """The flag of this type that already holds one of these responses (never one an
+        erasure split off: it stays about its one response)."""
         stmt = (
             select(IntegrityFlag)
             .join(
@@ -288,6 +436,7 @@ class IntegrityRepository:
                 IntegrityFlagResponse.tenant_id == tenant_id,
                 IntegrityFlagResponse.type == type_,
                 IntegrityFlagResponse.response_id.in_(response_ids),
+                ~IntegrityFlag.evidence.has_key(DETACHED),
             )
             .order_by(IntegrityFlag.created_at)
             .limit(1)

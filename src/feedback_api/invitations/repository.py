@@ -98,6 +98,10 @@ class InvitationRepository:
         stmt = select(ContactRules).where(ContactRules.tenant_id == tenant_id)
         return (await self.session.scalars(stmt)).one()
 
+    async def ref_key(self, tenant_id: UUID) -> bytes:
+        stmt = select(ContactRules.ref_key).where(ContactRules.tenant_id == tenant_id)
+        return (await self.session.scalars(stmt)).one()
+
     async def blocks(self, tenant_id: UUID, ref_hash: str) -> dict[str, str]:
         stmt = select(ContactBlock.channel, ContactBlock.reason).where(
             ContactBlock.tenant_id == tenant_id, ContactBlock.ref_hash == ref_hash
@@ -133,9 +137,29 @@ class InvitationRepository:
             )
         )
 
+    async def replace_blocks(
+        self, tenant_id: UUID, ref_hash: str, channel: str, reason: str
+    ) -> None:
+        """This one block instead of every other of the ref (an erasure: what they opted out
+        of before no longer matters, and is not kept)."""
+        await self.session.execute(
+            delete(ContactBlock).where(
+                ContactBlock.tenant_id == tenant_id, ContactBlock.ref_hash == ref_hash
+            )
+        )
+        await self.session.execute(
+            insert(ContactBlock)
+            .values(tenant_id=tenant_id, ref_hash=ref_hash, channel=channel, reason=reason)
+            .on_conflict_do_nothing()  # a concurrent erasure of the same ref made it
+        )
+
     async def unblock(self, tenant_id: UUID, ref_hash: str, channel: str | None) -> None:
+        """Lift opt-outs and bounces. An erasure's block is never lifted: the customer asked
+        to be forgotten, and no re-created record or forwarded opt-in undoes that."""
         stmt = delete(ContactBlock).where(
-            ContactBlock.tenant_id == tenant_id, ContactBlock.ref_hash == ref_hash
+            ContactBlock.tenant_id == tenant_id,
+            ContactBlock.ref_hash == ref_hash,
+            ContactBlock.reason != "erased",
         )
         if channel is not None:
             stmt = stmt.where(ContactBlock.channel == channel)
@@ -276,25 +300,33 @@ class InvitationRepository:
         )
         return (await self.session.execute(stmt)).all()
 
-    async def forget_customer(self, tenant_id: UUID, customer_id: UUID) -> int:
-        """Erasure: unlink, drop the context, stop whatever was pending."""
+    async def forget_customer(self, tenant_id: UUID, customer_id: UUID) -> list[UUID]:
+        """Erasure: unlink, drop the trigger ref and the context, put the tenant's locale
+        and time zone in place of the customer's (a rare zone would tie their invitations
+        together), stop whatever was pending."""
+        tenant = Tenant.id == tenant_id
         stmt = (
             update(Invitation)
             .where(Invitation.tenant_id == tenant_id, Invitation.customer_id == customer_id)
             .values(
                 customer_id=None,
+                trigger_ref=None,
                 context={},
+                locale=select(Tenant.locale).where(tenant).scalar_subquery(),
+                timezone=select(Tenant.timezone).where(tenant).scalar_subquery(),
                 next_action_at=None,
                 # Nothing pending stays open: their links close too.
                 status=case(
                     (Invitation.status.in_(("scheduled", "sent")), "cancelled"),
                     else_=Invitation.status,
                 ),
-                updated_at=func.now(),
+                # Left as it was (else the model's onupdate sets it): one erasure time on
+                # all of them would tie them together again.
+                updated_at=Invitation.updated_at,
             )
             .returning(Invitation.id)
         )
-        return len((await self.session.execute(stmt)).all())
+        return list((await self.session.scalars(stmt)).all())
 
     @staticmethod
     def _created_in(

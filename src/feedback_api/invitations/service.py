@@ -4,6 +4,7 @@ links and the funnel."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -74,9 +75,14 @@ DUE_BATCH = 100
 ANSWERABLE = frozenset({Status.SCHEDULED, Status.SENT, Status.RESPONDED})
 
 
-def ref_hash(tenant_id: UUID, ref: str) -> str:
-    """What blocks are keyed by: stable per tenant and ref, and not the ref itself."""
-    return hashlib.sha256(f"{tenant_id}:{ref}".encode()).hexdigest()
+def ref_hash(key: bytes, tenant_id: UUID, ref: str) -> str:
+    """What blocks are keyed by: stable per tenant and ref, not the ref itself, and not
+    checkable against a guessed ref without the tenant's `ref_key`: HMAC-SHA256 under that
+    key. Of the SHA-256 of tenant and ref rather than of the ref, because that digest is
+    what blocks were keyed by before, so migration 0012 could re-key every block, an erased
+    customer's included, without knowing a single ref."""
+    inner = hashlib.sha256(f"{tenant_id}:{ref}".encode()).hexdigest()
+    return hmac.new(key, inner.encode(), hashlib.sha256).hexdigest()
 
 
 def pick_text(texts: Mapping[str, str] | None, locale: str, fallback: str) -> str | None:
@@ -361,10 +367,16 @@ class InvitationService:
                 ],
             )
         _check_trigger_time(body, ["body"])
-        return await self._schedule(session, tenant_id, body, survey)
+        key = await repo.ref_key(tenant_id)
+        return await self._schedule(session, tenant_id, body, survey, key)
 
     async def _schedule(
-        self, session: AsyncSession, tenant_id: UUID, body: InvitationCreate, survey: Survey
+        self,
+        session: AsyncSession,
+        tenant_id: UUID,
+        body: InvitationCreate,
+        survey: Survey,
+        key: bytes,
     ) -> tuple[InvitationRead, bool]:
         repo = InvitationRepository(session)
         links = await self._links(session, tenant_id)
@@ -377,7 +389,7 @@ class InvitationService:
         tenant_zone, tenant_locale = defaults
         now = utcnow()
         channel = (body.channel or InvitationChannel(survey.default_channel)).value
-        blocks = await repo.blocks(tenant_id, ref_hash(tenant_id, body.customer))
+        blocks = await repo.blocks(tenant_id, ref_hash(key, tenant_id, body.customer))
 
         customer: Customer | None = None
         if blocks.get(ALL_CHANNELS) != "erased":  # never re-create an erased customer
@@ -460,6 +472,7 @@ class InvitationService:
                     },
                 )
         repo = InvitationRepository(session)
+        key = await repo.ref_key(tenant_id)
         surveys: dict[str, Survey | None] = {}
         for index, item in sorted(valid, key=lambda v: v[1].customer):
             if item.survey not in surveys:
@@ -491,7 +504,7 @@ class InvitationService:
                     },
                 )
                 continue
-            read, created = await self._schedule(session, tenant_id, item, survey)
+            read, created = await self._schedule(session, tenant_id, item, survey, key)
             results[index] = InvitationBatchItem(
                 index=index,
                 status=201 if created else 200,
@@ -539,9 +552,8 @@ class InvitationService:
             if invitation.status == Status.SENT:
                 values["next_action_at"] = invitation.expires_at  # no reminders to a dead address
             if customer_ref is not None:
-                await repo.block(
-                    tenant_id, ref_hash(tenant_id, customer_ref), invitation.channel, "bounced"
-                )
+                hashed = ref_hash(await repo.ref_key(tenant_id), tenant_id, customer_ref)
+                await repo.block(tenant_id, hashed, invitation.channel, "bounced")
         await repo.update(tenant_id, invitation_id, values)
         return await self.get(session, tenant_id, invitation_id)
 
@@ -561,7 +573,7 @@ class InvitationService:
         survey = await self._survey(session, tenant_id, survey_key) if survey_key else None
         if channel is None and survey is not None:
             channel = InvitationChannel(survey.default_channel)
-        blocks = await repo.blocks(tenant_id, ref_hash(tenant_id, ref))
+        blocks = await repo.blocks(tenant_id, await self._hash(repo, tenant_id, ref))
         reason = _barred(blocks, channel.value if channel else None, survey)
         if reason is not None:
             return Eligibility(eligible=False, reason=reason, next_eligible_at=None)
@@ -597,7 +609,7 @@ class InvitationService:
         stop reminders. Works for refs never seen, so a CRM can forward any opt-out."""
         repo = InvitationRepository(session)
         scope = channel.value if channel else ALL_CHANNELS
-        await repo.block(tenant_id, ref_hash(tenant_id, ref), scope, "unsubscribed")
+        await repo.block(tenant_id, await self._hash(repo, tenant_id, ref), scope, "unsubscribed")
         customer = await repo.customer_by_ref(tenant_id, ref)
         if customer is not None:
             for inv in await repo.open_for_customer(
@@ -616,8 +628,10 @@ class InvitationService:
     async def resubscribe(
         self, session: AsyncSession, tenant_id: UUID, ref: str, channel: InvitationChannel | None
     ) -> None:
-        await InvitationRepository(session).unblock(
-            tenant_id, ref_hash(tenant_id, ref), channel.value if channel else None
+        """Lift opt-outs and bounces; never an erasure (the block outlives the customer)."""
+        repo = InvitationRepository(session)
+        await repo.unblock(
+            tenant_id, await self._hash(repo, tenant_id, ref), channel.value if channel else None
         )
 
     # --- the worker ------------------------------------------------------------------------
@@ -649,7 +663,8 @@ class InvitationService:
         assert defaults is not None
         links = await self._links(session, tenant_id)
         # About to message them: opt-outs and bounces since scheduling still count.
-        hashes = {c.id: ref_hash(tenant_id, c.external_ref) for c in customers.values()}
+        key = await repo.ref_key(tenant_id)
+        hashes = {c.id: ref_hash(key, tenant_id, c.external_ref) for c in customers.values()}
         blocks = await repo.blocks_of(tenant_id, list(hashes.values()))
         erased = {ALL_CHANNELS: "erased"}  # only an erased customer is gone
         emitted: dict[EventType, list[Any]] = {}
@@ -904,13 +919,23 @@ class InvitationService:
         links = await self._links(session, tenant_id)
         return [self._read(r, links) for r in rows]
 
+    async def block_hash(self, session: AsyncSession, tenant_id: UUID, ref: str) -> str:
+        """The keyed hash a ref's contact blocks are stored under (see `ref_hash`)."""
+        return await self._hash(InvitationRepository(session), tenant_id, ref)
+
+    async def _hash(self, repo: InvitationRepository, tenant_id: UUID, ref: str) -> str:
+        return ref_hash(await repo.ref_key(tenant_id), tenant_id, ref)
+
     async def forget_customer(
         self, session: AsyncSession, tenant_id: UUID, customer_id: UUID, ref: str
-    ) -> int:
-        """Erasure: unlink their invitations, stop what was pending, and remember (by a hash
-        of the ref) never to invite them again."""
+    ) -> list[UUID]:
+        """Erasure: unlink their invitations and drop what they said about the person (trigger
+        ref, context, the customer's locale and time zone), stop what was pending, and
+        remember (by the keyed hash of the ref) never to invite them again. Returns the
+        invitations unlinked."""
         repo = InvitationRepository(session)
-        await repo.block(tenant_id, ref_hash(tenant_id, ref), ALL_CHANNELS, "erased")
+        hashed = await self._hash(repo, tenant_id, ref)
+        await repo.replace_blocks(tenant_id, hashed, ALL_CHANNELS, "erased")
         return await repo.forget_customer(tenant_id, customer_id)
 
 

@@ -51,6 +51,18 @@ class WorkFailureRepository:
             stmt = stmt.where(WorkFailure.subject_id.in_(subject_ids))
         return list((await self.session.scalars(stmt.returning(WorkFailure.subject_id))).all())
 
+    async def forget_subjects(self, tenant_id: UUID, subject_ids: Collection[str]) -> int:
+        """Erasure: forget set-aside items whatever the source (an error message may quote
+        the item's data)."""
+        if not subject_ids:
+            return 0
+        result = await self.session.execute(
+            delete(WorkFailure).where(
+                WorkFailure.tenant_id == tenant_id, WorkFailure.subject_id.in_(subject_ids)
+            )
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
     async def page(
         self, tenant_id: UUID, source: str, *, limit: int, after: tuple[datetime, UUID] | None
     ) -> list[WorkFailure]:

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from feedback_api.jobs.failures import WorkFailureRepository
 from feedback_api.jobs.repository import JobRepository
 from feedback_api.models import Job
 
@@ -51,6 +53,14 @@ class JobService:
             kind=kind, tenant_id=tenant_id, payloads=payloads, max_attempts=max_attempts
         )
         await repo.notify()
+
+    async def forget_failures(
+        self, session: AsyncSession, tenant_id: UUID, subject_ids: Collection[UUID]
+    ) -> int:
+        """Erasure: forget what background work set aside about these items."""
+        return await WorkFailureRepository(session).forget_subjects(
+            tenant_id, [str(i) for i in subject_ids]
+        )
 
 
 job = JobService()

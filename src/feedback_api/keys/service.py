@@ -1,15 +1,16 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.audit.service import audit as audit_service
 from feedback_api.auth.context import AuthContext
-from feedback_api.auth.scopes import ALL_SCOPES
-from feedback_api.exceptions import Forbidden, NotFound
+from feedback_api.auth.scopes import ALL_SCOPES, Scope
+from feedback_api.exceptions import Conflict, Forbidden, InvalidRequest, NotFound
 from feedback_api.keys.repository import ApiKeyRepository
 from feedback_api.kit.crypto import (
     DISPLAY_PREFIX_LENGTH,
@@ -32,6 +33,23 @@ class ScopeEscalation(Forbidden):
     title = "A key may grant only scopes it holds itself"
 
 
+class TrustRequiresScope(Forbidden):
+    code = "trust_requires_scope"
+    title = "Only a key holding keys:trust may create trusted keys or change trust"
+
+
+class ApiKeyRevoked(Conflict):
+    code = "api_key_revoked"
+    title = "The API key is revoked"
+
+
+def _check_trust(granted_by: AuthContext | None) -> None:
+    # A trusted key's responses count as verified, so vouching for one is a power of its
+    # own: `keys:manage` lets a key manage keys, not decide which data is genuine.
+    if granted_by is not None and Scope.KEYS_TRUST.value not in granted_by.scopes:
+        raise TrustRequiresScope("creating a trusted key, or changing `trusted`, needs keys:trust")
+
+
 class ApiKeyService:
     async def authenticate(self, session: AsyncSession, presented: str) -> AuthContext | None:
         if not presented.startswith((SECRET_KEY_PREFIX, PUBLISHABLE_KEY_PREFIX)):
@@ -40,16 +58,17 @@ class ApiKeyService:
         row = await repo.find_active_by_hash(hash_key(presented))
         if row is None:
             return None
-        key_id, tenant_id, kind, scopes, last_used_at, timezone, trusted = row
-        if last_used_at is None or utcnow() - last_used_at > LAST_USED_RESOLUTION:
-            await repo.touch(key_id)
+        if row.last_used_at is None or utcnow() - row.last_used_at > LAST_USED_RESOLUTION:
+            await repo.touch(row.id)
         return AuthContext(
-            tenant_id=tenant_id,
-            tenant_timezone=timezone,
-            key_id=key_id,
-            kind=kind,
-            scopes=frozenset(scopes),
-            trusted=trusted,
+            tenant_id=row.tenant_id,
+            tenant_timezone=row.timezone,
+            key_id=row.id,
+            kind=row.kind,
+            scopes=frozenset(row.scopes),
+            trusted=row.trusted,
+            rate_limits=row.rate_limits,
+            allowed_origins=frozenset(row.allowed_origins),
         )
 
     async def create(
@@ -61,13 +80,17 @@ class ApiKeyService:
         scopes: Sequence[str] | None,
         publishable: bool,
         trusted: bool = False,
+        allowed_origins: Sequence[str] = (),
         granted_by: AuthContext | None = None,
     ) -> tuple[ApiKey, str]:
-        """Create a key and return it with its plaintext, which is never stored."""
+        """Create a key and return it with its plaintext, which is never stored.
+        ``granted_by`` None: the platform itself (CLI, tenant creation), which may do all."""
         if granted_by is not None and scopes:
             beyond = set(scopes) - granted_by.scopes
             if beyond:
                 raise ScopeEscalation(f"your key does not hold: {', '.join(sorted(beyond))}")
+        if trusted:
+            _check_trust(granted_by)
         prefix = PUBLISHABLE_KEY_PREFIX if publishable else SECRET_KEY_PREFIX
         plaintext = generate_key(prefix)
         key = ApiKey(
@@ -78,6 +101,7 @@ class ApiKeyService:
             key_hash=hash_key(plaintext),
             scopes=[] if publishable else sorted(set(scopes or ())),
             trusted=trusted,
+            allowed_origins=list(allowed_origins) if publishable else [],
         )
         key = await ApiKeyRepository(session).add(key)
         await audit_service.record(
@@ -87,7 +111,12 @@ class ApiKeyService:
             target_type="api_key",
             target_id=str(key.id),
             actor_key_id=granted_by.key_id if granted_by else None,
-            data={"kind": key.kind, "scopes": key.scopes, "trusted": trusted},
+            data={
+                "kind": key.kind,
+                "scopes": key.scopes,
+                "trusted": trusted,
+                "allowed_origins": key.allowed_origins,
+            },
         )
         return key, plaintext
 
@@ -108,6 +137,72 @@ class ApiKeyService:
     ) -> tuple[list[ApiKey], str | None]:
         rows = await ApiKeyRepository(session).list_page(tenant_id, limit=limit + 1, after=after)
         return paginate(rows, limit, lambda k: (k.created_at, k.id))
+
+    async def update(
+        self,
+        session: AsyncSession,
+        tenant_id: UUID,
+        key_id: UUID,
+        changes: Mapping[str, Any],
+        *,
+        actor: AuthContext | None,
+    ) -> ApiKey:
+        """Change `name`, `allowed_origins` (publishable keys) or `trusted` (secret keys).
+        Keys are looked up on every request, so a change holds from the next one on."""
+        if "trusted" in changes:
+            _check_trust(actor)
+        repo = ApiKeyRepository(session)
+        key = await repo.get_for_update(tenant_id, key_id)
+        if key is None:
+            raise NotFound("no such API key")
+        if key.revoked_at is not None:
+            raise ApiKeyRevoked("a revoked key cannot be changed; create a new one")
+        errors = []
+        if "allowed_origins" in changes and key.kind != "publishable":
+            errors.append(
+                {
+                    "loc": ["body", "allowed_origins"],
+                    "code": "origins_publishable_only",
+                    "message": "allowed_origins is for publishable keys: secret keys never "
+                    "answer browsers",
+                }
+            )
+        if changes.get("trusted") and key.kind == "publishable":
+            errors.append(
+                {
+                    "loc": ["body", "trusted"],
+                    "code": "publishable_trusted",
+                    "message": "a publishable key cannot be trusted: it ships inside apps",
+                }
+            )
+        if errors:
+            raise InvalidRequest(
+                "check these fields: " + ", ".join(e["loc"][1] for e in errors), errors=errors
+            )
+        for field in ("name", "allowed_origins", "trusted"):
+            if field in changes:
+                setattr(key, field, changes[field])
+        await session.flush()
+        if changes:
+            await audit_service.record(
+                session,
+                tenant_id,
+                action="api_key.updated",
+                target_type="api_key",
+                target_id=str(key.id),
+                actor_key_id=actor.key_id if actor else None,
+                # Field names and the new powers; the name is free text, so only "changed".
+                data={
+                    "changed": sorted(changes),
+                    "trusted": key.trusted,
+                    "allowed_origins": key.allowed_origins,
+                },
+            )
+        return key
+
+    async def origin_listed(self, session: AsyncSession, origin: str) -> bool:
+        """Whether any active publishable key, of any tenant, lists this web origin."""
+        return await ApiKeyRepository(session).origin_listed(origin)
 
     async def revoke(
         self, session: AsyncSession, tenant_id: UUID, key_id: UUID, *, actor: AuthContext | None

@@ -99,8 +99,8 @@ def field_errors(
 def problem_responses(
     *statuses: int, body: bool = False, html: bool = False
 ) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI declarations of the problem+json answers an endpoint may give: 401, 422 and
-    503 always, 400 (malformed JSON), 413 and 415 for endpoints that take a body. `html`:
+    """OpenAPI declarations of the problem+json answers an endpoint may give: 401, 422, 429
+    and 503 always, 400 (malformed JSON), 413 and 415 for endpoints that take a body. `html`:
     a browser (the one-tap pages) gets the same answer as an HTML page."""
     descriptions = {
         400: "The body is not valid JSON",
@@ -111,6 +111,7 @@ def problem_responses(
         413: "Body too large",
         415: "Body is not application/json",
         422: "Validation failed; see `errors`",
+        429: "Over a rate limit; retry after `Retry-After` seconds (see `RateLimit`)",
         503: "The database is unavailable or busy; retry after `Retry-After` seconds",
     }
     return {
@@ -122,7 +123,7 @@ def problem_responses(
                 **({"text/html": {"schema": {"type": "string"}}} if html else {}),
             },
         }
-        for status in sorted({*statuses, 401, 422, 503, *((400, 413, 415) if body else ())})
+        for status in sorted({*statuses, 401, 422, 429, 503, *((400, 413, 415) if body else ())})
     }
 
 

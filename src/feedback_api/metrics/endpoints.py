@@ -64,6 +64,7 @@ class Filters:
     confidence: float
     scale_min: int | None
     scale_max: int | None
+    small_cells: bool
 
 
 def _attributes(request: Request) -> tuple[tuple[str, str], ...]:
@@ -172,6 +173,7 @@ def metric_filters(
         confidence=confidence,
         scale_min=scale_min,
         scale_max=scale_max,
+        small_cells=Scope.METRICS_SMALL_CELLS.value in auth.scopes,
     )
 
 
@@ -186,6 +188,7 @@ def _query(kind: MetricKind, filters: Filters) -> MetricQuery:
         end=filters.end,
         integrity=filters.integrity,
         confidence=filters.confidence,
+        small_cells=filters.small_cells,
     )
 
 
@@ -237,13 +240,16 @@ Segment = Annotated[
 @router.get("/summary", responses=problem_responses(403))
 async def metrics_summary(session: SessionDep, filters: FiltersDep, alpha: Alpha = 0.05) -> Summary:
     """NPS, CSAT and CES for the period beside the period of the same length just before,
-    with whether each changed significantly (z-test, Newcombe, Welch t-test)."""
+    with whether each changed significantly (z-test, Newcombe, Welch t-test). A period with
+    fewer responses than the tenant's `metrics_min_cell_n` (default 5) shows its n but no
+    values (`suppressed: true`) and no change, unless the key holds `metrics:small_cells`."""
     query = MetricQuery(
         selection=replace(filters.selection, kind="nps", scale_min=0, scale_max=10),
         start=filters.start,
         end=filters.end,
         integrity=filters.integrity,
         confidence=filters.confidence,
+        small_cells=filters.small_cells,
     )
     return await metric_service.summary(session, query, alpha)
 
@@ -268,6 +274,11 @@ async def get_metric(
     """One metric over a period: value, n, confidence interval, margin, counts per
     category, the score distribution, and a `low_sample` flag.
 
+    Filtered or not, a result of fewer responses than the tenant's `metrics_min_cell_n`
+    (default 5) shows n but nothing computed from the scores (`suppressed: true`), so
+    that it cannot single out the people who answered, unless the key holds
+    `metrics:small_cells`.
+
     Example: `GET /v1/metrics/nps?from=2026-07-01&to=2026-10-01&channel=app`."""
     return await metric_service.metric(session, _query(kind, filters), target_margin)
 
@@ -282,7 +293,9 @@ async def get_trend(
     ] = Interval.WEEK,
 ) -> Trend:
     """The metric per day, week or month of the period. Every bucket is present, empty
-    ones with n = 0 and null value; at most 1,000 buckets."""
+    ones with n = 0 and null value; at most 1,000 buckets. A bucket of fewer responses
+    than the tenant's `metrics_min_cell_n` shows n only (`suppressed: true`), unless the
+    key holds `metrics:small_cells`."""
     return await metric_service.trend(session, _query(kind, filters), interval)
 
 
@@ -301,8 +314,10 @@ async def get_breakdown(
 ) -> Breakdown:
     """The metric per group, largest first. Groups with fewer responses than the tenant's
     minimum cell size (default 5) are merged into one `other` row, and if that row is still
-    too small the smallest groups join it, so no small cell can single out a person.
-    With `by=tag` a response counts in each of its tags."""
+    too small the smallest groups join it, so no small cell can single out a person; only
+    when all groups together are too small is that one row `suppressed`. With `by=tag` a
+    response counts in each of its tags (and once in `other`). A key holding
+    `metrics:small_cells` gets every group on its own, unmerged."""
     return await metric_service.breakdown(session, _query(kind, filters), by)
 
 
@@ -321,7 +336,9 @@ async def compare_metric(
 ) -> Comparison:
     """Did it change? b − a with the fitting test: two periods
     (`a_from&a_to&b_from&b_to`), or two segments of one period
-    (`a_segment=channel:in_person&b_segment=channel:web`), or both."""
+    (`a_segment=channel:in_person&b_segment=channel:web`), or both. A side of fewer
+    responses than the tenant's `metrics_min_cell_n` shows n only (`suppressed: true`)
+    and there is no comparison, unless the key holds `metrics:small_cells`."""
     periods = (a_from, a_to, b_from, b_to)
     if all(p is None for p in periods) and a_segment is None and b_segment is None:
         raise InvalidRequest(

@@ -179,10 +179,13 @@ def compare(
 
 def needed_n(kind: str, histogram: Histogram, margin: float, confidence: float = 0.95) -> int:
     """Responses needed for ±margin (in the metric's unit), using the variance observed so
-    far (the worst case when there is none yet)."""
+    far, or the worst case when none is seen yet: no answers, one answer (means), or every
+    answer alike (variance 0 would claim that no more answers are needed)."""
     if kind == "nps":
         variance = f.nps_variance(f.NpsCounts.from_scores(histogram.counts))
-        return f.nps_sample_size(1.0 if variance is None else variance, margin, confidence)
+        if not variance:  # None or 0.0: plan for the worst case, Var = 1
+            variance = 1.0
+        return f.nps_sample_size(variance, margin, confidence)
     if kind == "csat":
         n = histogram.n
         p = histogram.count_between(CSAT_SATISFIED_MIN, histogram.scale_max) / n if n else 0.5
@@ -190,7 +193,7 @@ def needed_n(kind: str, histogram: Histogram, margin: float, confidence: float =
             p = 0.5
         return f.proportion_sample_size(margin / 100, confidence, p=p)
     estimate = f.mean_interval(list(histogram.scores), histogram.counts, confidence)
-    if estimate is None or estimate.sd is None:
+    if estimate is None or not estimate.sd:  # none, one answer, or all alike
         sd = (histogram.scale_max - histogram.scale_min) / 2  # the largest possible
     else:
         sd = estimate.sd

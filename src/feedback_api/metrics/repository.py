@@ -105,6 +105,12 @@ def _filters(selection: Selection, alias: str, params: _Params) -> list[str]:
                 where.append(f"x.{column} = {params(value, '::text')}")
         if s.tag is not None:
             where.append(f"x.tags @> ARRAY[{params(s.tag, '::text')}]")
+        if s.tag_any:
+            named = [t for t in s.tag_any if t is not None]
+            any_of = [f"x.tags && {params(named, '::text[]')}"] if named else []
+            if None in s.tag_any:
+                any_of.append("coalesce(cardinality(x.tags), 0) = 0")
+            where.append(f"({' OR '.join(any_of)})")
         for name, value in s.attributes:
             where.append(f"c.attributes ->> {params(name, '::text')} = {params(value, '::text')}")
     return where

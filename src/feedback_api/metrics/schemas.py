@@ -47,32 +47,51 @@ class Share(BaseModel):
     interval: Bounds | None = Field(description="Wilson interval, in percent.")
 
 
+WITHHELD = "Null when `suppressed`."
+
+
 class MetricValue(BaseModel):
-    n: int = Field(description="Responses counted.")
+    n: int = Field(description="Responses counted. Always shown, also when `suppressed`.")
+    suppressed: bool = Field(
+        default=False,
+        description="Why the values are missing: true when 0 < n < `min_cell` (the "
+        "tenant's `metrics_min_cell_n`, default 5) and the key does not hold "
+        "`metrics:small_cells`. So few answers would single out the people who gave them, "
+        "so everything computed from their scores is withheld: `value`, `interval`, "
+        "`margin`, `categories`, `share`, `sd` and `distribution` are null, and no "
+        "comparison is made with this cell. `n`, `low_sample` and `excluded` stay. To see "
+        "a value, widen the period or drop a filter.",
+    )
     value: float | None = Field(
         description="NPS in points (−100…100), CSAT in percent (share of 4–5 on 1–5), "
-        "CES and rating as the mean score. Null when n = 0."
+        f"CES and rating as the mean score. Null when n = 0. {WITHHELD}"
     )
     interval: Bounds | None = Field(
         description="Confidence interval: adjusted-Wald for NPS (clipped to ±100; not "
         "centred on `value` by design), Wilson for CSAT, Student t for means. Null when "
-        "undefined (n = 0; n = 1 for a mean)."
+        f"undefined (n = 0; n = 1 for a mean). {WITHHELD}"
     )
-    margin: float | None = Field(description="Half the interval's width, in `value`'s unit.")
+    margin: float | None = Field(
+        description=f"Half the interval's width, in `value`'s unit. {WITHHELD}"
+    )
     low_sample: bool = Field(
         description="n is below the tenant's threshold (default 30): read with care."
     )
-    categories: dict[str, int] = Field(
+    categories: dict[str, int] | None = Field(
         description="NPS: promoters (9–10) / passives (7–8) / detractors (0–6). CSAT: "
         "satisfied (4–5) / neutral (3) / dissatisfied (1–2). CES: high (5–7) / middle (4) / "
-        "low (1–3). Rating: top (the scale's maximum) / rest."
+        "low (1–3). Rating: top (the scale's maximum) / rest. Null when `suppressed`: in a "
+        "cell of 2, `detractors: 2` is both answers."
     )
     share: Share | None = Field(
-        default=None, description="CES: the share answering 5–7. Rating: the top-box share."
+        default=None,
+        description=f"CES: the share answering 5–7. Rating: the top-box share. {WITHHELD}",
     )
-    sd: float | None = Field(default=None, description="Sample standard deviation (means).")
-    distribution: list[int] = Field(
-        description="Responses per score, from `scale_min` to `scale_max`."
+    sd: float | None = Field(
+        default=None, description=f"Sample standard deviation (means). {WITHHELD}"
+    )
+    distribution: list[int] | None = Field(
+        description=f"Responses per score, from `scale_min` to `scale_max`. {WITHHELD}"
     )
     excluded: int = Field(
         description="Responses here that integrity flags keep out of the metrics (counted "
@@ -87,10 +106,15 @@ class MetricResult(MetricValue):
     confidence: float
     period: Period
     integrity: Integrity
+    min_cell: int = Field(
+        description="The tenant's `metrics_min_cell_n`: cells with fewer responses are "
+        "`suppressed`, unless the key holds `metrics:small_cells`."
+    )
     needed_n: int | None = Field(
         default=None,
         description="With `target_margin`: responses needed for that margin, using the "
-        "variance seen so far (the worst case when there is none).",
+        "variance seen so far, or the worst case when there is none (no answers, one "
+        "answer for a mean, every answer alike, or a `suppressed` cell).",
     )
 
 
@@ -107,8 +131,13 @@ class Trend(BaseModel):
     confidence: float
     period: Period
     integrity: Integrity
+    min_cell: int = Field(
+        description="The tenant's `metrics_min_cell_n`: cells with fewer responses are "
+        "`suppressed`, unless the key holds `metrics:small_cells`."
+    )
     buckets: list[TrendBucket] = Field(
-        description="Every bucket of the period in order, empty ones included (n = 0)."
+        description="Every bucket of the period in order, empty ones included (n = 0); "
+        "each one is a cell, `suppressed` on its own when it is too small."
     )
 
 
@@ -119,7 +148,8 @@ class BreakdownRow(MetricValue):
     other: bool = Field(
         default=False,
         description="True for the row that merges groups smaller than the tenant's minimum "
-        "cell size (then `key` is null and `groups` says how many were merged).",
+        "cell size (then `key` is null and `groups` says how many were merged). With "
+        "`by=tag` it counts each of its responses once, however many merged tags it has.",
     )
     groups: int = Field(default=1, description="Groups in this row (more than 1 for other).")
 
@@ -132,7 +162,14 @@ class Breakdown(BaseModel):
     confidence: float
     period: Period
     integrity: Integrity
-    min_cell: int = Field(description="Groups with fewer responses are merged into other.")
+    min_cell: int = Field(
+        description="The tenant's `metrics_min_cell_n`. Groups with fewer responses are "
+        "merged into `other`, and while `other` is smaller the smallest groups join it, so "
+        "no group is hidden beside the others (it could be worked out from them). Only "
+        "`other` can be `suppressed`, when it is the only row: all groups together hold "
+        "fewer responses. A key holding `metrics:small_cells` gets every group on its own, "
+        "unmerged."
+    )
     rows: list[BreakdownRow] = Field(
         description="Largest n first; the merged `other` row, if any, last."
     )
@@ -164,16 +201,24 @@ class Comparison(BaseModel):
     scale_max: int
     confidence: float
     integrity: Integrity
+    min_cell: int = Field(
+        description="The tenant's `metrics_min_cell_n`: cells with fewer responses are "
+        "`suppressed`, unless the key holds `metrics:small_cells`."
+    )
     a: CompareSide
     b: CompareSide
-    comparison: ComparisonResult | None = Field(description="Null when one side has no responses.")
+    comparison: ComparisonResult | None = Field(
+        description="Null when one side has no responses or is `suppressed` (the "
+        "difference and the other side would give its value away)."
+    )
 
 
 class SummaryItem(BaseModel):
     current: MetricValue
     previous: MetricValue
     change: ComparisonResult | None = Field(
-        description="Current minus previous; null when either period has no responses."
+        description="Current minus previous; null when either period has no responses or "
+        "is `suppressed`."
     )
 
 
@@ -182,6 +227,10 @@ class Summary(BaseModel):
     previous_period: Period = Field(description="The same length, just before `period`.")
     confidence: float
     integrity: Integrity
+    min_cell: int = Field(
+        description="The tenant's `metrics_min_cell_n`: cells with fewer responses are "
+        "`suppressed`, unless the key holds `metrics:small_cells`."
+    )
     nps: SummaryItem
     csat: SummaryItem
     ces: SummaryItem

@@ -22,6 +22,9 @@ class Selection:
     language: str | None = None
     attributes: tuple[tuple[str, str], ...] = ()
     verified_only: bool = False
+    # Responses with at least one of these tags (None: with no tag), each counted once: the
+    # `other` row of a breakdown by tag.
+    tag_any: tuple[str | None, ...] = ()
 
     @property
     def rollup_ready(self) -> bool:
@@ -32,4 +35,5 @@ class Selection:
             and self.location_ref is None
             and self.language is None
             and not self.attributes
+            and not self.tag_any
         )

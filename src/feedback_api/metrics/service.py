@@ -71,10 +71,27 @@ class MetricQuery:
     end: PeriodBound = None
     integrity: Integrity = Integrity.VALID
     confidence: float = 0.95
+    # The key holds metrics:small_cells: cells below the tenant's minimum are shown.
+    small_cells: bool = False
 
     @property
     def kind(self) -> MetricKind:
         return MetricKind(self.selection.kind)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How one read treats small cells: the tenant's thresholds and the key's exemption."""
+
+    low_sample_n: int
+    min_cell: int
+    small_cells: bool
+
+    def suppressed(self, n: int) -> bool:
+        """Whether a cell of n responses would single out the people in it. Every cell
+        counts, filtered or not: a tenant-wide total of 3 is 3 people's answers. An empty
+        cell has nothing to hide."""
+        return not self.small_cells and 0 < n < self.min_cell
 
 
 @dataclass(slots=True)
@@ -122,8 +139,26 @@ def _bounds(interval: object) -> Bounds | None:
     return Bounds(low=interval.low, high=interval.high)  # type: ignore[attr-defined]
 
 
-def _fields(tally: Tally, kind: MetricKind, confidence: float, low_sample_n: int) -> dict[str, Any]:
-    """A MetricValue's fields, to build it or a model extending it in one validation."""
+def _fields(tally: Tally, kind: MetricKind, confidence: float, limits: Limits) -> dict[str, Any]:
+    """A MetricValue's fields, to build it or a model extending it in one validation.
+    A suppressed cell keeps its counts of responses and withholds everything computed from
+    their scores: the category counts too, since in a cell of 2 `detractors: 2` is both
+    answers, and the sd, since with the mean it gives both scores of a pair."""
+    n = tally.histogram.n
+    if limits.suppressed(n):
+        return {
+            "n": n,
+            "suppressed": True,
+            "value": None,
+            "interval": None,
+            "margin": None,
+            "low_sample": n < limits.low_sample_n,
+            "categories": None,
+            "share": None,
+            "sd": None,
+            "distribution": None,
+            "excluded": tally.excluded,
+        }
     result = measures.measure(kind.value, tally.histogram, confidence)
     share = None
     if result.share is not None:
@@ -135,10 +170,11 @@ def _fields(tally: Tally, kind: MetricKind, confidence: float, low_sample_n: int
         )
     return {
         "n": result.n,
+        "suppressed": False,
         "value": result.value,
         "interval": _bounds(result.interval),
         "margin": result.margin,
-        "low_sample": result.n < low_sample_n,
+        "low_sample": result.n < limits.low_sample_n,
         "categories": result.categories,
         "share": share,
         "sd": result.sd,
@@ -147,8 +183,19 @@ def _fields(tally: Tally, kind: MetricKind, confidence: float, low_sample_n: int
     }
 
 
-def _value(tally: Tally, kind: MetricKind, confidence: float, low_sample_n: int) -> MetricValue:
-    return MetricValue(**_fields(tally, kind, confidence, low_sample_n))
+def _value(tally: Tally, kind: MetricKind, confidence: float, limits: Limits) -> MetricValue:
+    return MetricValue(**_fields(tally, kind, confidence, limits))
+
+
+def _compare(
+    kind: MetricKind, a: Tally, b: Tally, limits: Limits, confidence: float, alpha: float
+) -> ComparisonResult | None:
+    """b − a, unless a side is suppressed: the delta and the other side's value would give
+    the suppressed one away."""
+    if limits.suppressed(a.histogram.n) or limits.suppressed(b.histogram.n):
+        return None
+    raw = measures.compare(kind.value, a.histogram, b.histogram, confidence=confidence, alpha=alpha)
+    return _comparison(raw, alpha)
 
 
 def _comparison(raw: RawComparison | None, alpha: float) -> ComparisonResult | None:
@@ -182,6 +229,13 @@ class MetricService:
         if settings is None:
             raise NotFound("no such tenant")
         return _Context(settings=settings, zone=ZoneInfo(settings.timezone))
+
+    def _limits(self, ctx: _Context, query: MetricQuery) -> Limits:
+        return Limits(
+            low_sample_n=ctx.settings.low_sample_n,
+            min_cell=ctx.settings.min_cell_n,
+            small_cells=query.small_cells,
+        )
 
     def _resolve(
         self, query: MetricQuery, zone: ZoneInfo, names: tuple[str, str] = ("from", "to")
@@ -285,11 +339,14 @@ class MetricService:
         ctx = await self._context(session, query.selection.tenant_id)
         start, end = self._resolve(query, ctx.zone)
         tally = await self._one(session, ctx, query, start, end)
-        fields = _fields(tally, query.kind, query.confidence, ctx.settings.low_sample_n)
+        limits = self._limits(ctx, query)
+        fields = _fields(tally, query.kind, query.confidence, limits)
         needed = None
         if target_margin is not None:
+            # A suppressed cell's variance is its scores' too: plan as if none were seen.
+            seen = self._empty(query.selection) if fields["suppressed"] else tally
             needed = measures.needed_n(
-                query.kind.value, tally.histogram, target_margin, query.confidence
+                query.kind.value, seen.histogram, target_margin, query.confidence
             )
         return MetricResult(
             **fields,
@@ -299,6 +356,7 @@ class MetricService:
             confidence=query.confidence,
             period=_period(start, end, ctx.zone),
             integrity=query.integrity,
+            min_cell=limits.min_cell,
             needed_n=needed,
         )
 
@@ -315,7 +373,7 @@ class MetricService:
                 ],
             ) from None
         tallies = await self._tally(session, ctx, query, parts)
-        low_n = ctx.settings.low_sample_n
+        limits = self._limits(ctx, query)
         return Trend(
             kind=query.kind,
             interval=interval.value,
@@ -324,13 +382,14 @@ class MetricService:
             confidence=query.confidence,
             period=_period(start, end, ctx.zone),
             integrity=query.integrity,
+            min_cell=limits.min_cell,
             buckets=[
                 TrendBucket(
                     **_fields(
                         tallies.get((b.index, None)) or self._empty(query.selection),
                         query.kind,
                         query.confidence,
-                        low_n,
+                        limits,
                     ),
                     start=b.start,
                     end=b.end,
@@ -346,21 +405,41 @@ class MetricService:
             session, ctx, query, buckets(start, end, ctx.zone, None), group_by=by
         )
         groups = {group: tally for (_, group), tally in tallies.items()}
-        min_cell = ctx.settings.min_cell_n
-        kept, merged = merge_small_cells({k: t.histogram.n for k, t in groups.items()}, min_cell)
-        low_n = ctx.settings.low_sample_n
-        rows = [
-            BreakdownRow(**_fields(groups[key], query.kind, query.confidence, low_n), key=key)
-            for key in kept
-        ]
-        if merged:
+        limits = self._limits(ctx, query)
+        # No group is suppressed beside shown ones (with a total or the other groups, it
+        # could be worked out): small groups are merged into `other`, which the smallest
+        # shown groups join while it is too small. A key that may read small cells gets
+        # every group on its own.
+        kept, merged = merge_small_cells(
+            {k: t.histogram.n for k, t in groups.items()},
+            1 if limits.small_cells else limits.min_cell,
+        )
+        other: Tally | None = None
+        if merged and by == "tag":
+            # A response with two merged tags is in both groups but is one person's answer:
+            # `other` counts the responses, each once, so that its n is true and one
+            # response tagged five ways is not a cell of five. If that is too few, the
+            # smallest shown tag joins, as above; once one has, `other` holds all of that
+            # tag's responses, at least the minimum, so this takes one more read at most.
+            while True:
+                tag_any = replace(query.selection, tag_any=tuple(merged))
+                other = await self._one(session, ctx, replace(query, selection=tag_any), start, end)
+                if not kept or other.histogram.n >= limits.min_cell:
+                    break
+                merged.append(kept.pop())
+        elif merged:
             other = self._empty(query.selection)
             for key in merged:
                 other.histogram = other.histogram.merged(groups[key].histogram)
                 other.excluded += groups[key].excluded
+        rows = [
+            BreakdownRow(**_fields(groups[key], query.kind, query.confidence, limits), key=key)
+            for key in kept
+        ]
+        if other is not None:
             rows.append(
                 BreakdownRow(
-                    **_fields(other, query.kind, query.confidence, low_n),
+                    **_fields(other, query.kind, query.confidence, limits),
                     key=None,
                     other=True,
                     groups=len(merged),
@@ -374,7 +453,7 @@ class MetricService:
             confidence=query.confidence,
             period=_period(start, end, ctx.zone),
             integrity=query.integrity,
-            min_cell=min_cell,
+            min_cell=limits.min_cell,
             rows=rows,
         )
 
@@ -392,38 +471,32 @@ class MetricService:
         b_start, b_end = self._resolve(b, ctx.zone, ("b_from", "b_to"))
         tally_a = await self._one(session, ctx, a, a_start, a_end)
         tally_b = await self._one(session, ctx, b, b_start, b_end)
-        low_n = ctx.settings.low_sample_n
-        raw = measures.compare(
-            a.kind.value,
-            tally_a.histogram,
-            tally_b.histogram,
-            confidence=a.confidence,
-            alpha=alpha,
-        )
+        limits = self._limits(ctx, a)
         return Comparison(
             kind=a.kind,
             scale_min=a.selection.scale_min,
             scale_max=a.selection.scale_max,
             confidence=a.confidence,
             integrity=a.integrity,
+            min_cell=limits.min_cell,
             a=CompareSide(
                 period=_period(a_start, a_end, ctx.zone),
                 segment=segments[0],
-                metric=_value(tally_a, a.kind, a.confidence, low_n),
+                metric=_value(tally_a, a.kind, a.confidence, limits),
             ),
             b=CompareSide(
                 period=_period(b_start, b_end, ctx.zone),
                 segment=segments[1],
-                metric=_value(tally_b, b.kind, b.confidence, low_n),
+                metric=_value(tally_b, b.kind, b.confidence, limits),
             ),
-            comparison=_comparison(raw, alpha),
+            comparison=_compare(a.kind, tally_a, tally_b, limits, a.confidence, alpha),
         )
 
     async def summary(self, session: AsyncSession, query: MetricQuery, alpha: float) -> Summary:
         ctx = await self._context(session, query.selection.tenant_id)
         start, end = self._resolve(query, ctx.zone)
         prev_start, prev_end = previous_period(start, end, ctx.zone)
-        low_n = ctx.settings.low_sample_n
+        limits = self._limits(ctx, query)
         items: dict[str, SummaryItem] = {}
         for kind in (MetricKind.NPS, MetricKind.CSAT, MetricKind.CES):
             low, high = FIXED_SCALES[kind]
@@ -433,23 +506,17 @@ class MetricService:
             tallies = await self._tally(session, ctx, kind_query, parts)
             previous = tallies.get((0, None)) or self._empty(selection)
             current = tallies.get((1, None)) or self._empty(selection)
-            raw = measures.compare(
-                kind.value,
-                previous.histogram,
-                current.histogram,
-                confidence=query.confidence,
-                alpha=alpha,
-            )
             items[kind.value] = SummaryItem(
-                current=_value(current, kind, query.confidence, low_n),
-                previous=_value(previous, kind, query.confidence, low_n),
-                change=_comparison(raw, alpha),
+                current=_value(current, kind, query.confidence, limits),
+                previous=_value(previous, kind, query.confidence, limits),
+                change=_compare(kind, previous, current, limits, query.confidence, alpha),
             )
         return Summary(
             period=_period(start, end, ctx.zone),
             previous_period=_period(prev_start, prev_end, ctx.zone),
             confidence=query.confidence,
             integrity=query.integrity,
+            min_cell=limits.min_cell,
             **items,
         )
 

@@ -19,6 +19,13 @@ class ApiKey(IdMixin, Base):
     __table_args__ = (
         CheckConstraint("kind IN ('secret', 'publishable')", name="kind"),
         Index(None, "tenant_id", "created_at", "id"),
+        # CORS preflights ask whether any active publishable key lists an origin (cors.py).
+        Index(
+            "ix_api_keys_allowed_origins",
+            "allowed_origins",
+            postgresql_using="gin",
+            postgresql_where=text("kind = 'publishable' AND revoked_at IS NULL"),
+        ),
     )
 
     tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -32,3 +39,6 @@ class ApiKey(IdMixin, Base):
     revoked_at: Mapped[datetime | None]
     # A server-side integration the tenant vouches for: its responses count as verified.
     trusted: Mapped[bool] = mapped_column(server_default=text("false"))
+    # Publishable keys: the web origins (scheme://host[:port]) whose pages may use the key
+    # from a browser (CORS). Empty: no browser page may.
+    allowed_origins: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")

@@ -20,6 +20,8 @@ class IdempotencyKey(Base):
     tenant_id: Mapped[UUID] = mapped_column(
         ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )
+    # Scoped per API key: one key can neither replay nor block another key's requests.
+    api_key_id: Mapped[UUID] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_method: Mapped[str] = mapped_column(String(8))
     request_path: Mapped[str] = mapped_column(String(255))

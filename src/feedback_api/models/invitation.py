@@ -76,11 +76,24 @@ class ContactRules(Base):
     quiet_end: Mapped[time | None] = mapped_column(Time, server_default=text("'09:00'"))
     max_reminders: Mapped[int] = mapped_column(SmallInteger, server_default=text("1"))
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+    # Key of the HMAC that turns external refs into contact-block hashes (invitations.
+    # service.ref_hash): random per tenant, never shown and never rotated (a block cannot be
+    # re-keyed without the ref it was made from). Without it a stored hash cannot be
+    # confirmed by hashing guessed refs; with it, the service can, which is what lets an
+    # erased customer's block still match their ref.
+    ref_key: Mapped[bytes] = mapped_column(
+        LargeBinary,
+        server_default=text(
+            "decode(replace(gen_random_uuid()::text, '-', '') "
+            "|| replace(gen_random_uuid()::text, '-', ''), 'hex')"
+        ),
+    )
 
 
 class ContactBlock(Base):
-    """A customer who must not be asked (on one channel, or `*` for all). Keyed by a hash
-    of the external ref, so an erased customer stays unasked without keeping their ref."""
+    """A customer who must not be asked (on one channel, or `*` for all). Keyed by a keyed
+    hash of the external ref (`ContactRules.ref_key`), so an erased customer stays unasked
+    without keeping their ref, or anything a guessed ref could be checked against."""
 
     __tablename__ = "contact_blocks"
     __table_args__ = (

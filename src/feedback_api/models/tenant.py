@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import String, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from feedback_api.kit.models import Base, IdMixin, TimestampMixin
@@ -19,3 +22,5 @@ class Tenant(IdMixin, TimestampMixin, Base):
     metrics_min_cell_n: Mapped[int] = mapped_column(server_default=text("5"))
     # A complaint this many days after a ticket was resolved reopens it (a repeat complaint).
     ticket_reopen_days: Mapped[int] = mapped_column(server_default=text("30"))
+    # The platform operator's overrides of the default rate limits (ratelimits.LIMITS).
+    rate_limits: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))

@@ -14,20 +14,29 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from feedback_api.db import SessionDep
-from feedback_api.exceptions import FeedbackError, InvalidRequest, LinkExpired, LinkInvalid
+from feedback_api.exceptions import (
+    FeedbackError,
+    InvalidRequest,
+    LinkExpired,
+    LinkInvalid,
+    RateLimited,
+)
 from feedback_api.integrity.provenance import Client
 from feedback_api.invitations.schemas import Answer, AnswerResult, InvitationQuestion
 from feedback_api.invitations.service import AnswerTarget
 from feedback_api.invitations.service import invitation as invitation_service
+from feedback_api.kit.http import client_ip
 from feedback_api.kit.schemas import field_errors, problem_responses
 from feedback_api.public import pages
+from feedback_api.ratelimits.limiter import Check, Limiter, digest
+from feedback_api.ratelimits.policies import Policy
 from feedback_api.responses.schemas import SCALE_LIMIT, LinkToken
 from feedback_api.responses.service import response as response_service
 
@@ -80,6 +89,14 @@ class LinkRoute(APIRoute):
         async def route(request: Request) -> Response:
             try:
                 return await handler(request)
+            except RateLimited as exc:
+                if not _wants_page(request):
+                    raise
+                page = _page(
+                    pages.render("message", None, heading=pages.strings(None)[1]["busy"]), 429
+                )
+                page.headers.update(exc.headers or {})
+                return page
             except RequestValidationError as exc:
                 if not _wants_page(request):
                     raise
@@ -95,7 +112,26 @@ class LinkRoute(APIRoute):
         return route
 
 
-router = APIRouter(prefix="/r", tags=["one-tap links"], route_class=LinkRoute)
+async def limit_link(request: Request) -> None:
+    """Every request on a link counts against its client's address and against the link
+    (before the token is even checked, so guessing tokens is slow too); the counters hold
+    a digest of the token, never the token."""
+    limiter: Limiter = request.app.state.limiter
+    token = str(request.path_params.get("token", ""))
+    request.state.ratelimit = await limiter.take(
+        [
+            Check(Policy.LINK, limiter.limit(Policy.LINK), (digest(token),)),
+            Check(Policy.LINK_CLIENT, limiter.limit(Policy.LINK_CLIENT), (client_ip(request),)),
+        ]
+    )
+
+
+router = APIRouter(
+    prefix="/r",
+    tags=["one-tap links"],
+    route_class=LinkRoute,
+    dependencies=[Depends(limit_link)],
+)
 
 
 def _page(html: str, code: int = 200) -> HTMLResponse:

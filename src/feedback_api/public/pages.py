@@ -23,6 +23,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "unsubscribe_q": "Stop receiving survey invitations from us?",
         "unsubscribe": "Unsubscribe",
         "unsubscribed": "Done: you will not receive survey invitations any more.",
+        "busy": "Too many tries in a short time. Please wait a minute and try again.",
     },
     "zh": {
         "title": "您的反馈",
@@ -39,6 +40,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "unsubscribe_q": "不再接收我们的调查邀请？",
         "unsubscribe": "退订",
         "unsubscribed": "已退订：您将不再收到调查邀请。",
+        "busy": "尝试次数过多，请稍等一分钟后再试。",
     },
     "de": {
         "title": "Ihr Feedback",
@@ -55,6 +57,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "unsubscribe_q": "Keine Umfrage-Einladungen mehr von uns erhalten?",
         "unsubscribe": "Abmelden",
         "unsubscribed": "Erledigt: Sie erhalten keine Umfrage-Einladungen mehr.",
+        "busy": "Zu viele Versuche in kurzer Zeit. Bitte warten Sie eine Minute.",
     },
 }
 
@@ -64,27 +67,39 @@ _BASE = """<!doctype html>
 <meta name="robots" content="noindex">
 <title>{{ t.title }}</title>
 <style>
-body{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;color:#222}
-.scale{display:flex;flex-wrap:wrap;gap:.3rem;margin:1rem 0}
-.scale label{flex:1 0 2.4rem}
+*,::before,::after{box-sizing:border-box}
+body{font:1rem/1.5 system-ui,sans-serif;max-width:36rem;margin:0 auto;padding:1.5rem 1rem;
+color:#222;overflow-wrap:break-word}
+h1{font-size:1.375rem;line-height:1.35;margin:0 0 1.25rem;text-wrap:balance}
+.scale{display:grid;grid-template-columns:repeat(var(--cols),1fr);gap:.4rem;margin:0 0 .4rem}
 .scale input{position:absolute;opacity:0}
-.scale span{display:block;text-align:center;padding:.6rem 0;border:1px solid #888;
-border-radius:.3rem}
-.scale input:checked+span{background:#1a5fb4;color:#fff;border-color:#1a5fb4}
-.ends{display:flex;justify-content:space-between;font-size:.85rem;color:#555}
-textarea{width:100%;min-height:5rem;margin:.5rem 0}
-button{padding:.6rem 1.6rem;font-size:1rem}
+.scale span{display:flex;align-items:center;justify-content:center;min-height:2.75rem;
+border:1px solid #767676;border-radius:.4rem;font-size:1.125rem;cursor:pointer}
+.scale input:checked+span{background:#1a5fb4;color:#fff;border-color:#1a5fb4;font-weight:600}
+.scale input:focus-visible+span,button:focus-visible,textarea:focus-visible{
+outline:3px solid #1a5fb4;outline-offset:2px}
+.ends{display:flex;justify-content:space-between;gap:1rem;font-size:.875rem;color:#555}
+.comment{margin:1.5rem 0 1rem}
+textarea{display:block;width:100%;min-height:6rem;margin-top:.4rem;padding:.5rem .6rem;
+font:inherit;border:1px solid #767676;border-radius:.4rem}
+button{min-height:2.75rem;padding:.6rem 2rem;font:inherit;font-weight:600;color:#fff;
+background:#1a5fb4;border:0;border-radius:.4rem;cursor:pointer}
 .note{color:#555;font-size:.9rem}.error{color:#a00}
+/* A phone cannot fit eleven 44-pixel targets in a row: two rows, and a full-width Send. */
+@media (max-width:37rem){.scale{grid-template-columns:repeat(var(--narrow),1fr)}
+button{width:100%}}
 </style></head><body>{% block body %}{% endblock %}</body></html>"""
 
 _ANSWER = """{% extends "base" %}{% block body %}
 <form method="post">
-<h1>{{ question }}</h1>
+<h1 id="question">{{ question }}</h1>
 {% if error %}<p class="error">{{ error }}</p>{% endif %}
-<div class="scale">{% for s in scores %}<label><input type="radio" name="score" value="{{ s }}"
+{% set n = scores|length %}<div class="scale" role="radiogroup" aria-labelledby="question"
+style="--cols:{{ n }};--narrow:{{ n if n <= 7 else (n + 1) // 2 }}">
+{%- for s in scores %}<label><input type="radio" name="score" value="{{ s }}"
 {% if s == chosen %}checked{% endif %}><span>{{ s }}</span></label>{% endfor %}</div>
 {% if nps %}<div class="ends"><span>{{ t.low }}</span><span>{{ t.high }}</span></div>{% endif %}
-<p><label>{{ follow_up or t.comment }}<br><textarea name="comment" maxlength="5000">
+<p class="comment"><label>{{ follow_up or t.comment }}<textarea name="comment" maxlength="5000">
 {{- comment or "" }}</textarea></label></p>
 <button type="submit">{{ t.send }}</button>
 {% if answered %}<p class="note">{{ t.change }}</p>{% endif %}

@@ -41,6 +41,8 @@ ScoreFilter = Annotated[int | None, Query(ge=-SCALE_LIMIT, le=SCALE_LIMIT)]
 
 ResponsesWrite = Annotated[AuthContext, Depends(require(Scope.RESPONSES_WRITE))]
 ResponsesRead = Annotated[AuthContext, Depends(require(Scope.RESPONSES_READ))]
+# A publishable key used from a web page must list the page's origin (cors.py, checked
+# in `require` before anything else).
 RatingsSubmit = Annotated[
     AuthContext, Depends(require(Scope.RESPONSES_WRITE, allow_publishable=True))
 ]

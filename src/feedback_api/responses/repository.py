@@ -201,11 +201,13 @@ class ResponseRepository:
         )
         return (await self.session.scalars(stmt)).all()
 
-    async def anonymise_for_customer(
-        self, tenant_id: UUID, customer_id: UUID, *, now: datetime
-    ) -> list[UUID]:
+    async def anonymise_for_customer(self, tenant_id: UUID, customer_id: UUID) -> list[UUID]:
         """Unlink and strip free text and ids that lead back to the person; keep score,
-        kind, channel, touchpoint, tags and time for the aggregates."""
+        kind, channel, touchpoint, tags and time for the aggregates. Also what would tie
+        their responses to each other once anonymous: the client's IP and user-agent hashes
+        and `request_hash` (an unkeyed SHA-256 of what was sent, which a guess of the
+        comment could confirm). `updated_at` stays as it was: the same erasure time on every
+        one of them would tie them together again."""
         stmt = (
             update(Response)
             .where(Response.tenant_id == tenant_id, Response.customer_id == customer_id)
@@ -215,7 +217,10 @@ class ResponseRepository:
                 attributes={},
                 language=None,
                 external_id=None,
-                updated_at=now,
+                ip_hash=None,
+                ua_hash=None,
+                # Only compared for a replay by external_id, which is gone.
+                request_hash="",
             )
             .returning(Response.id)
         )

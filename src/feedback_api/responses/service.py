@@ -655,9 +655,7 @@ class ResponseService:
     async def anonymise_for_customer(
         self, session: AsyncSession, tenant_id: UUID, customer_id: UUID
     ) -> list[UUID]:
-        return await ResponseRepository(session).anonymise_for_customer(
-            tenant_id, customer_id, now=utcnow()
-        )
+        return await ResponseRepository(session).anonymise_for_customer(tenant_id, customer_id)
 
 
 response = ResponseService()

@@ -13,7 +13,13 @@ from feedback_api.db import SessionDep
 from feedback_api.keys.schemas import ApiKeyCreated
 from feedback_api.kit.params import Cursor, Limit, parse_cursor
 from feedback_api.kit.schemas import Page, problem_responses
-from feedback_api.tenants.schemas import TenantCreate, TenantCreated, TenantRead, TenantUpdate
+from feedback_api.tenants.schemas import (
+    RateLimitOverrides,
+    TenantCreate,
+    TenantCreated,
+    TenantRead,
+    TenantUpdate,
+)
 from feedback_api.tenants.service import tenant as tenant_service
 
 router = APIRouter(prefix="/v1", tags=["tenants"])
@@ -50,6 +56,22 @@ async def list_tenants(
     after = parse_cursor(cursor, datetime, UUID)
     rows, next_cursor = await tenant_service.list_page(session, limit=limit, after=after)
     return Page(items=[TenantRead.model_validate(t) for t in rows], next_cursor=next_cursor)
+
+
+@router.put(
+    "/tenants/{tenant_id:uuid}/rate-limits",
+    dependencies=[AdminDep],
+    responses=problem_responses(404, body=True),
+)
+async def set_tenant_rate_limits(
+    tenant_id: UUID, body: RateLimitOverrides, session: SessionDep
+) -> TenantRead:
+    """Set a tenant's rate limits (platform admin only). The body replaces the previous
+    overrides: a policy left out or null goes back to the service's default. Takes effect
+    on the tenant's next request, on every server."""
+    limits = body.model_dump(mode="json", exclude_none=True)
+    tenant = await tenant_service.update(session, tenant_id, {"rate_limits": limits})
+    return TenantRead.model_validate(tenant)
 
 
 @router.get("/tenant", responses=problem_responses(403))

@@ -10,6 +10,7 @@ from pydantic.json_schema import SkipJsonSchema
 from feedback_api.keys.schemas import ApiKeyCreated
 from feedback_api.kit.schemas import InputSchema, ReadSchema, UpdateSchema
 from feedback_api.kit.types import Int, LanguageTag, Slug, Text, TimeZoneName
+from feedback_api.ratelimits.policies import Limit
 
 TenantName = Annotated[str, Text(min_length=1, max_length=200)]
 LowSampleN = Annotated[
@@ -25,8 +26,10 @@ MinCellN = Annotated[
     Field(
         ge=1,
         le=1000,
-        description="Breakdown groups with fewer responses are merged into `other` so no "
-        "small cell singles out a person (default 5; 1 turns merging off).",
+        description="A metric cell (any read, filtered or not; a trend bucket; a "
+        "comparison side) with fewer responses shows n but no values, and breakdown groups "
+        "with fewer are merged into `other`, so no small cell singles out a person, except "
+        "for keys holding `metrics:small_cells` (default 5; 1 turns both off).",
     ),
 ]
 
@@ -61,6 +64,25 @@ class TenantUpdate(UpdateSchema):
     ticket_reopen_days: ReopenDays | SkipJsonSchema[None] = None
 
 
+_OVERRIDE = "null or omitted: the service's default (docs/security.md, Rate limits)."
+
+
+class RateLimitOverrides(InputSchema):
+    """The tenant's own rate limits, set by the platform operator (a kiosk app that posts
+    from one shop's address, an import that needs more than the defaults)."""
+
+    publishable_client: Limit | None = Field(
+        default=None, description=f"One publishable key from one client address. {_OVERRIDE}"
+    )
+    publishable_key: Limit | None = Field(
+        default=None, description=f"One publishable key, all clients together. {_OVERRIDE}"
+    )
+    secret_key: Limit | None = Field(default=None, description=f"One secret key. {_OVERRIDE}")
+    tenant: Limit | None = Field(
+        default=None, description=f"All the tenant's keys together. {_OVERRIDE}"
+    )
+
+
 class TenantRead(ReadSchema):
     id: UUID
     name: str
@@ -70,6 +92,10 @@ class TenantRead(ReadSchema):
     metrics_low_sample_n: int
     metrics_min_cell_n: int
     ticket_reopen_days: int
+    rate_limits: dict[str, Limit] = Field(
+        description="The operator's overrides of the default rate limits; the limits in force "
+        "are in the `RateLimit-Policy` field of every answer."
+    )
     created_at: datetime
     updated_at: datetime
 

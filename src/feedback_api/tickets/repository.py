@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, delete, exists, func, or_, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Text, and_, cast, delete, exists, func, or_, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY, array, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.models import (
@@ -22,6 +22,10 @@ from feedback_api.models import (
 )
 from feedback_api.tickets.schemas import TicketFilters
 from feedback_api.tickets.states import ACTIVE, Status
+
+# What erasure takes out of a ticket's timeline entries' `data`: the customer's responses
+# and their scores (the rest is the system's: rule names, clocks, statuses, reasons).
+REDACTED_ENTRY_DATA = ("response_id", "score")
 
 ACTIVE_VALUES = tuple(s.value for s in ACTIVE)
 DONE_VALUES = (Status.RESOLVED.value, Status.CLOSED.value)
@@ -285,8 +289,20 @@ class TicketRepository:
         )
         return list((await self.session.scalars(stmt)).all())
 
-    async def redact(self, tenant_id: UUID, ticket_ids: Sequence[UUID]) -> None:
-        """Erasure: drop free text (it may name the customer) but keep the numbers."""
+    async def redact(
+        self, tenant_id: UUID, ticket_ids: Sequence[UUID], response_ids: Collection[UUID]
+    ) -> None:
+        """Erasure: drop free text (it may name the customer) but keep the numbers; and the
+        links to the customer's responses (a ticket gathers one customer's complaints, so
+        its links would tie their anonymous scores together). The same goes for the ids and
+        scores its timeline recorded."""
+        if response_ids:
+            await self.session.execute(
+                delete(TicketResponse).where(
+                    TicketResponse.tenant_id == tenant_id,
+                    TicketResponse.response_id.in_(response_ids),
+                )
+            )
         if not ticket_ids:
             return
         await self.session.execute(
@@ -298,12 +314,24 @@ class TicketRepository:
                 description=None,
                 resolution_summary=None,
                 follow_up_comment=None,
+                response_id=None,
+            )
+        )
+        await self.session.execute(
+            delete(TicketResponse).where(
+                TicketResponse.tenant_id == tenant_id, TicketResponse.ticket_id.in_(ticket_ids)
             )
         )
         await self.session.execute(
             update(TicketEntry)
             .where(TicketEntry.tenant_id == tenant_id, TicketEntry.ticket_id.in_(ticket_ids))
-            .values(body=None, author=None)
+            .values(
+                body=None,
+                author=None,
+                data=TicketEntry.data.op("-")(
+                    cast(array(REDACTED_ENTRY_DATA), ARRAY(Text))  # jsonb - text[]
+                ),
+            )
         )
 
     # --- links and timeline ---

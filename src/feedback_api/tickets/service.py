@@ -9,7 +9,7 @@ under that lock, which is what makes them happen exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -1188,13 +1188,18 @@ class TicketService:
         ]
 
     async def forget_customer(
-        self, session: AsyncSession, tenant_id: UUID, customer_id: UUID
-    ) -> int:
-        """Erasure: the customer's tickets stay (the numbers), their free text goes."""
+        self,
+        session: AsyncSession,
+        tenant_id: UUID,
+        customer_id: UUID,
+        response_ids: Collection[UUID],
+    ) -> list[UUID]:
+        """Erasure: the customer's tickets stay (the numbers), their free text and their
+        links to the customer's (now anonymous) responses go. Returns the tickets."""
         repo = TicketRepository(session)
         ids = await repo.for_customer(tenant_id, customer_id)
-        await repo.redact(tenant_id, ids)
-        return len(ids)
+        await repo.redact(tenant_id, ids, response_ids)
+        return ids
 
     # --- statistics --------------------------------------------------------------------------
     async def stats(

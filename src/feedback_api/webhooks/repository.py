@@ -184,6 +184,25 @@ class WebhookRepository:
             .values(**values)
         )
 
+    async def forget_answers(self, tenant_id: UUID, event_ids: Sequence[UUID]) -> int:
+        """Drop what receivers answered to the deliveries of these events (an answer may
+        echo the payload)."""
+        if not event_ids:
+            return 0
+        deliveries = select(WebhookDelivery.id).where(
+            WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.event_id.in_(event_ids)
+        )
+        result = await self.session.execute(
+            update(WebhookAttempt)
+            .where(
+                WebhookAttempt.tenant_id == tenant_id,
+                WebhookAttempt.delivery_id.in_(deliveries),
+                WebhookAttempt.response_body.is_not(None),
+            )
+            .values(response_body=None)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
     async def deliveries_page(
         self,
         tenant_id: UUID,

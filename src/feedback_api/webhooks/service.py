@@ -11,7 +11,7 @@ import json
 import random
 import secrets
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -401,6 +401,14 @@ class WebhookService:
         return delivery_read(
             delivery, (await repo.recent_attempts(tenant_id, [delivery.id]))[delivery.id]
         )
+
+    async def forget_answers(
+        self, session: AsyncSession, tenant_id: UUID, event_ids: Sequence[UUID]
+    ) -> int:
+        """Erasure: forget the receivers' answers to the deliveries of these events (the
+        payloads themselves are read from the events at sending, so they are scrubbed
+        there)."""
+        return await WebhookRepository(session).forget_answers(tenant_id, event_ids)
 
     async def _create_deliveries(
         self, session: AsyncSession, endpoint: WebhookEndpoint, events: list[Event]
