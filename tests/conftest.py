@@ -23,7 +23,7 @@ from tests.fixtures.database import (
 from tests.fixtures.live import live, other_live  # noqa: F401  (fixtures)
 from tests.fixtures.receiver import receiver  # noqa: F401  (fixture)
 
-ADMIN_TOKEN = "test-admin-token"
+ADMIN_TOKEN = "test-admin-token-" + "0123456789abcdef0123"
 
 
 def pytest_configure(config: pytest.Config) -> None:

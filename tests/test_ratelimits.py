@@ -4,8 +4,10 @@ shared by two API processes through Redis; and what happens when Redis is gone."
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,9 +16,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from feedback_api.config import Settings
+from feedback_api.ratelimits.limiter import CHECK_DEADLINE_SECONDS
 from feedback_api.ratelimits.policies import DEFAULTS, Limit, Policy
 from tests.conftest import ADMIN_TOKEN, build_app
 from tests.fixtures.auth import TenantHandle, assert_problem, bearer
@@ -80,7 +84,7 @@ async def test_publishable_key_from_one_address_is_held_to_the_default(
         policy = refused.headers["RateLimit-Policy"]
         assert f'"publishable_client";q={quota};w=60' in policy
         assert '"publishable_key";q=' in policy
-        assert '"tenant";q=' in policy
+        assert '"tenant"' not in policy  # an app's key does not draw on the servers' budget
         # Another phone with the same app key is another client.
         assert (await other.post("/v1/responses", json=NPS, headers=bearer(key))).status_code == 201
 
@@ -202,7 +206,7 @@ async def test_override_needs_the_platform_admin(
 
 
 async def test_failed_authentication_is_limited_per_address(
-    tenant: TenantHandle, app: FastAPI
+    tenant: TenantHandle, other_tenant: TenantHandle, app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     quota = DEFAULTS[Policy.AUTH_FAILURES].quota
     async with client_at(app, "198.51.100.66") as guesser, client_at(app, "192.0.2.80") as crm:
@@ -212,12 +216,92 @@ async def test_failed_authentication_is_limited_per_address(
         assert_limited(
             await guesser.get("/v1/responses", headers=bearer("fbk_sk_guess")), "auth_failures"
         )
-        # Refused before the key is looked up: a valid key from that address waits too.
         assert_limited(
-            await guesser.get("/v1/responses", headers=bearer(tenant.admin_key)), "auth_failures"
+            await guesser.get("/v1/tenants", headers=ADMIN | bearer("guess")), "auth_failures"
         )
-        # Another address is not affected.
-        assert (await crm.get("/v1/responses", headers=bearer(tenant.admin_key))).status_code == 200
+        # A valid key from the same address (the same office NAT, another tenant) is not
+        # locked out by someone else's failures.
+        for handle in (tenant, other_tenant):
+            answer = await guesser.get("/v1/responses", headers=bearer(handle.admin_key))
+            assert answer.status_code == 200
+        # Another address is not affected at all.
+        assert_problem(
+            await crm.get("/v1/responses", headers=bearer("fbk_sk_x")), 401, "unauthenticated"
+        )
+
+
+async def test_guesses_at_the_admin_and_metrics_tokens_count_as_failures(
+    make_app: Callable[..., FastAPI],
+) -> None:
+    app = make_app(
+        metrics_token=SecretStr("m" * 40),
+        rate_limits={Policy.AUTH_FAILURES: Limit(quota=4, window_seconds=60)},
+    )
+    async with client_at(app, "198.51.100.67") as guesser:
+        for i in range(2):
+            answer = await guesser.get("/v1/tenants", headers=bearer(f"guess-{i}"))
+            assert_problem(answer, 401, "unauthenticated")
+            answer = await guesser.get("/metrics", headers=bearer(f"guess-{i}"))
+            assert_problem(answer, 401, "unauthenticated")
+        assert_limited(await guesser.get("/v1/tenants", headers=bearer("guess")), "auth_failures")
+        assert_limited(await guesser.get("/metrics", headers=bearer("guess")), "auth_failures")
+        # The right token still works from there.
+        assert (await guesser.get("/v1/tenants", headers=ADMIN)).status_code == 200
+
+
+async def test_ipv6_clients_are_counted_per_64(tenant: TenantHandle, app: FastAPI) -> None:
+    """An IPv6 client can take a new address of its /64 for every request."""
+    key = await tenant.key(publishable=True)
+    quota = DEFAULTS[Policy.PUBLISHABLE_CLIENT].quota
+    for i in range(quota):
+        async with client_at(app, f"2001:db8:0:1::{i + 1:x}") as rotating:
+            answer = await rotating.post("/v1/responses", json=NPS, headers=bearer(key))
+            assert answer.status_code == 201
+    async with client_at(app, "2001:db8:0:1:ffff::1") as rotating:
+        assert_limited(
+            await rotating.post("/v1/responses", json=NPS, headers=bearer(key)),
+            "publishable_client",
+        )
+    async with client_at(app, "2001:db8:0:2::1") as neighbour:
+        assert (
+            await neighbour.post("/v1/responses", json=NPS, headers=bearer(key))
+        ).status_code == 201
+
+
+async def test_an_app_key_cannot_spend_the_tenants_server_budget(
+    tenant: TenantHandle, make_app: Callable[..., FastAPI]
+) -> None:
+    """A publishable key pulled out of an app, used from many addresses, does not draw on
+    the budget the tenant's servers share (it has `publishable_key` of its own)."""
+    app = make_app(rate_limits={Policy.TENANT: Limit(quota=3, window_seconds=60)})
+    key = await tenant.key(publishable=True)
+    for i in range(10):
+        async with client_at(app, f"203.0.113.{i + 1}") as phone:
+            answer = await phone.post("/v1/responses", json=NPS, headers=bearer(key))
+            assert answer.status_code == 201
+    async with client_at(app, "192.0.2.5") as backend:
+        for _ in range(3):
+            answer = await backend.post("/v1/responses", json=NPS, headers=bearer(tenant.admin_key))
+            assert answer.status_code == 201
+        assert_limited(
+            await backend.post("/v1/responses", json=NPS, headers=bearer(tenant.admin_key)),
+            "tenant",
+        )
+
+
+async def test_pages_from_unlisted_origins_count_as_failures(
+    tenant: TenantHandle, make_app: Callable[..., FastAPI]
+) -> None:
+    app = make_app(rate_limits={Policy.AUTH_FAILURES: Limit(quota=3, window_seconds=60)})
+    key = await tenant.key(publishable=True)
+    hostile = {**bearer(key), "Origin": "https://evil.example"}
+    async with client_at(app, "198.51.100.68") as page:
+        for _ in range(3):
+            answer = await page.post("/v1/responses", json=NPS, headers=hostile)
+            assert_problem(answer, 403, "origin_not_allowed")
+        assert_limited(await page.post("/v1/responses", json=NPS, headers=hostile), "auth_failures")
+        # The app itself (no Origin) goes on.
+        assert (await page.post("/v1/responses", json=NPS, headers=bearer(key))).status_code == 201
 
 
 async def test_one_tap_link_is_limited_per_link_and_per_address(
@@ -267,17 +351,54 @@ async def test_redis_gone_lets_requests_through(
     tenant: TenantHandle, make_app: Callable[..., FastAPI]
 ) -> None:
     """Taking feedback matters more than counting it: with Redis unreachable the limiter
-    lets requests through (and logs it), quickly."""
+    counts in the process's memory instead, and quickly."""
     app = make_app(
         redis_url="redis://127.0.0.1:1/0",
-        rate_limits={Policy.SECRET_KEY: Limit(quota=1, window_seconds=60)},
+        rate_limits={Policy.SECRET_KEY: Limit(quota=2, window_seconds=60)},
     )
     async with client_at(app, "192.0.2.4") as client:
+        statuses = []
         for _ in range(3):
-            response = await client.post(
-                "/v1/responses", json=NPS, headers=bearer(tenant.admin_key)
-            )
-            assert response.status_code == 201, response.text
+            answer = await client.post("/v1/responses", json=NPS, headers=bearer(tenant.admin_key))
+            statuses.append(answer.status_code)
+    assert statuses == [201, 201, 429]
+
+
+async def test_a_stalled_redis_does_not_hold_requests(
+    tenant: TenantHandle, make_app: Callable[..., FastAPI]
+) -> None:
+    """A Redis that accepts connections and never answers (hung, or a network black hole):
+    one request waits out the check's deadline, then the limiter counts in memory for a
+    while, so the next requests neither wait nor hold their database connection."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        await reader.read(-1)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    app = make_app(
+        redis_url=f"redis://127.0.0.1:{port}/0",
+        rate_limits={Policy.SECRET_KEY: Limit(quota=5, window_seconds=60)},
+    )
+    try:
+        async with client_at(app, "192.0.2.6") as client:
+            took, statuses = [], []
+            for _ in range(6):
+                started = time.perf_counter()
+                answer = await client.post(
+                    "/v1/responses", json=NPS, headers=bearer(tenant.admin_key)
+                )
+                took.append(time.perf_counter() - started)
+                statuses.append(answer.status_code)
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+    assert statuses == [201] * 5 + [429]  # counted in memory meanwhile
+    assert took[0] < CHECK_DEADLINE_SECONDS + 2  # the deadline, plus the request itself
+    assert max(took[1:]) < took[0]  # the breaker is open: no waiting on Redis
 
 
 def _redis_url() -> str:
@@ -322,3 +443,19 @@ def test_two_api_processes_share_counters_in_redis(own_processes: Processes) -> 
             assert_limited(response, "publishable_client")
     # Six in all, whichever process took them; each alone would have taken six.
     assert statuses == [201] * 6 + [429] * 4
+
+
+async def test_cors_preflights_are_limited_per_address(make_app: Callable[..., FastAPI]) -> None:
+    """A preflight carries no key but costs a lookup of the origin: a flood of them from one
+    address is refused before the database."""
+    app = make_app(rate_limits={Policy.PREFLIGHT_CLIENT: Limit(quota=3, window_seconds=60)})
+    preflight = {"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"}
+    async with client_at(app, "198.51.100.20") as flood, client_at(app, "192.0.2.21") as page:
+        for _ in range(3):
+            # No key lists the origin: refused, but counted.
+            answer = await flood.options("/v1/responses", headers=preflight)
+            assert_problem(answer, 403, "origin_not_allowed")
+        assert_limited(await flood.options("/v1/responses", headers=preflight), "preflight_client")
+        assert_problem(
+            await page.options("/v1/responses", headers=preflight), 403, "origin_not_allowed"
+        )

@@ -6,10 +6,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from feedback_api.ratelimits.policies import Limit, Policy
+
+MIN_TOKEN_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -98,6 +100,17 @@ class Settings(BaseSettings):
         description="Allow webhook URLs that resolve to private, loopback or link-local "
         "addresses (development, tests).",
     )
+
+    @field_validator("admin_token", "metrics_token")
+    @classmethod
+    def _long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        # Bearer tokens are compared, not looked up: only their length stands against guessing.
+        if token is not None and len(token.get_secret_value()) < MIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"use at least {MIN_TOKEN_LENGTH} random characters "
+                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return token
 
 
 @lru_cache

@@ -26,10 +26,12 @@ from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from feedback_api.auth.context import AuthContext
-from feedback_api.exceptions import Forbidden
+from feedback_api.exceptions import Forbidden, RateLimited
 from feedback_api.keys.schemas import MAX_ORIGIN_LENGTH, ORIGIN_PATTERN
 from feedback_api.keys.service import api_key as api_key_service
 from feedback_api.problems import answer_for, problem_bytes
+from feedback_api.ratelimits.limiter import Check, Limiter, client_subject
+from feedback_api.ratelimits.policies import Policy
 
 logger = structlog.get_logger("feedback_api.cors")
 
@@ -89,7 +91,13 @@ class CORSMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH:
+        # Only POST (and its preflight) is served to pages; any other method on the path is
+        # a server's and gets no CORS headers.
+        if (
+            scope["type"] != "http"
+            or scope["path"] != PATH
+            or scope["method"] not in ("POST", "OPTIONS")
+        ):
             await self.app(scope, receive, send)
             return
         origin = _header(scope, b"origin")
@@ -121,6 +129,18 @@ class CORSMiddleware:
         # Only well-formed origins reach the database; anything else (`null`, a path, upper
         # case, 10,000 characters) can be listed by no key.
         well_formed = len(origin) <= MAX_ORIGIN_LENGTH and _ORIGIN.match(origin) is not None
+        # A preflight carries no key but costs a lookup: counted per client address.
+        limiter: Limiter = scope["app"].state.limiter
+        client = scope.get("client")
+        address = client_subject(client[0]) if client else "unknown"
+        check = Check(Policy.PREFLIGHT_CLIENT, limiter.limit(Policy.PREFLIGHT_CLIENT), (address,))
+        try:
+            await limiter.take([check])
+        except RateLimited as exc:
+            await self._problem(
+                send, exc.status, exc.code, exc.title, exc.detail, dict(exc.headers or {})
+            )
+            return
         try:
             listed = (
                 requested == ALLOW_METHODS and well_formed and await self._listed(scope, origin)

@@ -10,13 +10,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from feedback_api.auth.context import AuthContext
 from feedback_api.auth.scopes import Scope
-from feedback_api.cors import check_origin
+from feedback_api.cors import OriginNotAllowed, check_origin
 from feedback_api.db import SessionDep, SettingsDep
 from feedback_api.exceptions import MissingScope, PublishableKeyForbidden, Unauthenticated
 from feedback_api.keys.service import api_key as api_key_service
 from feedback_api.kit.crypto import constant_time_equals
 from feedback_api.kit.http import client_ip
-from feedback_api.ratelimits.limiter import Check, Limiter
+from feedback_api.ratelimits.limiter import Check, Limiter, client_subject
 from feedback_api.ratelimits.policies import Policy
 
 bearer = HTTPBearer(
@@ -42,21 +42,25 @@ def require(
         request: Request, session: SessionDep, credentials: Credentials
     ) -> AuthContext:
         limiter: Limiter = request.app.state.limiter
-        ip = client_ip(request)
-        failures = Check(Policy.AUTH_FAILURES, limiter.limit(Policy.AUTH_FAILURES), (ip,))
-        # A client that keeps sending unknown keys is refused before the key lookup, so a
-        # flood of them costs no database work.
-        await limiter.guard(failures)
+        ip = client_subject(client_ip(request))
+        failures = limiter.failures(ip)
+        # A client that keeps failing gets 429 instead of 401 for its failures. A valid key
+        # from the same address is never refused for them: behind one NAT or proxy, one
+        # client's stale key must not lock every tenant's clients out.
         if credentials is None:
-            await limiter.count(failures)
+            await limiter.fail(failures)
             raise Unauthenticated("send `Authorization: Bearer <API key>`")
         auth = await api_key_service.authenticate(session, credentials.credentials)
         if auth is None:
-            await limiter.count(failures)
+            await limiter.fail(failures)
             raise Unauthenticated("the API key is not valid or has been revoked")
         # Before counting: a page from an origin the key does not list is refused, and a
         # page it does list can read every answer that follows, a 429 included.
-        check_origin(request, auth)
+        try:
+            check_origin(request, auth)
+        except OriginNotAllowed:
+            await limiter.fail(failures)
+            raise
         request.state.ratelimit = await limiter.take(_checks(limiter, auth, ip))
         if auth.is_publishable:
             if not allow_publishable:
@@ -73,11 +77,13 @@ def require(
 
 
 def _checks(limiter: Limiter, auth: AuthContext, ip: str) -> list[Check]:
-    """The counters a request with this key is taken from, narrowest first."""
+    """The counters a request with this key is taken from, narrowest first. Publishable
+    keys do not draw on the tenant's budget: a key pulled out of an app must not be able
+    to spend what the tenant's servers share; `publishable_key` caps them instead."""
     overrides = auth.rate_limits
     key, tenant = str(auth.key_id), str(auth.tenant_id)
     if auth.is_publishable:
-        checks = [
+        return [
             Check(
                 Policy.PUBLISHABLE_CLIENT,
                 limiter.limit(Policy.PUBLISHABLE_CLIENT, overrides),
@@ -85,13 +91,14 @@ def _checks(limiter: Limiter, auth: AuthContext, ip: str) -> list[Check]:
             ),
             Check(Policy.PUBLISHABLE_KEY, limiter.limit(Policy.PUBLISHABLE_KEY, overrides), (key,)),
         ]
-    else:
-        checks = [Check(Policy.SECRET_KEY, limiter.limit(Policy.SECRET_KEY, overrides), (key,))]
-    checks.append(Check(Policy.TENANT, limiter.limit(Policy.TENANT, overrides), (tenant,)))
-    return checks
+    return [
+        Check(Policy.SECRET_KEY, limiter.limit(Policy.SECRET_KEY, overrides), (key,)),
+        Check(Policy.TENANT, limiter.limit(Policy.TENANT, overrides), (tenant,)),
+    ]
 
 
 async def require_admin(
+    request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(admin_bearer)],
 ) -> None:
@@ -101,6 +108,8 @@ async def require_admin(
     if credentials is None or not constant_time_equals(
         credentials.credentials, token.get_secret_value()
     ):
+        limiter: Limiter = request.app.state.limiter
+        await limiter.fail(limiter.failures(client_ip(request)))
         raise Unauthenticated("send `Authorization: Bearer <FEEDBACK_ADMIN_TOKEN>`")
 
 

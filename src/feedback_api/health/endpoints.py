@@ -10,10 +10,13 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from feedback_api.exceptions import RateLimited
 from feedback_api.health import queues
 from feedback_api.kit.crypto import constant_time_equals
+from feedback_api.kit.http import client_ip
 from feedback_api.kit.schemas import Problem
 from feedback_api.problems import problem_response
+from feedback_api.ratelimits.limiter import Limiter
 
 router = APIRouter(tags=["operations"])
 logger = structlog.get_logger("feedback_api.health")
@@ -56,6 +59,13 @@ async def metrics(request: Request) -> Response:
         if scheme.lower() != "bearer" or not constant_time_equals(
             presented.strip(), token.get_secret_value()
         ):
+            limiter: Limiter = request.app.state.limiter
+            try:
+                await limiter.fail(limiter.failures(client_ip(request)))
+            except RateLimited as exc:
+                return problem_response(
+                    exc.status, exc.code, exc.title, exc.detail, headers=exc.headers
+                )
             return problem_response(
                 401,
                 "unauthenticated",

@@ -35,7 +35,7 @@ from feedback_api.invitations.service import invitation as invitation_service
 from feedback_api.kit.http import client_ip
 from feedback_api.kit.schemas import field_errors, problem_responses
 from feedback_api.public import pages
-from feedback_api.ratelimits.limiter import Check, Limiter, digest
+from feedback_api.ratelimits.limiter import Check, Limiter, client_subject, digest
 from feedback_api.ratelimits.policies import Policy
 from feedback_api.responses.schemas import SCALE_LIMIT, LinkToken
 from feedback_api.responses.service import response as response_service
@@ -121,7 +121,11 @@ async def limit_link(request: Request) -> None:
     request.state.ratelimit = await limiter.take(
         [
             Check(Policy.LINK, limiter.limit(Policy.LINK), (digest(token),)),
-            Check(Policy.LINK_CLIENT, limiter.limit(Policy.LINK_CLIENT), (client_ip(request),)),
+            Check(
+                Policy.LINK_CLIENT,
+                limiter.limit(Policy.LINK_CLIENT),
+                (client_subject(client_ip(request)),),
+            ),
         ]
     )
 

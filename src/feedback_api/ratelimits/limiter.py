@@ -5,13 +5,17 @@ API process shares them. The strategy is the sliding-window counter: two counter
 (this window and the last, weighted), so one check is one small Redis script, not a sorted
 set per request.
 
-When Redis is unreachable the limiter lets requests through and logs it: taking feedback
-matters more than counting it, and the database limits still hold (pool, timeouts).
+Redis must never hold a request up: the whole check has a deadline, and when Redis fails or
+stalls the limiter counts in this process's memory for a while (a circuit breaker) before
+it tries Redis again. Limits then hold per process instead of across them, which is the
+price of taking feedback while Redis is away.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import ipaddress
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -30,10 +34,10 @@ from feedback_api.ratelimits.policies import DEFAULTS, TENANT_POLICIES, Limit, P
 
 logger = structlog.get_logger("feedback_api.ratelimits")
 
-# Redis must answer a check quickly or not at all: a stalled Redis must not stall the API.
-REDIS_TIMEOUT_SECONDS = 0.5
-# A Redis outage is logged at most this often.
-OUTAGE_LOG_INTERVAL = 10.0
+# A healthy Redis answers a check (three or four calls) in about a millisecond.
+CHECK_DEADLINE_SECONDS = 0.25
+# After Redis failed or stalled, count in memory this long before trying it again.
+BREAKER_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,21 @@ class Check:
 def digest(secret: str) -> str:
     """A stand-in for a credential in a counter's name: Redis never holds tokens."""
     return hashlib.sha256(secret.encode()).hexdigest()[:32]
+
+
+def client_subject(address: str) -> str:
+    """Whose counter a client address is. An IPv6 client holds a whole /64 (it can pick a
+    new address for every request), so its /64 is one client; an IPv4-mapped address is
+    its IPv4 address."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return address
 
 
 def policy_header(checks: Sequence[Check]) -> str:
@@ -65,25 +84,21 @@ class Limiter:
         overrides: Mapping[Policy, Limit] | None = None,
     ) -> None:
         self.enabled = enabled
+        self.local = SlidingWindowCounterRateLimiter(storage_from_string("async+memory://"))
+        self.shared: SlidingWindowCounterRateLimiter | None = None
         if redis_url:
             uri = redis_url if redis_url.startswith("async+") else f"async+{redis_url}"
             storage = storage_from_string(
                 uri,
                 key_prefix=key_prefix,
                 wrap_exceptions=True,
-                connect_timeout=REDIS_TIMEOUT_SECONDS,
-                stream_timeout=REDIS_TIMEOUT_SECONDS,
+                connect_timeout=CHECK_DEADLINE_SECONDS,
+                stream_timeout=CHECK_DEADLINE_SECONDS,
             )
-        else:
-            storage = storage_from_string("async+memory://")
-        self.strategy = SlidingWindowCounterRateLimiter(storage)
-        self.local = SlidingWindowCounterRateLimiter(storage_from_string("async+memory://"))
-        self.defaults: dict[Policy, Limit] = {
-            **DEFAULTS,
-            **{Policy(k): v for k, v in (overrides or {}).items()},
-        }
+            self.shared = SlidingWindowCounterRateLimiter(storage)
+        self.defaults: dict[Policy, Limit] = {**DEFAULTS, **(overrides or {})}
         self._items: dict[tuple[int, int], RateLimitItem] = {}
-        self._outage_logged = 0.0
+        self._shared_down_until = 0.0
 
     def limit(self, policy: Policy, tenant_overrides: Mapping[str, Any] | None = None) -> Limit:
         """The limit in force: the tenant's override, if the operator set one, else the
@@ -110,42 +125,54 @@ class Limiter:
         for the narrowest policy."""
         if not self.enabled or not checks:
             return {}
-        try:
-            for check in checks:
-                item = self._item(check.limit)
-                if not await self.strategy.hit(item, check.policy.value, *check.subject):
-                    stats = await self.strategy.get_window_stats(
-                        item, check.policy.value, *check.subject
-                    )
-                    raise self._over(check, checks, stats.reset_time)
-            first = checks[0]
-            stats = await self.strategy.get_window_stats(
-                self._item(first.limit), first.policy.value, *first.subject
-            )
-        except StorageError as exc:
-            self._log_outage(exc)
-            return {}
+        shared = self.shared
+        if shared is not None and time.monotonic() >= self._shared_down_until:
+            try:
+                async with asyncio.timeout(CHECK_DEADLINE_SECONDS):
+                    return await self._take(shared, checks)
+            except (StorageError, TimeoutError, OSError) as exc:
+                self._shared_down_until = time.monotonic() + BREAKER_SECONDS
+                logger.error(
+                    "rate_limit_storage_unavailable",
+                    error_type=type(exc).__name__,
+                    counting_in_memory_for_seconds=BREAKER_SECONDS,
+                )
+        return await self._take(self.local, checks)
+
+    async def _take(
+        self, strategy: SlidingWindowCounterRateLimiter, checks: Sequence[Check]
+    ) -> dict[str, str]:
+        for check in checks:
+            item = self._item(check.limit)
+            if not await strategy.hit(item, check.policy.value, *check.subject):
+                stats = await strategy.get_window_stats(item, check.policy.value, *check.subject)
+                raise self._over(check, checks, stats.reset_time)
+        first = checks[0]
+        stats = await strategy.get_window_stats(
+            self._item(first.limit), first.policy.value, *first.subject
+        )
         reset = max(0, math.ceil(stats.reset_time - time.time()))
         return {
             "RateLimit-Policy": policy_header(checks),
             "RateLimit": f'"{first.policy}";r={max(0, stats.remaining)};t={reset}',
         }
 
-    async def guard(self, check: Check) -> None:
-        """Refuse the request if `check`'s counter is spent, without counting it. For
-        failure counters, which `count` only when a failure happens. They are kept in this
-        process's memory, even with Redis: the check runs before every key lookup, and what
-        it protects (this process's database pool) is per process too."""
+    def failures(self, address: str) -> Check:
+        """The counter of a client address's failed authentications."""
+        policy = Policy.AUTH_FAILURES
+        return Check(policy, self.limit(policy), (client_subject(address),))
+
+    async def fail(self, check: Check) -> None:
+        """Count a failure (an unknown key, a refused origin) against `check`; once its
+        counter is spent, refuse with 429 instead of the failure's own answer. Kept in this
+        process's memory even with Redis: failures are frequent exactly when someone is
+        probing, and nothing about them needs to be exact across processes."""
         if not self.enabled:
             return
         item = self._item(check.limit)
-        if not await self.local.test(item, check.policy.value, *check.subject):
+        if not await self.local.hit(item, check.policy.value, *check.subject):
             stats = await self.local.get_window_stats(item, check.policy.value, *check.subject)
             raise self._over(check, [check], stats.reset_time)
-
-    async def count(self, check: Check) -> None:
-        if self.enabled:
-            await self.local.hit(self._item(check.limit), check.policy.value, *check.subject)
 
     @staticmethod
     def _over(check: Check, checks: Sequence[Check], reset_time: float) -> RateLimited:
@@ -159,9 +186,3 @@ class Limiter:
                 "RateLimit": f'"{check.policy}";r=0;t={retry}',
             },
         )
-
-    def _log_outage(self, exc: Exception) -> None:
-        now = time.monotonic()
-        if now - self._outage_logged > OUTAGE_LOG_INTERVAL:
-            self._outage_logged = now
-            logger.error("rate_limit_storage_unavailable", error=str(exc)[:200])

@@ -25,6 +25,7 @@ class Policy(StrEnum):
     LINK = "link"  # one one-tap link (`/r/{token}`, its pages and answers)
     LINK_CLIENT = "link_client"  # one client IP on every one-tap link
     AUTH_FAILURES = "auth_failures"  # requests with a missing or unknown key, per client IP
+    PREFLIGHT_CLIENT = "preflight_client"  # CORS preflights (no key yet), per client IP
 
 
 class Limit(InputSchema):
@@ -48,6 +49,8 @@ DEFAULTS: dict[Policy, Limit] = {
     Policy.LINK: Limit(quota=60, window_seconds=60),
     Policy.LINK_CLIENT: Limit(quota=300, window_seconds=60),
     Policy.AUTH_FAILURES: Limit(quota=60, window_seconds=60),
+    # Browsers cache a preflight for up to 2 hours; a page needs a handful.
+    Policy.PREFLIGHT_CLIENT: Limit(quota=120, window_seconds=60),
 }
 
 # What an operator may change per tenant. The others are counted before the tenant is known
