@@ -252,6 +252,19 @@ async def _count(dsn: str, table: str) -> int:
         await conn.close()
 
 
+def create_tenant(env: dict[str, str]) -> dict[str, Any]:
+    """A tenant made with `feedback-api tenant create`: the tenant and its admin key."""
+    created = subprocess.run(
+        [sys.executable, "-m", "feedback_api", "tenant", "create", "--name", "Bench"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    tenant: dict[str, Any] = json.loads(created.stdout)
+    return tenant
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="a maintenance database URL; default: embedded")
@@ -272,14 +285,7 @@ def main() -> None:
     asyncio.run(prepare(dsn))
 
     env = {**os.environ, "FEEDBACK_DATABASE_URL": db_url, "PYTHONPATH": str(ROOT / "src")}
-    created = subprocess.run(
-        [sys.executable, "-m", "feedback_api", "tenant", "create", "--name", "Bench"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    tenant: dict[str, Any] = json.loads(created.stdout)
+    tenant = create_tenant(env)
     key = tenant["api_key"]["secret"]
     tenant_id = tenant["tenant"]["id"]
     one = json.dumps(ONE)

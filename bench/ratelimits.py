@@ -14,11 +14,10 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import uuid
 
-from ingest import ONE, ROOT, _free_port, bench_database, start, stop, wrk
+from ingest import ONE, ROOT, _free_port, bench_database, create_tenant, start, stop, wrk
 
 from feedback_api.migrate import upgrade
 
@@ -35,14 +34,7 @@ def main() -> None:
     db_url, _ = bench_database(opts.database_url, "feedback_bench_limits")
     upgrade(db_url)
     env = {**os.environ, "FEEDBACK_DATABASE_URL": db_url, "PYTHONPATH": str(ROOT / "src")}
-    created = subprocess.run(
-        [sys.executable, "-m", "feedback_api", "tenant", "create", "--name", "Bench"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    key = json.loads(created.stdout)["api_key"]["secret"]
+    key = create_tenant(env)["api_key"]["secret"]
     one = json.dumps(ONE)
     runs = {
         "off": {"FEEDBACK_RATE_LIMITS_ENABLED": "false"},
