@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from feedback_api import assembly
 from feedback_api.app import create_app
 from feedback_api.config import Settings
 from feedback_api.db import create_engine, get_session
@@ -27,6 +28,8 @@ ADMIN_TOKEN = "test-admin-token-" + "0123456789abcdef0123"
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Tests that call services without an app see the same reactions (tickets) as the app.
+    assembly.connect()
     # As the app and the worker do; structlog's default would render every logged
     # exception with rich, locals and all, which takes seconds per traceback.
     configure_logging("WARNING")

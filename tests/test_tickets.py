@@ -108,6 +108,9 @@ class TestAutoTickets:
         assert entry["actor_key_id"] is None
 
     async def test_the_response_and_its_ticket_commit_together(self, live: Live) -> None:
+        """The ticket is committed with the response, before the acknowledgement: visible
+        the moment the 201 arrives, and gone with the response when the transaction fails
+        after both were written (here the Idempotency-Key record, the last write)."""
         response = await live.client.post(
             "/v1/responses",
             json={"kind": "nps", "score": 1, "channel": "crm", "customer": "c-1"},
@@ -115,17 +118,51 @@ class TestAutoTickets:
         )
         assert response.status_code == 201
         async with live.sessionmaker() as session:
-            xids = (
+            ticket = await session.scalar(
+                select(Ticket.id).where(Ticket.response_id == response.json()["id"])
+            )
+        assert ticket is not None
+
+        async with live.sessionmaker() as session:
+            await session.execute(
+                text(
+                    "CREATE FUNCTION test_fail_last() RETURNS trigger LANGUAGE plpgsql AS $$"
+                    " BEGIN RAISE EXCEPTION 'the last write fails' USING ERRCODE = '22023';"
+                    " END $$"
+                )
+            )
+            await session.execute(
+                text(
+                    "CREATE TRIGGER test_fail_last BEFORE INSERT ON idempotency_keys"
+                    " FOR EACH ROW EXECUTE FUNCTION test_fail_last()"
+                )
+            )
+            await session.commit()
+        try:
+            failed = await live.client.post(
+                "/v1/responses",
+                json={"kind": "nps", "score": 1, "channel": "crm", "customer": "c-2"},
+                headers={**live.headers, "Idempotency-Key": "fails-last"},
+            )
+        finally:
+            async with live.sessionmaker() as session:
+                await session.execute(text("DROP TRIGGER test_fail_last ON idempotency_keys"))
+                await session.execute(text("DROP FUNCTION test_fail_last()"))
+                await session.commit()
+        assert failed.status_code == 422
+        async with live.sessionmaker() as session:
+            counts = (
                 await session.execute(
                     text(
-                        "SELECT (SELECT xmin::text FROM responses WHERE id = :id), "
-                        "(SELECT xmin::text FROM tickets WHERE response_id = :id)"
+                        "SELECT (SELECT count(*) FROM responses r JOIN customers c"
+                        "  ON c.id = r.customer_id WHERE c.external_ref = 'c-2'"
+                        "  AND r.tenant_id = :t),"
+                        " (SELECT count(*) FROM tickets t WHERE t.tenant_id = :t)"
                     ),
-                    {"id": response.json()["id"]},
+                    {"t": live.tenant_id},
                 )
             ).one()
-        assert xids[0] is not None
-        assert xids[0] == xids[1]
+        assert tuple(counts) == (0, 1)  # c-2's response and ticket are both gone
 
     @pytest.mark.parametrize(
         ("kind", "score", "priority"),

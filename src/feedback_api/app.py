@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from feedback_api import __version__, contract
+from feedback_api import __version__, assembly, contract
 from feedback_api.api import ROUTERS
 from feedback_api.config import Settings, get_settings
 from feedback_api.cors import CORSMiddleware
@@ -35,6 +35,7 @@ Authenticate with `Authorization: Bearer <key>`. Errors are RFC 9457
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    assembly.connect()
     configure_logging(settings.log_level, settings.log_format)
 
     @asynccontextmanager

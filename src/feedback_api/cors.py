@@ -7,7 +7,7 @@ Two halves, because the key is known only to the second:
 - the preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) carries no
   `Authorization`, so `CORSMiddleware` answers it for an origin that at least one active
   publishable key lists (of any tenant) and refuses it otherwise;
-- the request itself is checked by `check_origin`, called by `auth.dependencies.require`
+- the request itself is checked by `auth.origins.check_origin`, called by `require`
   as soon as the key is known, before it is counted against the rate limits: a
   publishable key must list the page's origin, or the request is refused before anything is
   stored. A check that passes tells the middleware, which then adds the CORS headers to
@@ -19,14 +19,12 @@ No `Access-Control-Allow-Credentials`: keys are bearer tokens, never cookies.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import structlog
-from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from feedback_api.auth.context import AuthContext
-from feedback_api.exceptions import Forbidden, RateLimited
+from feedback_api.auth.origins import SCOPE_KEY, OriginNotAllowed, Verdict
+from feedback_api.exceptions import RateLimited
 from feedback_api.keys.schemas import MAX_ORIGIN_LENGTH, ORIGIN_PATTERN
 from feedback_api.keys.service import api_key as api_key_service
 from feedback_api.problems import answer_for, problem_bytes
@@ -43,37 +41,6 @@ EXPOSE_HEADERS = "Retry-After, RateLimit, RateLimit-Policy, X-Request-Id, Idempo
 # is checked against its own key's origins anyway.
 MAX_AGE = "7200"
 _ORIGIN = re.compile(ORIGIN_PATTERN)
-_SCOPE_KEY = "feedback_api.cors"
-
-
-class OriginNotAllowed(Forbidden):
-    code = "origin_not_allowed"
-    title = "This web origin may not use this key"
-
-
-@dataclass(slots=True)
-class _Verdict:
-    """Shared by the middleware and `check_origin` through the ASGI scope (copies of the
-    scope made further in keep the same object)."""
-
-    allowed: str | None = None
-
-
-def check_origin(request: Request, auth: AuthContext) -> None:
-    """Refuse a publishable key used from a web page whose origin the key does not list.
-    Requests without `Origin` (apps, servers) and secret keys pass untouched; secret keys
-    never get CORS headers. Harmless to call more than once."""
-    origin = request.headers.get("origin")
-    if origin is None or not auth.is_publishable:
-        return
-    if origin not in auth.allowed_origins:
-        raise OriginNotAllowed(
-            "this publishable key does not list the page's origin (the Origin header) in "
-            "its allowed_origins; add it with PATCH /v1/api-keys/{id}"
-        )
-    verdict = request.scope.get(_SCOPE_KEY)
-    if isinstance(verdict, _Verdict):
-        verdict.allowed = origin
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -108,7 +75,7 @@ class CORSMiddleware:
         if scope["method"] == "OPTIONS" and requested is not None:
             await self._preflight(scope, origin, requested, send)
             return
-        verdict = _Verdict()
+        verdict = Verdict()
 
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start" and verdict.allowed is not None:
@@ -123,7 +90,7 @@ class CORSMiddleware:
                 }
             await send(message)
 
-        await self.app({**scope, _SCOPE_KEY: verdict}, receive, send_with_cors)
+        await self.app({**scope, SCOPE_KEY: verdict}, receive, send_with_cors)
 
     async def _preflight(self, scope: Scope, origin: str, requested: str, send: Send) -> None:
         # Only well-formed origins reach the database; anything else (`null`, a path, upper

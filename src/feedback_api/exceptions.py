@@ -5,7 +5,7 @@ Handlers in ``app.py`` render them as RFC 9457 ``application/problem+json``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 
@@ -92,6 +92,19 @@ class InvalidRequest(FeedbackError):
     status = 422
     code = "validation_error"
     title = "The request is not valid"
+
+    @classmethod
+    def at(
+        cls, loc: Sequence[str | int], code: str, message: str, *, detail: str | None = None
+    ) -> InvalidRequest:
+        """One field's error, as the edge reports them: `raise InvalidRequest.at(("body",
+        "score"), "score_out_of_range", "…")`. The detail defaults to the message."""
+        return cls(detail or message, errors=[{"loc": list(loc), "code": code, "message": message}])
+
+    @staticmethod
+    def error(loc: Sequence[str | int], code: str, message: str) -> dict[str, Any]:
+        """One entry of `errors`, for a problem that lists several fields."""
+        return {"loc": list(loc), "code": code, "message": message}
 
 
 class InvalidCursor(InvalidRequest):

@@ -24,6 +24,7 @@ import structlog
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from feedback_api import assembly
 from feedback_api.config import Settings
 from feedback_api.events.tasks import purge_expired_events
 from feedback_api.idempotency.tasks import purge_expired_keys
@@ -36,6 +37,8 @@ from feedback_api.kit.time import utcnow
 from feedback_api.metrics import tasks as metric_tasks
 from feedback_api.models import Job
 from feedback_api.privacy import tasks as privacy_tasks
+from feedback_api.responses import tasks as response_tasks
+from feedback_api.responses.hooks import REPLAY_JOB
 from feedback_api.tickets import tasks as ticket_tasks
 from feedback_api.webhooks import tasks as webhook_tasks
 from feedback_api.worker_context import JobContext, LostClaim, Task
@@ -58,6 +61,7 @@ TASKS: dict[str, Task] = {
     "integrity.patterns": integrity_tasks.patterns,
     "metrics.rebuild": metric_tasks.rebuild,
     "privacy.forget_notice": privacy_tasks.forget_notice,
+    REPLAY_JOB: response_tasks.replay_hook,
     "tickets.check_sla": ticket_tasks.check_sla,
     "webhooks.deliver": webhook_tasks.deliver,
 }
@@ -110,6 +114,7 @@ class Worker:
         grace_seconds: float = 20.0,
         name: str | None = None,
     ) -> None:
+        assembly.connect()  # a job stores responses too (answers, imports): same reactions
         self.sessionmaker = sessionmaker
         self.settings = settings
         self.listen_dsn = listen_dsn

@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from feedback_api.auth.context import AuthContext
+from feedback_api.auth.origins import OriginNotAllowed, check_origin
 from feedback_api.auth.scopes import Scope
-from feedback_api.cors import OriginNotAllowed, check_origin
 from feedback_api.db import SessionDep, SettingsDep
 from feedback_api.exceptions import MissingScope, PublishableKeyForbidden, Unauthenticated
 from feedback_api.keys.service import api_key as api_key_service

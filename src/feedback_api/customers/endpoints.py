@@ -102,39 +102,37 @@ def _attribute_filters(request: Request) -> dict[str, str]:
         if not param.startswith(ATTRIBUTE_FILTER_PREFIX):
             continue
         name = param.removeprefix(ATTRIBUTE_FILTER_PREFIX)
-        loc = ["query", param]
+        loc = ("query", param)
         if not _ATTRIBUTE_NAME.fullmatch(name):
             errors.append(
-                {
-                    "loc": loc,
-                    "code": "attribute_name",
-                    "message": f"attribute filters look like attr.<name>=<value>, the name "
+                InvalidRequest.error(
+                    loc,
+                    "attribute_name",
+                    f"attribute filters look like attr.<name>=<value>, the name "
                     f"matching {ATTRIBUTE_KEY_PATTERN}",
-                }
+                )
             )
             continue
         if len(value) > MAX_ATTRIBUTE_FILTER_LENGTH:
             errors.append(
-                {
-                    "loc": loc,
-                    "code": "string_too_long",
-                    "message": f"at most {MAX_ATTRIBUTE_FILTER_LENGTH} characters",
-                }
+                InvalidRequest.error(
+                    loc, "string_too_long", f"at most {MAX_ATTRIBUTE_FILTER_LENGTH} characters"
+                )
             )
             continue
         try:
             check_storable(value)
         except PydanticCustomError as exc:
-            errors.append({"loc": loc, "code": exc.type, "message": exc.message()})
+            errors.append(InvalidRequest.error(loc, exc.type, exc.message()))
             continue
         attributes[name] = value
     if not errors and len(attributes) > MAX_ATTRIBUTES_KEYS:
         errors.append(
-            {
-                "loc": ["query"],
-                "code": "too_many_attributes",
-                "message": f"at most {MAX_ATTRIBUTES_KEYS} attribute filters",
-            }
+            InvalidRequest.error(
+                ("query",),
+                "too_many_attributes",
+                f"at most {MAX_ATTRIBUTES_KEYS} attribute filters",
+            )
         )
     if errors:
         raise InvalidRequest("the attribute filters are not valid", errors=errors)

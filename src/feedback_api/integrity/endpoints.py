@@ -26,10 +26,9 @@ from feedback_api.integrity.schemas import (
     SubjectType,
 )
 from feedback_api.integrity.service import integrity as integrity_service
-from feedback_api.kit.params import Cursor, Limit, parse_cursor
+from feedback_api.kit.params import PERIOD_HELP, Cursor, Limit, parse_cursor
 from feedback_api.kit.schemas import Page, problem_responses
 from feedback_api.kit.types import Bound, Text
-from feedback_api.metrics.endpoints import PERIOD_HELP
 from feedback_api.metrics.service import metric as metric_service
 
 router = APIRouter(prefix="/v1/integrity", tags=["integrity"])

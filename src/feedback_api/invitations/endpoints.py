@@ -35,10 +35,9 @@ from feedback_api.invitations.schemas import (
     UnsubscribeRequest,
 )
 from feedback_api.invitations.service import invitation as invitation_service
-from feedback_api.kit.params import Cursor, Limit, parse_cursor
+from feedback_api.kit.params import PERIOD_HELP, Cursor, Limit, parse_cursor
 from feedback_api.kit.schemas import Page, problem_responses
 from feedback_api.kit.types import Bound, ExternalRef, Text
-from feedback_api.metrics.endpoints import PERIOD_HELP
 
 router = APIRouter(prefix="/v1", tags=["invitations"])
 

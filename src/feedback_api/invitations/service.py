@@ -66,7 +66,7 @@ from feedback_api.invitations.schemas import (
 from feedback_api.invitations.timing import QuietHours, next_allowed
 from feedback_api.kit.pagination import paginate
 from feedback_api.kit.schemas import field_errors
-from feedback_api.kit.time import utcnow
+from feedback_api.kit.time import check_not_future, utcnow
 from feedback_api.metrics.service import PeriodBound
 from feedback_api.metrics.service import metric as metric_service
 from feedback_api.models import ContactRules, Customer, Invitation, SigningKey, Survey
@@ -356,15 +356,11 @@ class InvitationService:
         repo = InvitationRepository(session)
         survey = await repo.survey_by_key(tenant_id, body.survey)
         if survey is None:
-            raise InvalidRequest(
-                f"no survey with key {body.survey!r}",
-                errors=[
-                    {
-                        "loc": ["body", "survey"],
-                        "code": "unknown_survey",
-                        "message": "no such survey",
-                    }
-                ],
+            raise InvalidRequest.at(
+                ("body", "survey"),
+                "unknown_survey",
+                "no such survey",
+                detail=f"no survey with key {body.survey!r}",
             )
         _check_trigger_time(body, ["body"])
         key = await repo.ref_key(tenant_id)
@@ -495,11 +491,11 @@ class InvitationService:
                         "code": "validation_error",
                         "detail": f"no survey with key {item.survey!r}",
                         "errors": [
-                            {
-                                "loc": ["body", "items", index, "survey"],
-                                "code": "unknown_survey",
-                                "message": "no such survey",
-                            }
+                            InvalidRequest.error(
+                                ("body", "items", index, "survey"),
+                                "unknown_survey",
+                                "no such survey",
+                            )
                         ],
                     },
                 )
@@ -949,18 +945,12 @@ def _barred(blocks: Mapping[str, str], channel: str | None, survey: Survey | Non
 
 def _check_trigger_time(body: InvitationCreate, loc: list[str | int]) -> None:
     """A trigger in the future (beyond clock skew) is a mistake: use `delay_seconds`."""
-    skew = timedelta(seconds=get_settings().clock_skew_seconds)
-    if body.triggered_at is not None and body.triggered_at > utcnow() + skew:
-        raise InvalidRequest(
-            "triggered_at is in the future; to ask later, use delay_seconds",
-            errors=[
-                {
-                    "loc": [*loc, "triggered_at"],
-                    "code": "future_time",
-                    "message": f"may be at most {int(skew.total_seconds())} s ahead",
-                }
-            ],
-        )
+    check_not_future(
+        body.triggered_at,
+        timedelta(seconds=get_settings().clock_skew_seconds),
+        (*loc, "triggered_at"),
+        "triggered_at is in the future; to ask later, use delay_seconds",
+    )
 
 
 def _empty_row(group: str | None) -> FunnelRow:

@@ -160,20 +160,19 @@ class ApiKeyService:
         errors = []
         if "allowed_origins" in changes and key.kind != "publishable":
             errors.append(
-                {
-                    "loc": ["body", "allowed_origins"],
-                    "code": "origins_publishable_only",
-                    "message": "allowed_origins is for publishable keys: secret keys never "
-                    "answer browsers",
-                }
+                InvalidRequest.error(
+                    ("body", "allowed_origins"),
+                    "origins_publishable_only",
+                    "allowed_origins is for publishable keys: secret keys never answer browsers",
+                )
             )
         if changes.get("trusted") and key.kind == "publishable":
             errors.append(
-                {
-                    "loc": ["body", "trusted"],
-                    "code": "publishable_trusted",
-                    "message": "a publishable key cannot be trusted: it ships inside apps",
-                }
+                InvalidRequest.error(
+                    ("body", "trusted"),
+                    "publishable_trusted",
+                    "a publishable key cannot be trusted: it ships inside apps",
+                )
             )
         if errors:
             raise InvalidRequest(

@@ -12,11 +12,9 @@ from feedback_api.auth.dependencies import require
 from feedback_api.auth.scopes import Scope
 from feedback_api.db import SessionDep
 from feedback_api.exceptions import InvalidRequest
+from feedback_api.kit.params import PERIOD_HELP
 from feedback_api.kit.schemas import problem_responses
-from feedback_api.kit.types import TIME_RANGE_HELP, Text, check_storable
-
-# Re-exported: other reports take `from`/`to` the way the metrics do.
-from feedback_api.kit.types import Bound as Bound
+from feedback_api.kit.types import Bound, Text, check_storable
 from feedback_api.metrics.periods import Interval
 from feedback_api.metrics.schemas import (
     GROUP_MAX_LENGTH,
@@ -42,10 +40,6 @@ ATTR_PREFIX = "attr."
 ATTR_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}")
 MAX_ATTR_VALUE = 255
 MAX_ATTR_FILTERS = 5
-PERIOD_HELP = (
-    "A date (`2026-07-01`, local midnight in the tenant's time zone) or an RFC 3339 "
-    f"date-time with offset, {TIME_RANGE_HELP}."
-)
 MAX_SEGMENT_VALUE = 255
 
 # Exact-match text filters, as long as the field they match may be.
@@ -74,35 +68,25 @@ def _attributes(request: Request) -> tuple[tuple[str, str], ...]:
             continue
         attr = name[len(ATTR_PREFIX) :]
         if not ATTR_NAME.fullmatch(attr) or len(value) > MAX_ATTR_VALUE:
-            raise InvalidRequest(
-                f"`{name}` is not a valid attribute filter",
-                errors=[
-                    {
-                        "loc": ["query", name],
-                        "code": "attribute_filter",
-                        "message": "attr.<name>=<value>: name of letters, digits and _.:-, "
-                        f"up to 64; value up to {MAX_ATTR_VALUE} characters",
-                    }
-                ],
+            raise InvalidRequest.at(
+                ("query", name),
+                "attribute_filter",
+                "attr.<name>=<value>: name of letters, digits and _.:-, "
+                f"up to 64; value up to {MAX_ATTR_VALUE} characters",
+                detail=f"`{name}` is not a valid attribute filter",
             )
         try:
             check_storable(value)
         except PydanticCustomError as exc:
-            raise InvalidRequest(
-                f"`{name}`: {exc.message()}",
-                errors=[{"loc": ["query", name], "code": exc.type, "message": exc.message()}],
+            raise InvalidRequest.at(
+                ("query", name), exc.type, exc.message(), detail=f"`{name}`: {exc.message()}"
             ) from None
         found.append((attr, value))
     if len(found) > MAX_ATTR_FILTERS:
-        raise InvalidRequest(
+        raise InvalidRequest.at(
+            ("query", f"{ATTR_PREFIX}{found[MAX_ATTR_FILTERS][0]}"),
+            "too_many_attribute_filters",
             f"at most {MAX_ATTR_FILTERS} attr.<name> filters",
-            errors=[
-                {
-                    "loc": ["query", f"{ATTR_PREFIX}{found[MAX_ATTR_FILTERS][0]}"],
-                    "code": "too_many_attribute_filters",
-                    "message": f"at most {MAX_ATTR_FILTERS} attr.<name> filters",
-                }
-            ],
         )
     return tuple(found)
 
@@ -205,22 +189,18 @@ def _with_segment(query: MetricQuery, segment: str | None, name: str) -> MetricQ
     if dimension == "tag":
         value = value.strip().lower()
     if getattr(selection, dimension) is not None:
-        raise InvalidRequest(
-            f"`{name}` segments by {dimension}, which the filters already fix",
-            errors=[
-                {
-                    "loc": ["query", name],
-                    "code": "segment_conflict",
-                    "message": f"drop the {dimension} filter or the segment",
-                }
-            ],
+        raise InvalidRequest.at(
+            ("query", name),
+            "segment_conflict",
+            f"drop the {dimension} filter or the segment",
+            detail=f"`{name}` segments by {dimension}, which the filters already fix",
         )
     if dimension == "channel" and value not in {c.value for c in Channel}:
-        raise InvalidRequest(
-            f"`{name}`: unknown channel {value!r}",
-            errors=[
-                {"loc": ["query", name], "code": "unknown_channel", "message": "unknown channel"}
-            ],
+        raise InvalidRequest.at(
+            ("query", name),
+            "unknown_channel",
+            "unknown channel",
+            detail=f"`{name}`: unknown channel {value!r}",
         )
     fixed: dict[str, Any] = {dimension: value}
     return replace(query, selection=replace(selection, **fixed))
@@ -341,15 +321,12 @@ async def compare_metric(
     and there is no comparison, unless the key holds `metrics:small_cells`."""
     periods = (a_from, a_to, b_from, b_to)
     if all(p is None for p in periods) and a_segment is None and b_segment is None:
-        raise InvalidRequest(
-            "give two periods (a_from, a_to, b_from, b_to) or two segments (a_segment, b_segment)",
-            errors=[
-                {
-                    "loc": ["query", "a_from"],
-                    "code": "comparison_required",
-                    "message": "nothing to compare",
-                }
-            ],
+        raise InvalidRequest.at(
+            ("query", "a_from"),
+            "comparison_required",
+            "nothing to compare",
+            detail="give two periods (a_from, a_to, b_from, b_to) "
+            "or two segments (a_segment, b_segment)",
         )
     base = _query(kind, filters)
     a = replace(base, start=a_from or filters.start, end=a_to or filters.end)

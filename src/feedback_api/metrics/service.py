@@ -106,29 +106,21 @@ def scale_for(kind: MetricKind, scale_min: int | None, scale_max: int | None) ->
     if kind is MetricKind.RATING:
         if scale_min is None or scale_max is None or scale_min >= scale_max:
             missing = scale_min is None or scale_max is None
-            raise InvalidRequest(
-                "a rating metric needs scale_min < scale_max",
-                errors=[
-                    {
-                        "loc": ["query", "scale_min"],
-                        "code": "scale_required" if missing else "scale_range",
-                        "message": "give the rating scale, e.g. scale_min=1&scale_max=10",
-                    }
-                ],
+            raise InvalidRequest.at(
+                ("query", "scale_min"),
+                "scale_required" if missing else "scale_range",
+                "give the rating scale, e.g. scale_min=1&scale_max=10",
+                detail="a rating metric needs scale_min < scale_max",
             )
         return scale_min, scale_max
     fixed = FIXED_SCALES[kind]
     if (scale_min, scale_max) not in ((None, None), fixed):
         message = f"{kind.value} is always on the scale {fixed[0]}–{fixed[1]}"
-        raise InvalidRequest(
-            message,
-            errors=[
-                {
-                    "loc": ["query", "scale_min" if scale_min is not None else "scale_max"],
-                    "code": "scale_fixed",
-                    "message": f"{message}; leave scale_min and scale_max out",
-                }
-            ],
+        raise InvalidRequest.at(
+            ("query", "scale_min" if scale_min is not None else "scale_max"),
+            "scale_fixed",
+            f"{message}; leave scale_min and scale_max out",
+            detail=message,
         )
     return fixed
 
@@ -251,15 +243,11 @@ class MetricService:
             else:
                 end = start + (default_end - default_start)
         if start >= end:
-            raise InvalidRequest(
-                f"`{names[0]}` must be before `{names[1]}`",
-                errors=[
-                    {
-                        "loc": ["query", names[0]],
-                        "code": "period_order",
-                        "message": f"must be before {names[1]}",
-                    }
-                ],
+            raise InvalidRequest.at(
+                ("query", names[0]),
+                "period_order",
+                f"must be before {names[1]}",
+                detail=f"`{names[0]}` must be before `{names[1]}`",
             )
         return start, end
 
@@ -366,11 +354,11 @@ class MetricService:
         try:
             parts = buckets(start, end, ctx.zone, interval)
         except TooManyBuckets as exc:
-            raise InvalidRequest(
-                f"{exc}: shorten the period or use a longer interval",
-                errors=[
-                    {"loc": ["query", "interval"], "code": "too_many_buckets", "message": str(exc)}
-                ],
+            raise InvalidRequest.at(
+                ("query", "interval"),
+                "too_many_buckets",
+                str(exc),
+                detail=f"{exc}: shorten the period or use a longer interval",
             ) from None
         tallies = await self._tally(session, ctx, query, parts)
         limits = self._limits(ctx, query)

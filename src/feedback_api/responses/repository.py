@@ -116,6 +116,11 @@ class ResponseRepository:
         row = (await self.session.execute(upsert)).first()
         return (row[0], bool(row[1])) if row is not None else None
 
+    async def with_refs(self, tenant_id: UUID, ids: Collection[UUID]) -> list[ResponseRow]:
+        """The responses (not deleted) with their customer's ref, in id order."""
+        stmt = self._select(tenant_id).where(Response.id.in_(ids)).order_by(Response.id)
+        return list((await self.session.execute(stmt)).all())
+
     async def get(self, tenant_id: UUID, response_id: UUID) -> ResponseRow | None:
         stmt = self._select(tenant_id).where(Response.id == response_id)
         return (await self.session.execute(stmt)).first()

@@ -34,8 +34,9 @@ from feedback_api.kit.ids import new_id
 from feedback_api.kit.pagination import paginate
 from feedback_api.kit.poison import is_data_error, isolate
 from feedback_api.kit.schemas import field_errors
-from feedback_api.kit.time import utcnow
+from feedback_api.kit.time import check_not_future, utcnow
 from feedback_api.models import Response
+from feedback_api.responses.hooks import StoredResponse, responses_stored
 from feedback_api.responses.repository import NewResponse, ResponseRepository, ResponseRow
 from feedback_api.responses.schemas import (
     BatchItemResult,
@@ -47,8 +48,6 @@ from feedback_api.responses.schemas import (
     ResponseFilters,
     ResponseRead,
 )
-from feedback_api.tickets.service import Complaint
-from feedback_api.tickets.service import ticket as ticket_service
 
 EXPORT_PAGE = 1000
 CSV_COLUMNS = tuple(ResponseRead.model_fields)
@@ -210,18 +209,9 @@ class ResponseService:
                 )
             if item.channel not in PUBLISHABLE_CHANNELS:
                 raise PublishableKeyForbidden("publishable keys may only use channel app or web")
-        if item.occurred_at is not None and item.occurred_at > now + skew:
-            raise InvalidRequest(
-                "occurred_at is in the future",
-                errors=[
-                    {
-                        "loc": ["body", "occurred_at"],
-                        "code": "future_time",
-                        "message": f"may be at most {int(skew.total_seconds())} s ahead of "
-                        "the server clock",
-                    }
-                ],
-            )
+        check_not_future(
+            item.occurred_at, skew, ("body", "occurred_at"), "occurred_at is in the future"
+        )
 
     async def store(
         self,
@@ -301,11 +291,11 @@ class ResponseService:
             else:
                 skipped.append(index)
         await event_service.emit(session, auth.tenant_id, EventType.RESPONSE_CREATED, created)
-        await ticket_service.on_responses(
+        await responses_stored.fire(
             session,
             auth.tenant_id,
             [
-                Complaint(
+                StoredResponse(
                     response_id=row.id,
                     kind=row.kind,
                     score=row.score,
@@ -365,15 +355,11 @@ class ResponseService:
         locked by `target`, so two answers at once are taken one after the other."""
         inv, survey = target.invitation, target.survey
         if not survey.scale_min <= answer.score <= survey.scale_max:
-            raise InvalidRequest(
-                f"score must be between {survey.scale_min} and {survey.scale_max}",
-                errors=[
-                    {
-                        "loc": ["body", "score"],
-                        "code": "score_off_scale",
-                        "message": f"{survey.kind} on {survey.scale_min}–{survey.scale_max}",
-                    }
-                ],
+            raise InvalidRequest.at(
+                ("body", "score"),
+                "score_off_scale",
+                f"{survey.kind} on {survey.scale_min}–{survey.scale_max}",
+                detail=f"score must be between {survey.scale_min} and {survey.scale_max}",
             )
         repo = ResponseRepository(session)
         earlier = await repo.answer_score(inv.tenant_id, inv.id)
@@ -416,11 +402,11 @@ class ResponseService:
         event = EventType.RESPONSE_CREATED if created else EventType.RESPONSE_UPDATED
         await event_service.emit(session, inv.tenant_id, event, [read])
         if created or earlier != answer.score:
-            await ticket_service.on_responses(
+            await responses_stored.fire(
                 session,
                 inv.tenant_id,
                 [
-                    Complaint(
+                    StoredResponse(
                         response_id=response_id,
                         kind=read.kind.value,
                         score=read.score,
@@ -467,7 +453,7 @@ class ResponseService:
             raise InvalidRequest(
                 f"with an invitation_token, these come from the invitation: {', '.join(used)}",
                 errors=[
-                    {"loc": ["body", f], "code": "set_by_invitation", "message": "leave it out"}
+                    InvalidRequest.error(("body", f), "set_by_invitation", "leave it out")
                     for f in used
                 ],
             )
@@ -475,11 +461,11 @@ class ResponseService:
             session, item.invitation_token, tenant_id=auth.tenant_id
         )
         if item.kind.value != target.survey.kind:
-            raise InvalidRequest(
-                f"the invitation asks for {target.survey.kind}, not {item.kind.value}",
-                errors=[
-                    {"loc": ["body", "kind"], "code": "kind_mismatch", "message": "see the survey"}
-                ],
+            raise InvalidRequest.at(
+                ("body", "kind"),
+                "kind_mismatch",
+                "see the survey",
+                detail=f"the invitation asks for {target.survey.kind}, not {item.kind.value}",
             )
         answer = Answer(score=item.score, comment=item.comment, tags=item.tags)
         read, result = await self.answer(
@@ -524,15 +510,11 @@ class ResponseService:
                 item = ResponseCreate.model_validate(raw)
                 self.check_item(item, auth, now, skew)
                 if item.invitation_token is not None:
-                    raise InvalidRequest(
-                        "answer invitations one at a time with POST /v1/responses",
-                        errors=[
-                            {
-                                "loc": ["body", "invitation_token"],
-                                "code": "not_in_batch",
-                                "message": "not accepted in a batch",
-                            }
-                        ],
+                    raise InvalidRequest.at(
+                        ("body", "invitation_token"),
+                        "not_in_batch",
+                        "not accepted in a batch",
+                        detail="answer invitations one at a time with POST /v1/responses",
                     )
             except ValidationError as exc:
                 error = validation_error(exc, ["body", "items", index])
@@ -560,15 +542,11 @@ class ResponseService:
         async def refused(entry: tuple[int, ResponseCreate], exc: Exception) -> None:
             stored[entry[0]] = Outcome(
                 422,
-                error=InvalidRequest(
-                    "the database refused a value of this item",
-                    errors=[
-                        {
-                            "loc": ["body", "items", entry[0]],
-                            "code": "invalid_value",
-                            "message": "a value cannot be stored",
-                        }
-                    ],
+                error=InvalidRequest.at(
+                    ("body", "items", entry[0]),
+                    "invalid_value",
+                    "a value cannot be stored",
+                    detail="the database refused a value of this item",
                 ),
             )
 

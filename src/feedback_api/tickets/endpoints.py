@@ -10,10 +10,9 @@ from feedback_api.auth.context import AuthContext
 from feedback_api.auth.dependencies import require
 from feedback_api.auth.scopes import Scope
 from feedback_api.db import SessionDep
-from feedback_api.kit.params import Cursor, Limit, parse_cursor
+from feedback_api.kit.params import PERIOD_HELP, Cursor, Limit, parse_cursor
 from feedback_api.kit.schemas import Page, problem_responses
 from feedback_api.kit.types import Bound, ExternalRef, Text, Timestamp
-from feedback_api.metrics.endpoints import PERIOD_HELP
 from feedback_api.tickets.rules import Priority
 from feedback_api.tickets.schemas import (
     POLICY_KEY_PATTERN,

@@ -39,6 +39,7 @@ from feedback_api.kit.time import utcnow
 from feedback_api.metrics.service import PeriodBound
 from feedback_api.metrics.service import metric as metric_service
 from feedback_api.models import SlaPolicy, Ticket, TicketEntry, TicketRule
+from feedback_api.responses.hooks import StoredResponse
 from feedback_api.tickets import rules as rule_logic
 from feedback_api.tickets.clocks import (
     CLOCKS,
@@ -109,6 +110,17 @@ class Complaint:
     location_ref: str | None
     occurred_at: datetime
 
+    @classmethod
+    def of(cls, stored: StoredResponse) -> Complaint:
+        return cls(**stored.model_dump())
+
+
+async def on_stored(
+    session: AsyncSession, tenant_id: UUID, stored: Sequence[StoredResponse]
+) -> None:
+    """The `responses_stored` subscriber (connected in feedback_api.assembly)."""
+    await ticket.on_responses(session, tenant_id, [Complaint.of(s) for s in stored])
+
 
 @dataclass(slots=True)
 class _Context:
@@ -131,9 +143,8 @@ class _Context:
         for policy in self.policies.values():
             if policy.key == key:
                 return policy
-        raise InvalidRequest(
-            f"no SLA policy with key {key!r}",
-            errors=[{"loc": loc, "code": "unknown_policy", "message": "no such SLA policy"}],
+        raise InvalidRequest.at(
+            loc, "unknown_policy", "no such SLA policy", detail=f"no SLA policy with key {key!r}"
         )
 
     def calendar(self, policy_id: UUID) -> BusinessCalendar | None:
@@ -175,15 +186,11 @@ def _check_reachable(policy: SlaPolicy, tenant_timezone: str) -> None:
     try:
         due_at(utcnow(), longest, calendar)
     except ValueError:
-        raise InvalidRequest(
-            "these business hours cannot meet the longest target within three years",
-            errors=[
-                {
-                    "loc": ["body", "business_hours"],
-                    "code": "targets_unreachable",
-                    "message": "more open hours, or shorter targets",
-                }
-            ],
+        raise InvalidRequest.at(
+            ("body", "business_hours"),
+            "targets_unreachable",
+            "more open hours, or shorter targets",
+            detail="these business hours cannot meet the longest target within three years",
         ) from None
 
 
@@ -753,7 +760,9 @@ class TicketService:
                 return
             if await self._open_from(session, ctx, c, rule, priority, now):
                 return
-        raise RuntimeError("a ticket kept changing under a new complaint; retry the request")
+        # A subscriber of responses_stored: the failure sets this complaint aside for a job
+        # (kit/hooks.py); the response itself is kept.
+        raise RuntimeError("a ticket kept changing under a new complaint")
 
     async def _open_from(
         self,
@@ -965,11 +974,9 @@ class TicketService:
             raise InvalidRequest(
                 "resolving needs a root cause and a resolution summary",
                 errors=[
-                    {
-                        "loc": ["body", name],
-                        "code": "required_to_resolve",
-                        "message": "set it in this request or before",
-                    }
+                    InvalidRequest.error(
+                        ("body", name), "required_to_resolve", "set it in this request or before"
+                    )
                     for name in missing
                 ],
             )
@@ -1046,15 +1053,8 @@ class TicketService:
             raise TicketNotResolved("a follow-up is asked after resolution; this ticket is not")
         if response_id is not None:
             if not await repo.response_exists(tenant_id, response_id):
-                raise InvalidRequest(
-                    "no such response",
-                    errors=[
-                        {
-                            "loc": ["body", "response_id"],
-                            "code": "unknown_response",
-                            "message": "no such response",
-                        }
-                    ],
+                raise InvalidRequest.at(
+                    ("body", "response_id"), "unknown_response", "no such response"
                 )
             await repo.link(tenant_id, ticket.id, response_id, "follow_up")
         ticket.follow_up_solved = solved

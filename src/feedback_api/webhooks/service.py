@@ -225,9 +225,7 @@ def check_url(url: str, settings: Settings) -> None:
     if problems:
         raise InvalidRequest(
             "; ".join(problems),
-            errors=[
-                {"loc": ["body", "url"], "code": "url_not_allowed", "message": p} for p in problems
-            ],
+            errors=[InvalidRequest.error(("body", "url"), "url_not_allowed", p) for p in problems],
         )
 
 

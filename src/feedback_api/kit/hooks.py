@@ -1,0 +1,73 @@
+"""In-transaction hooks: a domain fires one when it has stored something others react to;
+the others subscribe where the app and the worker are assembled, so the firing domain
+knows none of them.
+
+A subscriber runs in the firing request's transaction (what it writes is acknowledged with
+the write that fired it), inside a savepoint of its own. When it fails:
+
+- with contention or a cancelled statement (`kit.poison.is_transient`), the error goes on
+  up: the whole request is run again (the middleware retries deadlocks), as before hooks;
+- with anything else (a bug in a downstream rule), its savepoint is rolled back, the
+  failure is logged and counted, and `on_failure` keeps what it needs to run it again
+  later (the app schedules a job), so the write that fired it is never lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+from uuid import UUID
+
+import structlog
+from prometheus_client import Counter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from feedback_api.kit.poison import is_transient
+
+logger = structlog.get_logger("feedback_api.hooks")
+
+HOOK_FAILURES = Counter(
+    "feedback_hook_failures_total",
+    "Subscribers of an in-transaction hook that failed; their work was set aside for a job.",
+    ["hook", "subscriber"],
+)
+
+T = TypeVar("T")
+Subscriber = Callable[[AsyncSession, UUID, Sequence[T]], Awaitable[None]]
+# (session, hook name, subscriber name, tenant, items): keep them to run again later.
+OnFailure = Callable[[AsyncSession, str, str, UUID, Sequence[T]], Awaitable[None]]
+
+
+class Hook(Generic[T]):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._subscribers: dict[str, Subscriber[T]] = {}
+        self.on_failure: OnFailure[T] | None = None
+
+    def subscribe(self, name: str, subscriber: Subscriber[T]) -> None:
+        """Add a subscriber under a stable name (the name a retry job finds it by).
+        Subscribing again under the same name replaces it (assembly may run twice)."""
+        self._subscribers[name] = subscriber
+
+    def subscriber(self, name: str) -> Subscriber[T] | None:
+        return self._subscribers.get(name)
+
+    async def fire(self, session: AsyncSession, tenant_id: UUID, items: Sequence[T]) -> None:
+        if not items:
+            return
+        for name, subscriber in self._subscribers.items():
+            try:
+                async with session.begin_nested():
+                    await subscriber(session, tenant_id, items)
+            except Exception as exc:
+                if is_transient(exc) or self.on_failure is None:
+                    raise
+                HOOK_FAILURES.labels(self.name, name).inc()
+                logger.error(
+                    "hook_subscriber_failed",
+                    hook=self.name,
+                    subscriber=name,
+                    error_type=type(exc).__name__,
+                    exc_info=exc,
+                )
+                await self.on_failure(session, self.name, name, tenant_id, items)

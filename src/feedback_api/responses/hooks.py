@@ -1,0 +1,84 @@
+"""What the responses domain tells the others: `responses_stored` fires in the storing
+transaction after responses are stored, or an invitation's answer changes its score.
+Subscribers (tickets, later insights) are connected in `feedback_api.assembly`.
+
+A subscriber that fails with a bug is set aside (kit/hooks.py): the response ids go into a
+`responses.replay_hook` job, which runs that subscriber again over the responses as they
+are then (deleted ones left out), with the job queue's retries and dead end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from feedback_api.jobs.service import job as job_service
+from feedback_api.kit.hooks import Hook
+from feedback_api.models import Response
+
+REPLAY_JOB = "responses.replay_hook"
+
+
+class StoredResponse(BaseModel):
+    """A stored response as subscribers see it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    response_id: UUID
+    kind: str
+    score: int
+    channel: str
+    touchpoint: str | None
+    tags: Sequence[str]
+    comment: str | None
+    customer_id: UUID | None
+    customer_ref: str | None
+    agent_ref: str | None
+    location_ref: str | None
+    occurred_at: datetime
+
+    @classmethod
+    def of(cls, r: Response, customer_ref: str | None) -> StoredResponse:
+        return cls(
+            response_id=r.id,
+            kind=r.kind,
+            score=r.score,
+            channel=r.channel,
+            touchpoint=r.touchpoint,
+            tags=r.tags,
+            comment=r.comment,
+            customer_id=r.customer_id,
+            customer_ref=customer_ref,
+            agent_ref=r.agent_ref,
+            location_ref=r.location_ref,
+            occurred_at=r.occurred_at,
+        )
+
+
+responses_stored: Hook[StoredResponse] = Hook("responses.stored")
+
+
+async def _set_aside(
+    session: AsyncSession,
+    hook: str,
+    subscriber: str,
+    tenant_id: UUID,
+    items: Sequence[StoredResponse],
+) -> None:
+    await job_service.enqueue(
+        session,
+        REPLAY_JOB,
+        tenant_id=tenant_id,
+        payload={
+            "hook": hook,
+            "subscriber": subscriber,
+            "response_ids": [str(i.response_id) for i in items],
+        },
+    )
+
+
+responses_stored.on_failure = _set_aside

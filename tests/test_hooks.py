@@ -1,0 +1,97 @@
+"""In-transaction hooks: a downstream rule's bug never costs the write that fired it; the
+work is set aside for a job that runs the subscriber again."""
+
+from __future__ import annotations
+
+import asyncio
+
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select, text
+
+from feedback_api.config import Settings
+from feedback_api.models import Job, Response, Ticket
+from feedback_api.responses.hooks import REPLAY_JOB
+from feedback_api.worker import TASKS, Worker
+from tests.fixtures.live import Live
+from tests.fixtures.live import live as live  # the fixture
+
+MARK = "hook-poison"
+BREAK_TICKETS = f"""
+CREATE FUNCTION test_break_tickets() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.description LIKE '{MARK}%' THEN
+        RAISE EXCEPTION 'a bug in ticket routing';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER test_break_tickets BEFORE INSERT ON tickets
+    FOR EACH ROW EXECUTE FUNCTION test_break_tickets()
+"""
+FIX_TICKETS = "DROP TRIGGER test_break_tickets ON tickets; DROP FUNCTION test_break_tickets()"
+
+
+def _failures() -> float:
+    value = REGISTRY.get_sample_value(
+        "feedback_hook_failures_total", {"hook": "responses.stored", "subscriber": "tickets"}
+    )
+    return value or 0.0
+
+
+async def test_a_failing_subscriber_does_not_lose_the_response(
+    live: Live, settings: Settings
+) -> None:
+    sessions = live.sessionmaker
+    async with sessions() as session:
+        for statement in BREAK_TICKETS.split(";\nCREATE TRIGGER"):
+            if not statement.lstrip().startswith("CREATE FUNCTION"):
+                statement = "CREATE TRIGGER" + statement
+            await session.execute(text(statement))
+        await session.commit()
+    before = _failures()
+    try:
+        body = {
+            "kind": "nps",
+            "score": 2,
+            "channel": "crm",
+            "customer": "hooked-1",
+            "comment": f"{MARK}: the parcel never came",
+        }
+        answer = await live.client.post("/v1/responses", json=body, headers=live.headers)
+        # The response is acknowledged and stored although opening its ticket failed.
+        assert answer.status_code == 201, answer.text
+        response_id = answer.json()["id"]
+        assert _failures() == before + 1
+        async with sessions() as session:
+            stored = await session.scalar(select(Response).where(Response.id == response_id))
+            assert stored is not None
+            assert stored.score == 2
+            tickets = await session.scalar(
+                select(func.count()).select_from(Ticket).where(Ticket.tenant_id == live.tenant_id)
+            )
+            assert tickets == 0
+            job = await session.scalar(
+                select(Job).where(Job.kind == REPLAY_JOB, Job.tenant_id == live.tenant_id)
+            )
+            assert job is not None
+            assert job.payload == {
+                "hook": "responses.stored",
+                "subscriber": "tickets",
+                "response_ids": [response_id],
+            }
+    finally:
+        async with sessions() as session:
+            for statement in FIX_TICKETS.split("; "):
+                await session.execute(text(statement))
+            await session.commit()
+
+    # Once the bug is gone, the job opens the ticket the response should have opened.
+    async with asyncio.timeout(30):
+        await Worker(sessions, settings, tasks=TASKS, periodic=(), tickers=()).run_until_idle()
+    async with sessions() as session:
+        ticket = await session.scalar(select(Ticket).where(Ticket.tenant_id == live.tenant_id))
+        assert ticket is not None
+        assert str(ticket.response_id) == response_id
+        left = await session.scalar(
+            select(func.count()).select_from(Job).where(Job.kind == REPLAY_JOB)
+        )
+        assert left == 0
