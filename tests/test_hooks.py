@@ -4,11 +4,15 @@ work is set aside for a job that runs the subscriber again."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from uuid import UUID, uuid4
 
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.config import Settings
+from feedback_api.kit.hooks import Hook
 from feedback_api.models import Job, Response, Ticket
 from feedback_api.responses.hooks import REPLAY_JOB
 from feedback_api.worker import TASKS, Worker
@@ -95,3 +99,20 @@ async def test_a_failing_subscriber_does_not_lose_the_response(
             select(func.count()).select_from(Job).where(Job.kind == REPLAY_JOB)
         )
         assert left == 0
+
+
+async def test_a_subscriber_gets_only_what_it_wants(session: AsyncSession) -> None:
+    """Anonymous feedback wants no ticket: the tickets subscriber is not even run (no
+    savepoint on the ingest path) unless a stored response may open one."""
+    hook: Hook[int] = Hook("test.numbers")
+    calls: list[list[int]] = []
+
+    async def even(_: AsyncSession, __: UUID, items: Sequence[int]) -> None:
+        calls.append(list(items))
+
+    hook.subscribe("even", even, wants=lambda n: n % 2 == 0)
+    tenant = uuid4()
+    await hook.fire(session, tenant, [1, 3, 5])
+    assert calls == []
+    await hook.fire(session, tenant, [1, 2, 3, 4])
+    assert calls == [[2, 4]]

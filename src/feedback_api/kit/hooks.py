@@ -41,24 +41,32 @@ OnFailure = Callable[[AsyncSession, str, str, UUID, Sequence[T]], Awaitable[None
 class Hook(Generic[T]):
     def __init__(self, name: str) -> None:
         self.name = name
-        self._subscribers: dict[str, Subscriber[T]] = {}
+        self._subscribers: dict[str, tuple[Subscriber[T], Callable[[T], bool] | None]] = {}
         self.on_failure: OnFailure[T] | None = None
 
-    def subscribe(self, name: str, subscriber: Subscriber[T]) -> None:
+    def subscribe(
+        self, name: str, subscriber: Subscriber[T], *, wants: Callable[[T], bool] | None = None
+    ) -> None:
         """Add a subscriber under a stable name (the name a retry job finds it by).
+        `wants` picks the items it is handed; when none is wanted the subscriber is not run
+        at all (no savepoint: the ingest path pays nothing for a reaction it does not need).
         Subscribing again under the same name replaces it (assembly may run twice)."""
-        self._subscribers[name] = subscriber
+        self._subscribers[name] = (subscriber, wants)
 
     def subscriber(self, name: str) -> Subscriber[T] | None:
-        return self._subscribers.get(name)
+        entry = self._subscribers.get(name)
+        return entry[0] if entry else None
 
     async def fire(self, session: AsyncSession, tenant_id: UUID, items: Sequence[T]) -> None:
         if not items:
             return
-        for name, subscriber in self._subscribers.items():
+        for name, (subscriber, wants) in self._subscribers.items():
+            wanted = items if wants is None else [i for i in items if wants(i)]
+            if not wanted:
+                continue
             try:
                 async with session.begin_nested():
-                    await subscriber(session, tenant_id, items)
+                    await subscriber(session, tenant_id, wanted)
             except Exception as exc:
                 if is_transient(exc) or self.on_failure is None:
                     raise
@@ -70,4 +78,4 @@ class Hook(Generic[T]):
                     error_type=type(exc).__name__,
                     exc_info=exc,
                 )
-                await self.on_failure(session, self.name, name, tenant_id, items)
+                await self.on_failure(session, self.name, name, tenant_id, wanted)

@@ -111,8 +111,21 @@ class Complaint:
     occurred_at: datetime
 
     @classmethod
-    def of(cls, stored: StoredResponse) -> Complaint:
-        return cls(**stored.model_dump())
+    def of(cls, s: StoredResponse) -> Complaint:
+        return cls(
+            s.response_id,
+            s.kind,
+            s.score,
+            s.channel,
+            s.touchpoint,
+            s.tags,
+            s.comment,
+            s.customer_id,
+            s.customer_ref,
+            s.agent_ref,
+            s.location_ref,
+            s.occurred_at,
+        )
 
 
 async def on_stored(
@@ -120,6 +133,12 @@ async def on_stored(
 ) -> None:
     """The `responses_stored` subscriber (connected in feedback_api.assembly)."""
     await ticket.on_responses(session, tenant_id, [Complaint.of(s) for s in stored])
+
+
+def may_open_a_ticket(stored: StoredResponse) -> bool:
+    """Which stored responses `on_stored` needs: a customer's, recent enough. (Anonymous
+    feedback has nobody to follow up with.)"""
+    return stored.customer_id is not None and stored.occurred_at >= utcnow() - AUTO_TICKET_MAX_AGE
 
 
 @dataclass(slots=True)
