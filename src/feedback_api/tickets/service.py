@@ -93,46 +93,15 @@ DEFAULT_TARGETS: dict[str, dict[str, int]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Complaint:
-    """What a stored response tells the rules (handed over by the responses domain)."""
-
-    response_id: UUID
-    kind: str
-    score: int
-    channel: str
-    touchpoint: str | None
-    tags: Sequence[str]
-    comment: str | None
-    customer_id: UUID | None
-    customer_ref: str | None
-    agent_ref: str | None
-    location_ref: str | None
-    occurred_at: datetime
-
-    @classmethod
-    def of(cls, s: StoredResponse) -> Complaint:
-        return cls(
-            s.response_id,
-            s.kind,
-            s.score,
-            s.channel,
-            s.touchpoint,
-            s.tags,
-            s.comment,
-            s.customer_id,
-            s.customer_ref,
-            s.agent_ref,
-            s.location_ref,
-            s.occurred_at,
-        )
+# What the rules read of a stored response: the responses domain's own record of it.
+Complaint = StoredResponse
 
 
 async def on_stored(
     session: AsyncSession, tenant_id: UUID, stored: Sequence[StoredResponse]
 ) -> None:
     """The `responses_stored` subscriber (connected in feedback_api.assembly)."""
-    await ticket.on_responses(session, tenant_id, [Complaint.of(s) for s in stored])
+    await ticket.on_responses(session, tenant_id, stored)
 
 
 def may_open_a_ticket(stored: StoredResponse) -> bool:
