@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from feedback_api.jobs.service import job as job_service
 from feedback_api.kit.hooks import Hook
 from feedback_api.models import Response
+from feedback_api.responses.schemas import ResponseRead
 
 REPLAY_JOB = "responses.replay_hook"
 
@@ -40,6 +41,24 @@ class StoredResponse:
     agent_ref: str | None
     location_ref: str | None
     occurred_at: datetime
+
+    @classmethod
+    def of_read(cls, read: ResponseRead, customer_id: UUID | None) -> StoredResponse:
+        """From the answer just given for it (the read carries the ref, not the id)."""
+        return cls(
+            response_id=read.id,
+            kind=read.kind.value,
+            score=read.score,
+            channel=read.channel.value,
+            touchpoint=read.touchpoint,
+            tags=read.tags,
+            comment=read.comment,
+            customer_id=customer_id,
+            customer_ref=read.customer,
+            agent_ref=read.agent_ref,
+            location_ref=read.location_ref,
+            occurred_at=read.occurred_at,
+        )
 
     @classmethod
     def of(cls, r: Response, customer_ref: str | None) -> StoredResponse:

@@ -283,36 +283,17 @@ class ResponseService:
         inserted = await repo.insert_many(auth.tenant_id, ordered) if rows else set()
         skipped: list[int] = []
         created: list[ResponseRead] = []
+        stored: list[StoredResponse] = []
         for index, row in zip(row_index, rows, strict=True):
             if row.id in inserted:
                 read = _new_read(row, items[index])
                 created.append(read)
+                stored.append(StoredResponse.of_read(read, row.customer_id))
                 outcomes[index] = Outcome(201, row.id, read=read)
             else:
                 skipped.append(index)
         await event_service.emit(session, auth.tenant_id, EventType.RESPONSE_CREATED, created)
-        await responses_stored.fire(
-            session,
-            auth.tenant_id,
-            [
-                StoredResponse(
-                    response_id=row.id,
-                    kind=row.kind,
-                    score=row.score,
-                    channel=row.channel,
-                    touchpoint=row.touchpoint,
-                    tags=items[index].tags,
-                    comment=row.comment,
-                    customer_id=row.customer_id,
-                    customer_ref=items[index].customer,
-                    agent_ref=row.agent_ref,
-                    location_ref=row.location_ref,
-                    occurred_at=row.occurred_at,
-                )
-                for index, row in zip(row_index, rows, strict=True)
-                if row.id in inserted
-            ],
-        )
+        await responses_stored.fire(session, auth.tenant_id, stored)
 
         # Skipped rows and in-batch repeats meet the stored original (which may be a row
         # this very batch inserted): same content is a replay, anything else a conflict.
@@ -403,24 +384,7 @@ class ResponseService:
         await event_service.emit(session, inv.tenant_id, event, [read])
         if created or earlier != answer.score:
             await responses_stored.fire(
-                session,
-                inv.tenant_id,
-                [
-                    StoredResponse(
-                        response_id=response_id,
-                        kind=read.kind.value,
-                        score=read.score,
-                        channel=read.channel.value,
-                        touchpoint=read.touchpoint,
-                        tags=read.tags,
-                        comment=read.comment,
-                        customer_id=inv.customer_id,
-                        customer_ref=read.customer,
-                        agent_ref=read.agent_ref,
-                        location_ref=read.location_ref,
-                        occurred_at=read.occurred_at,
-                    )
-                ],
+                session, inv.tenant_id, [StoredResponse.of_read(read, inv.customer_id)]
             )
         await invitation_service.mark_responded(session, target, response_id, first=created)
         result = AnswerResult(
