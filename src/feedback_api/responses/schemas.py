@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
+from feedback_api.kit.batch import ItemError
 from feedback_api.kit.schemas import InputSchema, UpdateSchema
 from feedback_api.kit.types import Attributes, ExternalRef, Int, LanguageTag, Text, Timestamp
 
@@ -215,12 +216,6 @@ class BatchRequest(InputSchema):
         max_length=MAX_BATCH_ITEMS,
         description=f"Up to {MAX_BATCH_ITEMS} response objects, each as for `POST /v1/responses`.",
     )
-
-
-class ItemError(BaseModel):
-    code: str
-    detail: str
-    errors: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class BatchItemResult(BaseModel):

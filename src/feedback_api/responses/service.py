@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from feedback_api.auth.context import AuthContext
@@ -29,11 +28,11 @@ from feedback_api.integrity.service import integrity as integrity_service
 from feedback_api.invitations.schemas import Answer, AnswerResult
 from feedback_api.invitations.service import AnswerTarget
 from feedback_api.invitations.service import invitation as invitation_service
+from feedback_api.kit.batch import ItemError, check_items, in_order
 from feedback_api.kit.crypto import canonical_hash
 from feedback_api.kit.ids import new_id
 from feedback_api.kit.pagination import paginate
 from feedback_api.kit.poison import is_data_error, isolate
-from feedback_api.kit.schemas import field_errors
 from feedback_api.kit.time import check_not_future, utcnow
 from feedback_api.models import Response
 from feedback_api.responses.hooks import StoredResponse, responses_stored
@@ -43,7 +42,6 @@ from feedback_api.responses.schemas import (
     BatchResult,
     Channel,
     ExportFormat,
-    ItemError,
     ResponseCreate,
     ResponseFilters,
     ResponseRead,
@@ -184,15 +182,6 @@ def _new_read(row: NewResponse, item: ResponseCreate) -> ResponseRead:
 
 def row_to_read(row: ResponseRow) -> ResponseRead:
     return to_read(row[0], row[1])
-
-
-def _error_payload(error: FeedbackError) -> ItemError:
-    return ItemError(code=error.code, detail=error.detail, errors=error.errors)
-
-
-def validation_error(exc: ValidationError, prefix: Sequence[str | int]) -> InvalidRequest:
-    errors = field_errors(exc.errors(include_url=False), prefix)
-    return InvalidRequest("the item is not valid", errors=errors)
 
 
 class ResponseService:
@@ -467,31 +456,25 @@ class ResponseService:
     ) -> BatchResult:
         """Validate each item on its own; store the valid ones in this one transaction."""
         now = utcnow()
-        results: dict[int, BatchItemResult] = {}
-        valid: list[tuple[int, ResponseCreate]] = []
-        for index, raw in enumerate(raw_items):
-            try:
-                item = ResponseCreate.model_validate(raw)
-                self.check_item(item, auth, now, skew)
-                if item.invitation_token is not None:
-                    raise InvalidRequest.at(
-                        ("body", "invitation_token"),
-                        "not_in_batch",
-                        "not accepted in a batch",
-                        detail="answer invitations one at a time with POST /v1/responses",
-                    )
-            except ValidationError as exc:
-                error = validation_error(exc, ["body", "items", index])
-                results[index] = BatchItemResult(
-                    index=index, status=422, error=_error_payload(error)
+
+        def parse(raw: Any) -> ResponseCreate:
+            item = ResponseCreate.model_validate(raw)
+            self.check_item(item, auth, now, skew)
+            if item.invitation_token is not None:
+                raise InvalidRequest.at(
+                    ("body", "invitation_token"),
+                    "not_in_batch",
+                    "not accepted in a batch",
+                    detail="answer invitations one at a time with POST /v1/responses",
                 )
-                continue
-            except FeedbackError as exc:
-                for e in exc.errors:
-                    e["loc"] = ["body", "items", index, *e["loc"][1:]]
-                results[index] = BatchItemResult(index=index, status=422, error=_error_payload(exc))
-                continue
-            valid.append((index, item))
+            return item
+
+        checked = check_items(raw_items, parse)
+        results = {
+            index: BatchItemResult(index=index, status=422, error=ItemError.of(error))
+            for index, error in checked.errors.items()
+        }
+        valid = checked.valid
 
         # The items are stored together in one savepoint. Should the database still refuse
         # one (validation at the edge is meant to make that impossible), the batch is
@@ -520,9 +503,9 @@ class ResponseService:
                 index=index,
                 status=outcome.status,  # type: ignore[arg-type]
                 id=outcome.id,
-                error=_error_payload(outcome.error) if outcome.error else None,
+                error=ItemError.of(outcome.error) if outcome.error else None,
             )
-        ordered = [results[i] for i in range(len(raw_items))]
+        ordered = in_order(results, len(raw_items))
         return BatchResult(
             items=ordered,
             created=sum(r.status == 201 for r in ordered),
