@@ -23,7 +23,6 @@ from feedback_api.jobs.service import job as job_service
 from feedback_api.kit.time import utcnow
 from feedback_api.privacy.schemas import CustomerErased, CustomerExport, ExportedResponse
 from feedback_api.responses.service import response as response_service
-from feedback_api.responses.service import to_read
 from feedback_api.tickets.service import ticket as ticket_service
 from feedback_api.webhooks.service import webhook as webhook_service
 
@@ -42,10 +41,7 @@ class PrivacyService:
         return CustomerExport(
             exported_at=utcnow(),
             customer=CustomerRead.model_validate(customer),
-            responses=[
-                ExportedResponse(**to_read(r, ref).model_dump(), deleted_at=r.deleted_at)
-                for r in responses
-            ],
+            responses=[ExportedResponse.of(r, ref) for r in responses],
             tickets=await ticket_service.export_customer(session, tenant_id, customer.id),
             invitations=await invitation_service.export_customer(session, tenant_id, customer.id),
         )

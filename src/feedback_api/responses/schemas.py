@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
@@ -185,7 +185,11 @@ class ResponseRead(BaseModel):
     channel: Channel
     touchpoint: str | None
     survey: str | None
-    customer: str | None = Field(description="External ref of the customer; null = anonymous.")
+    # A default only so that a stored row (which holds the customer's id, not the ref)
+    # validates; `of` sets it. Output schemas list it as required all the same.
+    customer: str | None = Field(
+        default=None, description="External ref of the customer; null = anonymous."
+    )
     agent_ref: str | None
     location_ref: str | None
     language: str | None
@@ -197,6 +201,13 @@ class ResponseRead(BaseModel):
     occurred_at: datetime
     received_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def of(cls, response: object, customer_ref: str | None) -> Self:
+        """From a stored `Response` row and its customer's external ref."""
+        read = cls.model_validate(response, from_attributes=True)
+        read.customer = customer_ref
+        return read
 
 
 class ExportFormat(StrEnum):

@@ -126,62 +126,61 @@ class Outcome:
     error: FeedbackError | None = None
 
 
-def to_read(response: Response, customer_ref: str | None) -> ResponseRead:
-    return ResponseRead(
-        id=response.id,
-        kind=response.kind,  # type: ignore[arg-type]
-        score=response.score,
-        scale_min=response.scale_min,
-        scale_max=response.scale_max,
-        comment=response.comment,
-        tags=response.tags,
-        channel=response.channel,  # type: ignore[arg-type]
-        touchpoint=response.touchpoint,
-        survey=response.survey,
-        customer=customer_ref,
-        agent_ref=response.agent_ref,
-        location_ref=response.location_ref,
-        language=response.language,
-        attributes=response.attributes,
-        external_id=response.external_id,
-        invitation_id=response.invitation_id,
-        verified=response.verified,
-        excluded=response.excluded,
-        occurred_at=response.occurred_at,
-        received_at=response.received_at,
-        updated_at=response.updated_at,
-    )
-
-
 def _new_read(row: NewResponse, item: ResponseCreate) -> ResponseRead:
-    return ResponseRead(
-        id=row.id,
-        kind=item.kind,
-        score=item.score,
-        scale_min=row.scale_min,
-        scale_max=row.scale_max,
-        comment=item.comment,
-        tags=item.tags,
-        channel=item.channel,
-        touchpoint=item.touchpoint,
-        survey=item.survey,
-        customer=item.customer,
-        agent_ref=item.agent_ref,
-        location_ref=item.location_ref,
-        language=item.language,
-        attributes=item.attributes,
-        external_id=item.external_id,
-        invitation_id=None,
-        verified=row.verified,
-        excluded=False,
-        occurred_at=row.occurred_at,
-        received_at=row.received_at,
-        updated_at=row.received_at,
-    )
+    """The read of a response this request just inserted: the request's fields and what the
+    row added (without reading the row back)."""
+    added = {
+        "id": row.id,
+        "scale_min": row.scale_min,
+        "scale_max": row.scale_max,
+        "invitation_id": None,
+        "verified": row.verified,
+        "excluded": False,
+        "occurred_at": row.occurred_at,
+        "received_at": row.received_at,
+        "updated_at": row.received_at,
+    }
+    return ResponseRead.model_validate({**item.model_dump(), **added})
 
 
 def row_to_read(row: ResponseRow) -> ResponseRead:
-    return to_read(row[0], row[1])
+    return ResponseRead.of(row[0], row[1])
+
+
+def _repeated_in_batch(items: Sequence[ResponseCreate]) -> set[int]:
+    """Within one batch the first item with an external_id wins; the indexes of later ones
+    (duplicates of it, same content, or conflicts, different content)."""
+    seen: set[str] = set()
+    later: set[int] = set()
+    for index, item in enumerate(items):
+        if item.external_id is None:
+            continue
+        if item.external_id in seen:
+            later.add(index)
+        seen.add(item.external_id)
+    return later
+
+
+def _repeat(original: Response, ref: str | None, request_hash: str, with_read: bool) -> Outcome:
+    """An item whose external_id is already stored: a replay (200) of the same content, or
+    409 for other content or a deleted original."""
+    external_id = original.external_id
+    if original.deleted_at is not None:
+        return Outcome(
+            409,
+            error=ExternalIdConflict(
+                f"external_id {external_id!r} belonged to a response that was deleted"
+            ),
+        )
+    if original.request_hash != request_hash:
+        return Outcome(
+            409,
+            error=ExternalIdConflict(
+                f"external_id {external_id!r} is used by response {original.id} "
+                "with different content"
+            ),
+        )
+    return Outcome(200, original.id, read=ResponseRead.of(original, ref) if with_read else None)
 
 
 class ResponseService:
@@ -213,80 +212,29 @@ class ResponseService:
     ) -> list[Outcome]:
         """Store valid items in the caller's transaction, deduplicating by external_id.
         `with_reads` also renders the originals of repeats (a batch needs only ids)."""
-        now = utcnow()
-        outcomes: list[Outcome | None] = [None] * len(items)
         hashes = [canonical_hash(i.model_dump(mode="json", exclude_unset=True)) for i in items]
-
-        # Within one batch, the first item with an external_id wins; later ones are
-        # duplicates of it (same content) or conflicts (different content).
-        seen: set[str] = set()
-        later: set[int] = set()
-        for index, item in enumerate(items):
-            if item.external_id is None:
-                continue
-            if item.external_id in seen:
-                later.add(index)
-            seen.add(item.external_id)
-
-        hashes_ip, hashes_ua = await self._provenance(session, auth.tenant_id, client)
-        refs = {i.customer for n, i in enumerate(items) if i.customer and n not in later}
-        customer_ids = await customer_service.ensure(session, auth.tenant_id, refs)
-        rows: list[NewResponse] = []
-        row_index: list[int] = []
-        for index, item in enumerate(items):
-            if index in later:
-                continue
-            rows.append(
-                NewResponse(
-                    id=new_id(),
-                    kind=item.kind.value,
-                    score=item.score,
-                    scale_min=item.scale_min,  # type: ignore[arg-type]  # set by validation
-                    scale_max=item.scale_max,  # type: ignore[arg-type]
-                    comment=item.comment,
-                    tags=json.dumps(item.tags),
-                    channel=item.channel.value,
-                    touchpoint=item.touchpoint,
-                    survey=item.survey,
-                    customer_id=customer_ids[item.customer] if item.customer else None,
-                    agent_ref=item.agent_ref,
-                    location_ref=item.location_ref,
-                    language=item.language,
-                    attributes=json.dumps(item.attributes),
-                    external_id=item.external_id,
-                    request_hash=hashes[index],
-                    api_key_id=auth.key_id,
-                    occurred_at=item.occurred_at or now,
-                    received_at=now,
-                    verified=auth.trusted,
-                    ip_hash=hashes_ip,
-                    ua_hash=hashes_ua,
-                )
-            )
-            row_index.append(index)
-
+        later = _repeated_in_batch(items)
+        rows = await self._new_rows(session, auth, items, later, hashes, client)
         repo = ResponseRepository(session)
         # One order for every writer (customers are ensured in ref order too): two batches
         # that share external_ids then wait on each other's rows instead of deadlocking.
-        ordered = sorted(rows, key=lambda r: (r.external_id is None, r.external_id or ""))
+        ordered = sorted(rows.values(), key=lambda r: (r.external_id is None, r.external_id or ""))
         inserted = await repo.insert_many(auth.tenant_id, ordered) if rows else set()
-        skipped: list[int] = []
+        outcomes: dict[int, Outcome] = {}
         created: list[ResponseRead] = []
         stored: list[StoredResponse] = []
-        for index, row in zip(row_index, rows, strict=True):
+        for index, row in rows.items():
             if row.id in inserted:
                 read = _new_read(row, items[index])
                 created.append(read)
                 stored.append(StoredResponse.of_read(read, row.customer_id))
                 outcomes[index] = Outcome(201, row.id, read=read)
-            else:
-                skipped.append(index)
         await event_service.emit(session, auth.tenant_id, EventType.RESPONSE_CREATED, created)
         await responses_stored.fire(session, auth.tenant_id, stored)
 
         # Skipped rows and in-batch repeats meet the stored original (which may be a row
         # this very batch inserted): same content is a replay, anything else a conflict.
-        repeats = skipped + sorted(later)
+        repeats = [i for i in range(len(items)) if i not in outcomes]
         if repeats:
             wanted = {e for i in repeats if (e := items[i].external_id) is not None}
             existing = await repo.by_external_ids(auth.tenant_id, wanted)
@@ -294,21 +242,53 @@ class ResponseService:
                 external_id = items[index].external_id
                 assert external_id is not None
                 original, ref = existing[external_id]
-                if original.deleted_at is not None:
-                    error = ExternalIdConflict(
-                        f"external_id {external_id!r} belonged to a response that was deleted"
-                    )
-                    outcomes[index] = Outcome(409, error=error)
-                elif original.request_hash != hashes[index]:
-                    error = ExternalIdConflict(
-                        f"external_id {external_id!r} is used by response {original.id} "
-                        "with different content"
-                    )
-                    outcomes[index] = Outcome(409, error=error)
-                else:
-                    replay = to_read(original, ref) if with_reads else None
-                    outcomes[index] = Outcome(200, original.id, read=replay)
-        return [o for o in outcomes if o is not None]
+                outcomes[index] = _repeat(original, ref, hashes[index], with_reads)
+        return in_order(outcomes, len(items))
+
+    async def _new_rows(
+        self,
+        session: AsyncSession,
+        auth: AuthContext,
+        items: Sequence[ResponseCreate],
+        later: set[int],
+        hashes: Sequence[str],
+        client: Client | None,
+    ) -> dict[int, NewResponse]:
+        """The rows to insert, by item index (in-batch repeats left out), with their
+        customers ensured and the client's provenance hashed."""
+        now = utcnow()
+        hashes_ip, hashes_ua = await self._provenance(session, auth.tenant_id, client)
+        refs = {i.customer for n, i in enumerate(items) if i.customer and n not in later}
+        customer_ids = await customer_service.ensure(session, auth.tenant_id, refs)
+        return {
+            index: NewResponse(
+                id=new_id(),
+                kind=item.kind.value,
+                score=item.score,
+                scale_min=item.scale_min,  # type: ignore[arg-type]  # set by validation
+                scale_max=item.scale_max,  # type: ignore[arg-type]
+                comment=item.comment,
+                tags=json.dumps(item.tags),
+                channel=item.channel.value,
+                touchpoint=item.touchpoint,
+                survey=item.survey,
+                customer_id=customer_ids[item.customer] if item.customer else None,
+                agent_ref=item.agent_ref,
+                location_ref=item.location_ref,
+                language=item.language,
+                attributes=json.dumps(item.attributes),
+                external_id=item.external_id,
+                request_hash=hashes[index],
+                api_key_id=auth.key_id,
+                occurred_at=item.occurred_at or now,
+                received_at=now,
+                verified=auth.trusted,
+                ip_hash=hashes_ip,
+                ua_hash=hashes_ua,
+            )
+            for index, item in enumerate(items)
+            if index not in later
+        }
 
     async def answer(
         self,
