@@ -10,8 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from feedback_api.kit.types import Bound
-from feedback_api.metrics.periods import (
+from feedback_api.kit.periods import (
     MAX_BUCKETS,
     Interval,
     TooManyBuckets,
@@ -23,6 +22,7 @@ from feedback_api.metrics.periods import (
     next_start,
     previous_period,
 )
+from feedback_api.kit.types import Bound
 
 ZONES = [
     "UTC",

@@ -13,9 +13,9 @@ from feedback_api.auth.scopes import Scope
 from feedback_api.db import SessionDep
 from feedback_api.exceptions import InvalidRequest
 from feedback_api.kit.params import PERIOD_HELP
+from feedback_api.kit.periods import Interval
 from feedback_api.kit.schemas import problem_responses
 from feedback_api.kit.types import Bound, Text, check_storable
-from feedback_api.metrics.periods import Interval
 from feedback_api.metrics.schemas import (
     GROUP_MAX_LENGTH,
     GROUP_PATTERN,

@@ -33,8 +33,8 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from feedback_api.kit.periods import Coverage, Interval, start_of
 from feedback_api.kit.rawsql import driver_connection
-from feedback_api.metrics.periods import Coverage, Interval, start_of
 from feedback_api.metrics.selection import Selection
 
 # Dimensions the rollup keeps: filters and groupings on these are answered from it.

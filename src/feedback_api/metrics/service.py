@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -10,21 +10,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.exceptions import InvalidRequest, NotFound
 from feedback_api.jobs.service import job as job_service
-from feedback_api.kit.time import utcnow
-from feedback_api.metrics import measures
-from feedback_api.metrics.formulas import Comparison as RawComparison
-from feedback_api.metrics.measures import Histogram
-from feedback_api.metrics.periods import (
+from feedback_api.kit.periods import (
     Bucket,
     Coverage,
     Interval,
     TooManyBuckets,
     buckets,
     cover,
-    default_period,
-    local_midnight,
     previous_period,
+    resolve_period,
 )
+
+# PeriodBound: re-exported for the reports of other domains that take `from`/`to`.
+from feedback_api.kit.periods import PeriodBound as PeriodBound
+from feedback_api.kit.time import utcnow
+from feedback_api.metrics import measures
+from feedback_api.metrics.formulas import Comparison as RawComparison
+from feedback_api.metrics.measures import Histogram
 from feedback_api.metrics.repository import (
     ROLLUP_DIMENSIONS,
     MetricRepository,
@@ -52,8 +54,6 @@ from feedback_api.metrics.selection import Selection
 
 REBUILD_JOB = "metrics.rebuild"
 FIXED_SCALES = {MetricKind.NPS: (0, 10), MetricKind.CSAT: (1, 5), MetricKind.CES: (1, 7)}
-
-PeriodBound = datetime | date | None
 
 
 @dataclass(slots=True)
@@ -209,12 +209,6 @@ def _period(start: datetime, end: datetime, zone: ZoneInfo) -> Period:
     return Period(from_=start.astimezone(zone), to=end.astimezone(zone), timezone=zone.key)
 
 
-def _instant(bound: PeriodBound, zone: ZoneInfo) -> datetime | None:
-    if bound is None or isinstance(bound, datetime):
-        return bound
-    return local_midnight(bound, zone)
-
-
 class MetricService:
     async def _context(self, session: AsyncSession, tenant_id: UUID) -> _Context:
         settings = await MetricRepository(session).settings(tenant_id)
@@ -232,24 +226,7 @@ class MetricService:
     def _resolve(
         self, query: MetricQuery, zone: ZoneInfo, names: tuple[str, str] = ("from", "to")
     ) -> tuple[datetime, datetime]:
-        start, end = _instant(query.start, zone), _instant(query.end, zone)
-        if start is None or end is None:
-            default_start, default_end = default_period(utcnow(), zone)
-            if start is None and end is None:
-                start, end = default_start, default_end
-            elif start is None:
-                assert end is not None
-                start = end - (default_end - default_start)
-            else:
-                end = start + (default_end - default_start)
-        if start >= end:
-            raise InvalidRequest.at(
-                ("query", names[0]),
-                "period_order",
-                f"must be before {names[1]}",
-                detail=f"`{names[0]}` must be before `{names[1]}`",
-            )
-        return start, end
+        return resolve_period(query.start, query.end, zone, utcnow(), names)
 
     async def period(
         self, session: AsyncSession, tenant_id: UUID, start: PeriodBound, end: PeriodBound

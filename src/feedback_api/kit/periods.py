@@ -20,6 +20,11 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from feedback_api.exceptions import InvalidRequest
+
+#: A `from`/`to` as a client sends it (kit.types.Bound): an instant, a local date, or unset.
+PeriodBound = datetime | date | None
+
 MAX_BUCKETS = 1000
 
 
@@ -179,6 +184,44 @@ def default_period(now: datetime, zone: ZoneInfo, days: int = 30) -> tuple[datet
         local_midnight(today - timedelta(days=days - 1), zone),
         local_midnight(today + timedelta(days=1), zone),
     )
+
+
+def instant(bound: PeriodBound, zone: ZoneInfo) -> datetime | None:
+    """A bound as an instant: a date is its local midnight in `zone`."""
+    if bound is None or isinstance(bound, datetime):
+        return bound
+    return local_midnight(bound, zone)
+
+
+def resolve_period(
+    start: PeriodBound,
+    end: PeriodBound,
+    zone: ZoneInfo,
+    now: datetime,
+    names: tuple[str, str] = ("from", "to"),
+) -> tuple[datetime, datetime]:
+    """The one reading of `from`/`to` for every report: dates are local midnights; with
+    neither, the last 30 local days (`default_period`); with one, a period of that length
+    from or to it. `start` must come before `end` (422 `period_order` on `names[0]`)."""
+    lo, hi = instant(start, zone), instant(end, zone)
+    if lo is None or hi is None:
+        default_start, default_end = default_period(now, zone)
+        length = default_end - default_start
+        if lo is None and hi is None:
+            lo, hi = default_start, default_end
+        elif lo is None:
+            assert hi is not None
+            lo = hi - length
+        else:
+            hi = lo + length
+    if lo >= hi:
+        raise InvalidRequest.at(
+            ("query", names[0]),
+            "period_order",
+            f"must be before {names[1]}",
+            detail=f"`{names[0]}` must be before `{names[1]}`",
+        )
+    return lo, hi
 
 
 def previous_period(start: datetime, end: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
