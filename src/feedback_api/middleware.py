@@ -68,6 +68,48 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+class _Exchange:
+    """One request as the middleware follows it: the status it answered (500 until the
+    app starts a response), whether a response has started, and the scope routing wrote
+    the route into (the last attempt's)."""
+
+    __slots__ = ("final_scope", "request_id", "scope", "started", "status", "_send")
+
+    def __init__(self, scope: Scope, send: Send, request_id: str) -> None:
+        self.scope = self.final_scope = scope
+        self._send = send
+        self.request_id = request_id
+        self.status = 500
+        self.started = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            self.status = message["status"]
+            extra = [(b"x-request-id", self.request_id.encode())]
+            # The RateLimit fields of a request the limiter let through (ratelimits).
+            limits = self.final_scope.get("state", {}).get("ratelimit")
+            if limits:
+                extra += [(k.lower().encode(), v.encode()) for k, v in limits.items()]
+            message["headers"] = [*message.get("headers", []), *extra]
+        await self._send(message)
+
+    def record(self, elapsed: float) -> None:
+        """The request's duration metric and its access-log line."""
+        method = self.scope["method"]
+        route = self.final_scope.get("route")
+        # path_format: the template without convertors ({id}, not {id:uuid})
+        template = getattr(route, "path_format", None) or getattr(route, "path", "unmatched")
+        REQUEST_DURATION.labels(method, template, str(self.status)).observe(elapsed)
+        logger.info(
+            "request",
+            method=method,
+            path=template,
+            status=self.status,
+            duration_ms=round(elapsed * 1000, 2),
+        )
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
@@ -83,72 +125,45 @@ class RequestContextMiddleware:
         request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        status_holder = [500]
-        response_started = [False]
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                response_started[0] = True
-                status_holder[0] = message["status"]
-                message.setdefault("headers", [])
-                extra = [(b"x-request-id", request_id.encode())]
-                # The RateLimit fields of a request the limiter let through (ratelimits).
-                limits = final_scope.get("state", {}).get("ratelimit")
-                if limits:
-                    extra += [(k.lower().encode(), v.encode()) for k, v in limits.items()]
-                message["headers"] = [*message["headers"], *extra]
-            await send(message)
-
-        final_scope = scope
+        exchange = _Exchange(scope, send, request_id)
         try:
-            rejected: FeedbackError | None = None
             body: bytes | None = None
             if scope["method"].encode() in _BODY_METHODS:
                 try:
                     body = await self._read_body(headers, receive, scope["path"])
                 except FeedbackError as exc:
-                    rejected = exc
+                    await self._send_problem(exc, request_id, exchange.send)
+                    return
                 except ClientGone:
-                    status_holder[0] = 499  # logged as nginx does: client closed request
+                    exchange.status = 499  # logged as nginx does: client closed request
                     return
-            if rejected is not None:
-                await self._send_problem(rejected, request_id, send_with_id)
-                return
-            for attempt in range(1, MAX_ATTEMPTS + 1):
-                # A fresh scope per attempt: routing and FastAPI write into it.
-                final_scope = dict(scope)
-                try:
-                    await self.app(
-                        final_scope,
-                        receive if body is None else _replay(body, receive),
-                        send_with_id,
-                    )
-                    return
-                except Exception as exc:
-                    if response_started[0]:
-                        raise  # half a response is out: only closing the connection is honest
-                    answer = answer_for(exc)
-                    if answer.retry and attempt < MAX_ATTEMPTS:
-                        logger.warning("request_retried", attempt=attempt, sqlstate=sqlstate(exc))
-                        await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)
-                        continue
-                    await self._send_answer(answer, request_id, send_with_id)
-                    return
+            await self._run(exchange, receive, body)
         finally:
-            elapsed = time.perf_counter() - started
-            route = final_scope.get("route")
-            # path_format: the template without convertors ({id}, not {id:uuid})
-            template = getattr(route, "path_format", None) or getattr(route, "path", "unmatched")
-            REQUEST_DURATION.labels(scope["method"], template, str(status_holder[0])).observe(
-                elapsed
-            )
-            logger.info(
-                "request",
-                method=scope["method"],
-                path=template,
-                status=status_holder[0],
-                duration_ms=round(elapsed * 1000, 2),
-            )
+            exchange.record(time.perf_counter() - started)
+
+    async def _run(self, exchange: _Exchange, receive: Receive, body: bytes | None) -> None:
+        """The app, run again (from the body read here) when the database asked for a retry
+        (deadlock, serialization failure) and no byte of the response is out yet."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            # A fresh scope per attempt: routing and FastAPI write into it.
+            exchange.final_scope = dict(exchange.scope)
+            try:
+                await self.app(
+                    exchange.final_scope,
+                    receive if body is None else _replay(body, receive),
+                    exchange.send,
+                )
+                return
+            except Exception as exc:
+                if exchange.started:
+                    raise  # half a response is out: only closing the connection is honest
+                answer = answer_for(exc)
+                if answer.retry and attempt < MAX_ATTEMPTS:
+                    logger.warning("request_retried", attempt=attempt, sqlstate=sqlstate(exc))
+                    await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)
+                    continue
+                await self._send_answer(answer, exchange.request_id, exchange.send)
+                return
 
     async def _read_body(self, headers: dict[bytes, bytes], receive: Receive, path: str) -> bytes:
         """The whole body, read here within the limit (so a request can be run again after
