@@ -23,10 +23,10 @@ import asyncpg
 from fastapi import Depends, FastAPI, Request
 
 from feedback_api.app import create_app
-from feedback_api.auth.dependencies import Credentials
 from feedback_api.config import Settings
 from feedback_api.db import SessionDep, SettingsDep, normalize_url
 from feedback_api.idempotency.dependencies import IdempotencyKeyHeader
+from feedback_api.keys.dependencies import Credentials
 from feedback_api.responses.schemas import ResponseCreate
 
 INSERT = (

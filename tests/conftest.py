@@ -7,13 +7,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from feedback_api import assembly
-from feedback_api.app import create_app
 from feedback_api.config import Settings
-from feedback_api.db import create_engine, get_session
+from feedback_api.db import create_engine
 from feedback_api.logging import configure_logging
+from tests.fixtures.app import ADMIN_TOKEN, build_app
 from tests.fixtures.auth import TenantHandle, create_tenant_handle
 from tests.fixtures.database import (
     create_database,
@@ -24,8 +24,6 @@ from tests.fixtures.database import (
 from tests.fixtures.live import live, other_live  # noqa: F401  (fixtures)
 from tests.fixtures.receiver import receiver  # noqa: F401  (fixture)
 
-ADMIN_TOKEN = "test-admin-token-" + "0123456789abcdef0123"
-
 
 def pytest_configure(config: pytest.Config) -> None:
     # Tests that call services without an app see the same reactions (tickets) as the app.
@@ -35,6 +33,16 @@ def pytest_configure(config: pytest.Config) -> None:
     configure_logging("WARNING")
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
         prepare_template()
+
+
+# Fixtures that start processes (the API, the worker, Chromium): their tests are `slow`.
+SLOW_FIXTURES = frozenset({"processes", "own_processes", "browser"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -83,25 +91,6 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 @pytest.fixture
 def app(settings: Settings, engine: AsyncEngine, session: AsyncSession) -> FastAPI:
     return build_app(settings, engine, session)
-
-
-def build_app(settings: Settings, engine: AsyncEngine, session: AsyncSession) -> FastAPI:
-    """The app on the test's session: its commits are savepoints of the test transaction."""
-    app = create_app(settings)
-    app.state.engine = engine
-    app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
-
-    async def test_session() -> AsyncIterator[AsyncSession]:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
-
-    app.dependency_overrides[get_session] = test_session
-    return app
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from feedback_api.integrity.endpoints import router as integrity_router
 from feedback_api.invitations.endpoints import router as invitations_router
 from feedback_api.keys.endpoints import router as keys_router
 from feedback_api.metrics.endpoints import router as metrics_router
+from feedback_api.privacy.endpoints import router as privacy_router
 from feedback_api.public.endpoints import router as public_router
 from feedback_api.responses.endpoints import router as responses_router
 from feedback_api.tenants.endpoints import router as tenants_router
@@ -23,6 +24,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     tenants_router,
     keys_router,
     customers_router,
+    privacy_router,  # /v1/customers/{ref}/export and DELETE /v1/customers/{ref}
     responses_router,
     metrics_router,
     tickets_router,

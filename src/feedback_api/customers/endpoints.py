@@ -5,13 +5,11 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic_core import PydanticCustomError
 
-from feedback_api.auth.context import AuthContext
-from feedback_api.auth.dependencies import require
-from feedback_api.auth.scopes import Scope
+from feedback_api.customers.params import CustomersRead, CustomersWrite, Ref
 from feedback_api.customers.schemas import CustomerRead, CustomerUpsert
 from feedback_api.customers.service import customer as customer_service
 from feedback_api.db import SessionDep
@@ -22,21 +20,12 @@ from feedback_api.kit.schemas import Page, problem_responses
 from feedback_api.kit.types import (
     ATTRIBUTE_KEY_PATTERN,
     MAX_ATTRIBUTES_KEYS,
-    ExternalRef,
     Text,
     check_storable,
 )
-from feedback_api.privacy.schemas import CustomerExport
-from feedback_api.privacy.service import privacy as privacy_service
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
-CustomersWrite = Annotated[AuthContext, Depends(require(Scope.CUSTOMERS_WRITE))]
-CustomersRead = Annotated[AuthContext, Depends(require(Scope.CUSTOMERS_READ))]
-Ref = Annotated[
-    ExternalRef,
-    Path(description="Your system's id for the customer (no spaces, `/`, `?` or `#`)."),
-]
 ATTRIBUTE_FILTER_PREFIX = "attr."
 MAX_ATTRIBUTE_FILTER_LENGTH = 1000
 _ATTRIBUTE_NAME = re.compile(ATTRIBUTE_KEY_PATTERN)
@@ -137,29 +126,3 @@ def _attribute_filters(request: Request) -> dict[str, str]:
     if errors:
         raise InvalidRequest("the attribute filters are not valid", errors=errors)
     return attributes
-
-
-@router.get("/{external_ref}/export", responses=problem_responses(403, 404))
-async def export_customer(
-    external_ref: Ref, session: SessionDep, auth: CustomersRead
-) -> CustomerExport:
-    """Everything we hold about a customer, as JSON: answer a data-subject access request."""
-    return await privacy_service.export(session, auth.tenant_id, external_ref)
-
-
-@router.delete(
-    "/{external_ref}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(403, 404),
-)
-async def erase_customer(external_ref: Ref, session: SessionDep, auth: CustomersWrite) -> None:
-    """Erase a customer (right to be forgotten).
-
-    The customer record goes, and with it everything that names them or ties their
-    responses to each other: comments, attributes, `external_id`, trigger refs, ticket
-    texts, flag evidence, and the same in stored event payloads. Their responses stay in
-    the numbers as anonymous, unlinked scores. The ref stays barred from invitations (a
-    block under a keyed hash, which nothing lifts), and `customer.erased` carries it for 4
-    days so that your systems can erase the customer too. An audit entry with counts
-    records the erasure. The ref can name a new record afterwards (never invited)."""
-    await privacy_service.erase(session, auth.tenant_id, external_ref, actor_key_id=auth.key_id)

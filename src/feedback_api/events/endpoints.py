@@ -6,12 +6,12 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query
 
 from feedback_api.auth.context import AuthContext
-from feedback_api.auth.dependencies import require
 from feedback_api.auth.scopes import Scope
 from feedback_api.db import SessionDep
 from feedback_api.events.catalogue import EVENT_TYPE_FILTER_PATTERN
 from feedback_api.events.schemas import EventPage, EventRead
 from feedback_api.events.service import event as event_service
+from feedback_api.keys.dependencies import require
 from feedback_api.kit.params import CURSOR_PATTERN, Limit, parse_cursor
 from feedback_api.kit.schemas import problem_responses
 from feedback_api.kit.types import Text

@@ -7,7 +7,6 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, status
 
 from feedback_api.auth.context import AuthContext
-from feedback_api.auth.dependencies import require
 from feedback_api.auth.scopes import Scope
 from feedback_api.db import SessionDep
 from feedback_api.integrity.schemas import (
@@ -26,6 +25,7 @@ from feedback_api.integrity.schemas import (
     SubjectType,
 )
 from feedback_api.integrity.service import integrity as integrity_service
+from feedback_api.keys.dependencies import require
 from feedback_api.kit.params import PERIOD_HELP, Cursor, Limit, parse_cursor
 from feedback_api.kit.schemas import Page, problem_responses
 from feedback_api.kit.types import Bound, Text

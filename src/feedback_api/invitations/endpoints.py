@@ -7,7 +7,6 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from feedback_api.auth.context import AuthContext
-from feedback_api.auth.dependencies import require
 from feedback_api.auth.scopes import Scope
 from feedback_api.db import SessionDep
 from feedback_api.invitations.schemas import (
@@ -35,6 +34,7 @@ from feedback_api.invitations.schemas import (
     UnsubscribeRequest,
 )
 from feedback_api.invitations.service import invitation as invitation_service
+from feedback_api.keys.dependencies import require
 from feedback_api.kit.params import PERIOD_HELP, Cursor, Limit, parse_cursor
 from feedback_api.kit.schemas import Page, problem_responses
 from feedback_api.kit.types import Bound, ExternalRef, Text

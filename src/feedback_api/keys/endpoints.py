@@ -7,9 +7,9 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, status
 
 from feedback_api.auth.context import AuthContext
-from feedback_api.auth.dependencies import require
 from feedback_api.auth.scopes import Scope
 from feedback_api.db import SessionDep
+from feedback_api.keys.dependencies import require
 from feedback_api.keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, ApiKeyUpdate
 from feedback_api.keys.service import api_key as api_key_service
 from feedback_api.kit.params import Cursor, Limit, parse_cursor

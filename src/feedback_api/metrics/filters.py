@@ -13,9 +13,9 @@ from fastapi import Depends, Query, Request
 from pydantic_core import PydanticCustomError
 
 from feedback_api.auth.context import AuthContext
-from feedback_api.auth.dependencies import require
 from feedback_api.auth.scopes import Scope
 from feedback_api.exceptions import InvalidRequest
+from feedback_api.keys.dependencies import require
 from feedback_api.kit.params import PERIOD_HELP
 from feedback_api.kit.types import Bound, Text, check_storable
 from feedback_api.metrics.schemas import Integrity, MetricKind

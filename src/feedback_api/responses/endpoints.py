@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import Response, StreamingResponse
 
 from feedback_api.auth.context import AuthContext
-from feedback_api.auth.dependencies import require
 from feedback_api.auth.scopes import Scope
 from feedback_api.db import SessionDep, SettingsDep
 from feedback_api.idempotency.dependencies import IdempotencyKeyHeader, run_idempotent
 from feedback_api.integrity.provenance import Client
+from feedback_api.keys.dependencies import require
 from feedback_api.kit.params import Cursor, Limit, parse_cursor
 from feedback_api.kit.schemas import Page, problem_responses
 from feedback_api.kit.types import Text, Timestamp

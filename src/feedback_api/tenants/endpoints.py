@@ -7,9 +7,9 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, status
 
 from feedback_api.auth.context import AuthContext
-from feedback_api.auth.dependencies import AdminDep, require
 from feedback_api.auth.scopes import Scope
 from feedback_api.db import SessionDep
+from feedback_api.keys.dependencies import AdminDep, require
 from feedback_api.keys.schemas import ApiKeyCreated
 from feedback_api.kit.params import Cursor, Limit, parse_cursor
 from feedback_api.kit.schemas import Page, problem_responses

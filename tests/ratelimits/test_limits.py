@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from feedback_api.config import Settings
 from feedback_api.ratelimits.limiter import CHECK_DEADLINE_SECONDS
 from feedback_api.ratelimits.policies import DEFAULTS, Limit, Policy
-from tests.conftest import ADMIN_TOKEN, build_app
+from tests.fixtures.app import ADMIN_TOKEN, build_app
 from tests.fixtures.auth import TenantHandle, assert_problem, bearer
 from tests.fixtures.processes import Processes
 from tests.fixtures.processes import own_processes as own_processes  # the fixture

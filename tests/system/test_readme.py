@@ -10,14 +10,14 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
 from tests.fixtures.auth import TenantHandle
+from tests.fixtures.paths import ROOT
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = ROOT / "README.md"
 BLOCK = re.compile(r"<!-- walkthrough:start -->\s*```sh\n(.*?)```\s*<!-- walkthrough:end -->", re.S)
 ASSIGN = re.compile(r"^(\w+)=\$\((.*)\|\s*jq -r '?\.([\w.\[\]]+)'?\)$")
 STEP = re.compile(r"(\w+)|\[(\d+)\]")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.fixtures.auth import TenantHandle
-from tests.test_metrics_api import (
+from tests.fixtures.metrics import (
     Item,
     assert_matches,
     brute,

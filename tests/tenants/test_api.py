@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import ADMIN_TOKEN
+from tests.fixtures.app import ADMIN_TOKEN
 from tests.fixtures.auth import TenantHandle, assert_problem, bearer
 
 ADMIN = bearer(ADMIN_TOKEN)

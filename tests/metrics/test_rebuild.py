@@ -30,7 +30,7 @@ from feedback_api.models import Job
 from feedback_api.worker import TASKS
 from feedback_api.worker_context import JobContext
 from tests.fixtures.live import Live
-from tests.test_metrics_api import make_items
+from tests.fixtures.metrics import make_items
 
 Sessions = async_sessionmaker[AsyncSession]
 Hook = Callable[[AsyncSession], Awaitable[None]]

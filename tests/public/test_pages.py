@@ -23,11 +23,12 @@ from playwright.async_api import Browser, Page, expect
 from tests.fixtures.auth import bearer
 from tests.fixtures.browser import browser  # noqa: F401  (fixture)
 from tests.fixtures.database import create_database, drop_database, template_name
+from tests.fixtures.paths import ROOT
 from tests.fixtures.processes import Processes
 
 pytestmark = pytest.mark.browser
 
-DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
+DOCS_IMAGES = ROOT / "docs" / "images"
 UPDATE_SCREENSHOTS = os.environ.get("FEEDBACK_UPDATE_SCREENSHOTS") == "1"
 # An iPhone 14's screen in CSS pixels. The test runs at its real density (3); the saved
 # screenshots at 2, sharp enough for the docs at half the bytes.

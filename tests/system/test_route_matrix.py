@@ -3,48 +3,13 @@ must be added to ROUTES (the last test fails otherwise), which makes its scope e
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from tests.fixtures.auth import TenantHandle, assert_problem
+from tests.fixtures.routes import BODIES, SOME_ID
 
-SOME_ID = str(uuid.uuid4())
-BODIES = {
-    "POST /v1/api-keys": {"name": "x", "publishable": True},
-    "PATCH /v1/api-keys/{key_id}": {"name": "x"},
-    "PATCH /v1/tenant": {"name": "x"},
-    "PUT /v1/customers/{external_ref}": {},
-    "POST /v1/responses": {"kind": "nps", "score": 9, "channel": "crm"},
-    "POST /v1/responses/batch": {"items": [{"kind": "nps", "score": 9, "channel": "crm"}]},
-    "PATCH /v1/responses/{response_id}": {"tags": []},
-    "POST /v1/webhook-endpoints": {"url": "https://example.com/hooks"},
-    "PATCH /v1/webhook-endpoints/{endpoint_id}": {"enabled": True},
-    "POST /v1/tickets": {"subject": "x"},
-    "PATCH /v1/tickets/{ticket_id}": {"team": "x"},
-    "POST /v1/tickets/{ticket_id}/notes": {"body": "x"},
-    "POST /v1/tickets/{ticket_id}/replies": {"body": "x"},
-    "POST /v1/tickets/{ticket_id}/follow-up": {"solved": True},
-    "POST /v1/ticket-rules": {"name": "x", "position": 1},
-    "PATCH /v1/ticket-rules/{rule_id}": {"enabled": False},
-    "POST /v1/sla-policies": {"key": "x", "name": "x", "targets": {}},
-    "PATCH /v1/sla-policies/{key}": {"name": "x"},
-    "POST /v1/surveys": {"key": "x", "kind": "nps", "question": {"en": "x"}},
-    "PATCH /v1/surveys/{key}": {"active": False},
-    "PATCH /v1/contact-rules": {"frequency_days": 7},
-    "POST /v1/invitations": {"customer": "c", "survey": "x"},
-    "POST /v1/invitations/batch": {"items": [{"customer": "c", "survey": "x"}]},
-    "POST /v1/invitations/{invitation_id}/delivery": {"status": "delivered"},
-    "POST /v1/customers/{external_ref}/unsubscribe": {},
-    "POST /v1/signing-keys/rotate": {},
-    "POST /v1/integrity/flags": {"response_ids": [SOME_ID], "reason": "matrix"},
-    "POST /v1/integrity/flags/{flag_id}/confirm": {"reason": "matrix"},
-    "POST /v1/integrity/flags/{flag_id}/dismiss": {"reason": "matrix"},
-    "PATCH /v1/integrity/settings": {},
-    "POST /v1/integrity/screen-failures/retry": {},
-}
 # route -> the scope it needs (None: any secret key)
 ROUTES: dict[str, str | None] = {
     "GET /v1/tenant": None,

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from feedback_api.metrics.measures import Histogram, measure
 from tests.fixtures.auth import TenantHandle, assert_problem
-from tests.test_metrics_api import fold, seed
+from tests.fixtures.metrics import fold, seed
 
 AT = "2026-09-01T10:00:00Z"
 DAY = {"from": "2026-09-01", "to": "2026-09-02"}

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 KEY = re.compile(r"fbk_sk_[A-Za-z0-9_-]{20,}")
 
@@ -53,6 +54,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_serve_on_embedded_postgres(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     log = tmp_path / "serve.log"

@@ -11,10 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.fixtures import paths
 from tests.fixtures.processes import Processes
 from tests.fixtures.processes import own_processes as own_processes  # the fixture
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = paths.ROOT
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 #: Fixed, so that CI is repeatable; `make fuzz` explores with fresh seeds.
 SEED = 20261201

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from feedback_api.openapi import render
 from tests.fixtures.auth import TenantHandle, bearer
-from tests.test_route_matrix import BODIES
+from tests.fixtures.routes import BODIES
 
 SPEC: dict[str, Any] = json.loads(render())
 

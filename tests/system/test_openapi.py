@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 from feedback_api.openapi import render
+from tests.fixtures.paths import ROOT
 
-COMMITTED = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
+COMMITTED = ROOT / "openapi" / "openapi.json"
 
 
 def test_committed_contract_matches_the_code() -> None:

@@ -66,6 +66,7 @@ class TestMigrations:
         upgrade(empty_database)
         assert _inspect(empty_database, _diff) == []
 
+    @pytest.mark.slow
     def test_replicas_starting_together_take_turns(self, empty_database: str) -> None:
         env = {**os.environ, "FEEDBACK_DATABASE_URL": empty_database}
         replicas = [

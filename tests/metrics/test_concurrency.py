@@ -12,7 +12,7 @@ from feedback_api.config import Settings
 from feedback_api.metrics.repository import MetricRepository
 from feedback_api.worker import Worker
 from tests.fixtures.live import Live
-from tests.test_metrics_api import make_items
+from tests.fixtures.metrics import make_items
 
 WRITERS = 8
 BATCHES = 5

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from feedback_api.app import create_app
 from feedback_api.config import Settings
 from feedback_api.db import create_engine, create_sessionmaker
-from tests.conftest import build_app
+from tests.fixtures.app import build_app
 from tests.fixtures.auth import TenantHandle, assert_problem, bearer
 
 

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from feedback_api.config import Settings
 from feedback_api.logging import configure_logging
-from tests.conftest import build_app
+from tests.fixtures.app import build_app
 from tests.fixtures.auth import TenantHandle
 
 

@@ -11,121 +11,27 @@ import csv
 import io
 import json
 import random
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from feedback_api.metrics.measures import Histogram, measure
-from feedback_api.metrics.repository import MetricRepository
 from feedback_api.metrics.service import merge_small_cells
 from feedback_api.worker import TASKS
 from feedback_api.worker_context import JobContext
 from tests.fixtures.auth import TenantHandle, assert_problem
 from tests.fixtures.live import Live
-
-SCALES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
-CHANNELS = ["app", "web", "email", "in_person"]
-TOUCHPOINTS = ["delivery", "support", None]
-SURVEYS = ["relationship", None]
-TAGS = ["late", "price", "staff"]
-AGENTS = ["agent-1", "agent-2", None]
-LOCATIONS = ["store-1", "store-2"]
-LANGUAGES = ["en", "zh-CN"]
-CUSTOMERS = [f"c-{i}" for i in range(12)]
-START = datetime(2026, 6, 1, tzinfo=UTC)
-Item = dict[str, Any]
-
-
-def make_items(rng: random.Random, count: int, days: int = 90) -> list[Item]:
-    items = []
-    for _ in range(count):
-        kind = rng.choice(["nps", "nps", "csat", "ces"])
-        low, high = SCALES[kind]
-        item: Item = {
-            "kind": kind,
-            "score": rng.randint(low, high),
-            "channel": rng.choice(CHANNELS),
-            "tags": rng.sample(TAGS, rng.randint(0, 2)),
-            "agent_ref": rng.choice(AGENTS),
-            "location_ref": rng.choice(LOCATIONS),
-            "language": rng.choice(LANGUAGES),
-            "customer": rng.choice([*CUSTOMERS, None]),
-            "occurred_at": (START + timedelta(seconds=rng.randint(0, days * 86400))).isoformat(),
-        }
-        for field, choices in (("touchpoint", TOUCHPOINTS), ("survey", SURVEYS)):
-            if (value := rng.choice(choices)) is not None:
-                item[field] = value
-        items.append({k: v for k, v in item.items() if v is not None})
-    return items
-
-
-async def seed(tenant: TenantHandle, items: list[Item]) -> list[str]:
-    ids: list[str] = []
-    for first in range(0, len(items), 1000):
-        response = await tenant.post(
-            "/v1/responses/batch", json={"items": items[first : first + 1000]}
-        )
-        assert response.status_code == 200, response.text
-        assert response.json()["failed"] == 0, response.text
-        ids.extend(r["id"] for r in response.json()["items"])
-    return ids
-
-
-async def tiers(tenant: TenantHandle) -> dict[str, str]:
-    tier = {ref: ("gold" if i % 3 == 0 else "silver") for i, ref in enumerate(CUSTOMERS)}
-    for ref, value in tier.items():
-        response = await tenant.put(f"/v1/customers/{ref}", json={"attributes": {"tier": value}})
-        assert response.status_code in (200, 201), response.text
-    return tier
-
-
-def brute(
-    items: list[Item], kind: str, lo: datetime, hi: datetime, keep: Callable[[Item], bool]
-) -> Histogram:
-    low, high = SCALES[kind]
-    return Histogram.of(
-        low,
-        high,
-        (
-            i["score"]
-            for i in items
-            if i["kind"] == kind and lo <= datetime.fromisoformat(i["occurred_at"]) < hi and keep(i)
-        ),
-    )
-
-
-async def fold(tenant: TenantHandle) -> None:
-    repo = MetricRepository(tenant.session)
-    while await repo.fold():
-        pass
-    assert await repo.pending_deltas() == 0
-
-
-async def metric(tenant: TenantHandle, kind: str = "nps", **params: Any) -> dict[str, Any]:
-    response = await tenant.get(f"/v1/metrics/{kind}", params=params)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def assert_matches(body: dict[str, Any], kind: str, expected: Histogram) -> None:
-    want = measure(kind, expected)
-    assert body["distribution"] == expected.counts
-    assert body["n"] == want.n
-    assert body["categories"] == want.categories
-    if want.value is None:
-        assert body["value"] is None
-    else:
-        assert body["value"] == pytest.approx(want.value)
-    if want.interval is None:
-        assert body["interval"] is None
-    else:
-        assert (body["interval"]["low"], body["interval"]["high"]) == pytest.approx(
-            (want.interval.low, want.interval.high)
-        )
+from tests.fixtures.metrics import (
+    SCALES,
+    START,
+    assert_matches,
+    brute,
+    fold,
+    make_items,
+    metric,
+    seed,
+)
 
 
 async def test_small_cells_are_merged_into_other(tenant: TenantHandle) -> None:

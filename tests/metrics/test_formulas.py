@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,10 +17,9 @@ from hypothesis import strategies as st
 
 from feedback_api.metrics import formulas as f
 from feedback_api.metrics.measures import Histogram, compare, measure, needed_n
+from tests.fixtures.paths import REFERENCE
 
-VECTORS: dict[str, Any] = json.loads(
-    (Path(__file__).parent / "reference" / "stats-vectors.json").read_text()
-)
+VECTORS: dict[str, Any] = json.loads((REFERENCE / "stats-vectors.json").read_text())
 PROPORTION = 1e-4
 POINTS = 1e-2
 
