@@ -245,6 +245,16 @@ class BatchResult(BaseModel):
     duplicates: int
     failed: int
 
+    @classmethod
+    def of(cls, items: list[BatchItemResult]) -> Self:
+        """The per-item results (in request order) with their counts."""
+        return cls(
+            items=items,
+            created=sum(r.status == 201 for r in items),
+            duplicates=sum(r.status == 200 for r in items),
+            failed=sum(r.status >= 400 for r in items),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ResponseFilters:

@@ -183,6 +183,15 @@ def _repeat(original: Response, ref: str | None, request_hash: str, with_read: b
     return Outcome(200, original.id, read=ResponseRead.of(original, ref) if with_read else None)
 
 
+def _refused_by_database(index: int) -> InvalidRequest:
+    return InvalidRequest.at(
+        ("body", "items", index),
+        "invalid_value",
+        "a value cannot be stored",
+        detail="the database refused a value of this item",
+    )
+
+
 class ResponseService:
     def check_item(
         self, item: ResponseCreate, auth: AuthContext, now: datetime, skew: timedelta
@@ -467,31 +476,17 @@ class ResponseService:
             stored.update((index, outcome) for (index, _), outcome in zip(chunk, done, strict=True))
 
         async def refused(entry: tuple[int, ResponseCreate], exc: Exception) -> None:
-            stored[entry[0]] = Outcome(
-                422,
-                error=InvalidRequest.at(
-                    ("body", "items", entry[0]),
-                    "invalid_value",
-                    "a value cannot be stored",
-                    detail="the database refused a value of this item",
-                ),
-            )
+            stored[entry[0]] = Outcome(422, error=_refused_by_database(entry[0]))
 
         await isolate(session, "responses.batch", valid, work, refused, is_poison=is_data_error)
-        for index, outcome in sorted(stored.items()):
+        for index, outcome in stored.items():
             results[index] = BatchItemResult(
                 index=index,
                 status=outcome.status,  # type: ignore[arg-type]
                 id=outcome.id,
                 error=ItemError.of(outcome.error) if outcome.error else None,
             )
-        ordered = in_order(results, len(raw_items))
-        return BatchResult(
-            items=ordered,
-            created=sum(r.status == 201 for r in ordered),
-            duplicates=sum(r.status == 200 for r in ordered),
-            failed=sum(r.status >= 400 for r in ordered),
-        )
+        return BatchResult.of(in_order(results, len(raw_items)))
 
     async def export(
         self,
