@@ -25,7 +25,7 @@ from feedback_api.invitations.service import ref_hash
 from feedback_api.models import AuditLog, ContactBlock, ContactRules, Event, IntegrityFlag, Job
 from feedback_api.privacy.service import NOTICE, NOTICE_JOB
 from feedback_api.privacy.service import privacy as privacy_service
-from feedback_api.webhooks.service import RETRY_SCHEDULE
+from feedback_api.webhooks.delivery import RETRY_SCHEDULE
 from tests.fixtures.auth import TenantHandle, assert_problem, bearer
 from tests.fixtures.processes import Processes
 from tests.fixtures.processes import own_processes as own_processes  # the fixture

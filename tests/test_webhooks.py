@@ -15,8 +15,8 @@ from standardwebhooks.webhooks import Webhook
 from feedback_api.config import Settings
 from feedback_api.kit.time import utcnow
 from feedback_api.models import Event, Job, JobSchedule, WebhookEndpoint
-from feedback_api.webhooks import service as webhook_module
-from feedback_api.webhooks import ssrf
+from feedback_api.webhooks import delivery as delivery_module
+from feedback_api.webhooks import sending, ssrf
 from feedback_api.worker import Worker
 from tests.fixtures.auth import TenantHandle, assert_problem
 from tests.fixtures.live import Live, _live_tenant
@@ -321,7 +321,7 @@ class TestDelivery:
             await session.execute(
                 update(WebhookEndpoint)
                 .where(WebhookEndpoint.tenant_id == live.tenant_id)
-                .values(failing_since=utcnow() - webhook_module.DISABLE_AFTER)
+                .values(failing_since=utcnow() - delivery_module.DISABLE_AFTER)
             )
             await session.commit()
         receiver.answers = [Answer(status=500)]
@@ -442,7 +442,7 @@ async def deliver_deferred(
             await deliver_all(sessions, settings)
             async with sessions() as session:
                 left = await session.scalar(
-                    select(func.count()).select_from(Job).where(Job.kind == webhook_module.DELIVER)
+                    select(func.count()).select_from(Job).where(Job.kind == delivery_module.DELIVER)
                 )
             if not left:
                 return
@@ -518,7 +518,7 @@ class TestFairShares:
         worker = Worker(sessions, app_settings, periodic=(), poll_seconds=0.05)
         running = asyncio.create_task(worker.run(stop))
         try:
-            await until(lambda: receiver.most_in_flight_total == webhook_module.SEND_CONCURRENCY)
+            await until(lambda: receiver.most_in_flight_total == sending.SEND_CONCURRENCY)
             # ... so a third tenant's delivery, due now, waits for one.
             endpoint = await register(third_live, fast.url)
             due = time.time()
@@ -615,7 +615,7 @@ class TestDispatch:
                 )
             await session.commit()
         async with sessions() as session:  # one tick's worth: 20 endpoints
-            await webhook_module.webhook.dispatch(session)
+            await delivery_module.delivery.dispatch(session)
             await session.commit()
         for endpoint in endpoints[20:]:
             assert len(await deliveries(live, endpoint["id"])) == 2
