@@ -31,8 +31,8 @@ from tests.fixtures.processes import Processes
 from tests.fixtures.processes import own_processes as own_processes  # the fixture
 from tests.fixtures.receiver import Answer, Receiver
 from tests.fixtures.waiting import until
-from tests.test_integrity_api import post as post_one
-from tests.test_integrity_api import screen
+from tests.integrity.test_api import post as post_one
+from tests.integrity.test_api import screen
 
 REF = "crm-7f3a-quin"
 PERSON: dict[str, Any] = {

@@ -228,6 +228,6 @@ async def test_concurrent_writers_appear_in_commit_safe_order(live: Live) -> Non
 
 
 def test_every_event_type_is_documented() -> None:
-    concepts = (Path(__file__).resolve().parents[1] / "docs" / "concepts.md").read_text()
+    concepts = (Path(__file__).resolve().parents[2] / "docs" / "concepts.md").read_text()
     missing = [t.value for t in EventType if f"`{t.value}`" not in concepts]
     assert missing == []
