@@ -25,14 +25,14 @@ from feedback_api.invitations.service import ref_hash
 from feedback_api.models import AuditLog, ContactBlock, ContactRules, Event, IntegrityFlag, Job
 from feedback_api.privacy.service import NOTICE, NOTICE_JOB
 from feedback_api.privacy.service import privacy as privacy_service
-from feedback_api.webhooks.service import RETRY_SCHEDULE
+from feedback_api.webhooks.delivery import RETRY_SCHEDULE
 from tests.fixtures.auth import TenantHandle, assert_problem, bearer
+from tests.fixtures.integrity import post as post_one
+from tests.fixtures.integrity import screen
 from tests.fixtures.processes import Processes
 from tests.fixtures.processes import own_processes as own_processes  # the fixture
 from tests.fixtures.receiver import Answer, Receiver
 from tests.fixtures.waiting import until
-from tests.test_integrity_api import post as post_one
-from tests.test_integrity_api import screen
 
 REF = "crm-7f3a-quin"
 PERSON: dict[str, Any] = {

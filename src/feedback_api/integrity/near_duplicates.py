@@ -116,28 +116,8 @@ def find(
     fresh = [i for i, r in enumerate(members) if r.id in new]
     if not fresh or len(members) < min_ring:
         return []
-    cutoff = similarity * 100
-    scores = cdist(
-        [texts[i] for i in fresh], texts, scorer=fuzz.ratio, score_cutoff=cutoff, workers=1
-    )
-    parent = list(range(len(members)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for row, i in enumerate(fresh):
-        for j in np.nonzero(scores[row] >= cutoff)[0]:
-            a, b = root(i), root(int(j))
-            if a != b:
-                parent[a] = b
-    rings: dict[int, list[int]] = {}
-    for i in range(len(members)):
-        rings.setdefault(root(i), []).append(i)
     findings = []
-    for ring in rings.values():
+    for ring in _rings(texts, fresh, similarity * 100):
         authors = {members[i].author for i in ring}
         if len(authors) < min_ring or not any(members[i].id in new for i in ring):
             continue
@@ -160,3 +140,28 @@ def find(
             )
         )
     return findings
+
+
+def _rings(texts: list[str], fresh: list[int], cutoff: float) -> list[list[int]]:
+    """The texts (by index) grouped into rings: linked when one of them is fresh and their
+    similarity is at least `cutoff` (0-100), rings being what links join (union-find)."""
+    scores = cdist(
+        [texts[i] for i in fresh], texts, scorer=fuzz.ratio, score_cutoff=cutoff, workers=1
+    )
+    parent = list(range(len(texts)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for row, i in enumerate(fresh):
+        for j in np.nonzero(scores[row] >= cutoff)[0]:
+            a, b = root(i), root(int(j))
+            if a != b:
+                parent[a] = b
+    rings: dict[int, list[int]] = {}
+    for i in range(len(texts)):
+        rings.setdefault(root(i), []).append(i)
+    return list(rings.values())

@@ -28,7 +28,7 @@ from feedback_api.webhooks.service import webhook as webhook_service
 
 # How long `customer.erased` carries the ref, so that integrations can erase the customer
 # too: longer than a webhook delivery keeps retrying (about 3.5 days at most, see
-# webhooks.service.RETRY_SCHEDULE), and days for readers of GET /v1/events. Then the job
+# webhooks.delivery.RETRY_SCHEDULE), and days for readers of GET /v1/events. Then the job
 # NOTICE_JOB removes it, and nothing of the ref is left.
 NOTICE = timedelta(days=4)
 NOTICE_JOB = "privacy.forget_notice"

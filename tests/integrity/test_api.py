@@ -18,20 +18,9 @@ from feedback_api.integrity.service import integrity as integrity_service
 from feedback_api.jobs.failures import WorkFailureRepository
 from feedback_api.models import AuditLog, Event
 from tests.fixtures.auth import TenantHandle, assert_problem
+from tests.fixtures.integrity import NPS, post, screen
 
-NPS: dict[str, Any] = {"kind": "nps", "channel": "crm", "touchpoint": "checkout"}
 DAY = "from=2026-11-01&to=2026-12-01"
-AT = "2026-11-10T12:00:00Z"
-
-
-async def screen(tenant: TenantHandle) -> None:
-    await integrity_service.screen(tenant.session, tenant_id=tenant.id)
-
-
-async def post(tenant: TenantHandle, **body: Any) -> str:
-    response = await tenant.post("/v1/responses", json={**NPS, "occurred_at": AT, **body})
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
 
 
 async def event_types(tenant: TenantHandle, prefix: str) -> list[Event]:

@@ -9,7 +9,7 @@ import contextlib
 import time
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from feedback_api.models import Event
 from tests.fixtures.live import Live
@@ -17,21 +17,12 @@ from tests.fixtures.processes import Processes, rss_bytes
 from tests.fixtures.processes import processes as processes  # the fixture
 from tests.fixtures.receiver import Answer, Receiver
 from tests.fixtures.waiting import until
+from tests.fixtures.webhooks import UNSETTLED, register
 
-UNSETTLED = text("events.xid >= (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint")
 NPS: dict[str, Any] = {"kind": "nps", "score": 9, "channel": "crm"}
 DEADLINE = 3  # FEEDBACK_WEBHOOKS_TIMEOUT_SECONDS for the worker (15 by default)
 HUGE = 200 * 2**20
 MB = 2**20
-
-
-async def register(live: Live, url: str, **extra: Any) -> dict[str, Any]:
-    response = await live.client.post(
-        "/v1/webhook-endpoints", json={"url": url, **extra}, headers=live.headers
-    )
-    assert response.status_code == 201, response.text
-    result: dict[str, Any] = response.json()
-    return result
 
 
 async def settled(live: Live) -> bool:
