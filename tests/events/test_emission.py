@@ -3,7 +3,6 @@ item, none for a replay or a conflict, and every event type documented."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -13,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from feedback_api.events.catalogue import EventType
 from feedback_api.models import Event
 from tests.fixtures.auth import TenantHandle
+from tests.fixtures.paths import ROOT
 
 NPS: dict[str, Any] = {"kind": "nps", "score": 3, "channel": "crm"}
 
@@ -98,6 +98,6 @@ class TestEmission:
 
 
 def test_every_event_type_is_documented() -> None:
-    concepts = (Path(__file__).resolve().parents[2] / "docs" / "concepts.md").read_text()
+    concepts = (ROOT / "docs" / "concepts.md").read_text()
     missing = [t.value for t in EventType if f"`{t.value}`" not in concepts]
     assert missing == []
