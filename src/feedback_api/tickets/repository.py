@@ -31,6 +31,58 @@ ACTIVE_VALUES = tuple(s.value for s in ACTIVE)
 DONE_VALUES = (Status.RESOLVED.value, Status.CLOSED.value)
 
 
+# Aggregates per group over tickets opened in [start, end); `{key}` is the grouping column.
+STATS_SQL = """
+    WITH t AS (
+        SELECT {key} AS g, t.*
+        FROM tickets t
+        WHERE t.tenant_id = :tenant_id AND t.created_at >= :start AND t.created_at < :end
+    ), sized AS (
+        SELECT t.*, coalesce(
+            count(*) OVER (PARTITION BY g) < CAST(:pool_below AS integer), false
+        ) AS pooled
+        FROM t
+    )
+    SELECT
+        CASE WHEN pooled THEN NULL ELSE g END AS key,
+        pooled,
+        count(*) AS opened,
+        count(*) FILTER (WHERE resolved_at IS NOT NULL) AS resolved,
+        percentile_cont(0.5) WITHIN GROUP (
+            ORDER BY extract(epoch FROM first_response_consumed)
+        ) FILTER (WHERE first_response_stopped_at IS NOT NULL) AS fr_median,
+        percentile_cont(0.9) WITHIN GROUP (
+            ORDER BY extract(epoch FROM first_response_consumed)
+        ) FILTER (WHERE first_response_stopped_at IS NOT NULL) AS fr_p90,
+        percentile_cont(0.5) WITHIN GROUP (
+            ORDER BY extract(epoch FROM resolution_consumed)
+        ) FILTER (WHERE resolved_at IS NOT NULL) AS res_median,
+        percentile_cont(0.9) WITHIN GROUP (
+            ORDER BY extract(epoch FROM resolution_consumed)
+        ) FILTER (WHERE resolved_at IS NOT NULL) AS res_p90,
+        count(*) FILTER (WHERE first_response_stopped_at IS NOT NULL
+                         AND first_response_breached_at IS NULL) AS fr_met,
+        count(*) FILTER (WHERE first_response_stopped_at IS NOT NULL
+                         OR first_response_breached_at IS NOT NULL) AS fr_decided,
+        count(*) FILTER (WHERE resolved_at IS NOT NULL
+                         AND resolution_breached_at IS NULL) AS res_met,
+        count(*) FILTER (WHERE resolved_at IS NOT NULL
+                         OR resolution_breached_at IS NOT NULL) AS res_decided,
+        count(*) FILTER (WHERE first_response_breached_at IS NOT NULL
+                         OR resolution_breached_at IS NOT NULL) AS breached,
+        count(*) FILTER (WHERE repeat_count > 0) AS repeats,
+        count(*) FILTER (WHERE resolved_at IS NOT NULL OR reopened_count > 0) AS ever_resolved,
+        count(*) FILTER (WHERE origin = 'response' AND first_replied_at IS NOT NULL)
+            AS contacted,
+        count(*) FILTER (WHERE origin = 'response') AS from_responses,
+        count(*) FILTER (WHERE follow_up_solved) AS solved,
+        count(follow_up_solved) AS followed_up
+    FROM sized
+    GROUP BY 1, 2
+    ORDER BY 2, 1 NULLS LAST
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class TicketSettings:
     timezone: str
@@ -379,57 +431,8 @@ class TicketRepository:
         """Aggregates per group over tickets opened in [start, end). With `pool_below`,
         groups smaller than that are pooled into one row with `pooled` true."""
         key = f"t.{group}" if group else "NULL::text"  # group is from a closed enum
-        sql = f"""
-        WITH t AS (
-            SELECT {key} AS g, t.*
-            FROM tickets t
-            WHERE t.tenant_id = :tenant_id AND t.created_at >= :start AND t.created_at < :end
-        ), sized AS (
-            SELECT t.*, coalesce(
-                count(*) OVER (PARTITION BY g) < CAST(:pool_below AS integer), false
-            ) AS pooled
-            FROM t
-        )
-        SELECT
-            CASE WHEN pooled THEN NULL ELSE g END AS key,
-            pooled,
-            count(*) AS opened,
-            count(*) FILTER (WHERE resolved_at IS NOT NULL) AS resolved,
-            percentile_cont(0.5) WITHIN GROUP (
-                ORDER BY extract(epoch FROM first_response_consumed)
-            ) FILTER (WHERE first_response_stopped_at IS NOT NULL) AS fr_median,
-            percentile_cont(0.9) WITHIN GROUP (
-                ORDER BY extract(epoch FROM first_response_consumed)
-            ) FILTER (WHERE first_response_stopped_at IS NOT NULL) AS fr_p90,
-            percentile_cont(0.5) WITHIN GROUP (
-                ORDER BY extract(epoch FROM resolution_consumed)
-            ) FILTER (WHERE resolved_at IS NOT NULL) AS res_median,
-            percentile_cont(0.9) WITHIN GROUP (
-                ORDER BY extract(epoch FROM resolution_consumed)
-            ) FILTER (WHERE resolved_at IS NOT NULL) AS res_p90,
-            count(*) FILTER (WHERE first_response_stopped_at IS NOT NULL
-                             AND first_response_breached_at IS NULL) AS fr_met,
-            count(*) FILTER (WHERE first_response_stopped_at IS NOT NULL
-                             OR first_response_breached_at IS NOT NULL) AS fr_decided,
-            count(*) FILTER (WHERE resolved_at IS NOT NULL
-                             AND resolution_breached_at IS NULL) AS res_met,
-            count(*) FILTER (WHERE resolved_at IS NOT NULL
-                             OR resolution_breached_at IS NOT NULL) AS res_decided,
-            count(*) FILTER (WHERE first_response_breached_at IS NOT NULL
-                             OR resolution_breached_at IS NOT NULL) AS breached,
-            count(*) FILTER (WHERE repeat_count > 0) AS repeats,
-            count(*) FILTER (WHERE resolved_at IS NOT NULL OR reopened_count > 0) AS ever_resolved,
-            count(*) FILTER (WHERE origin = 'response' AND first_replied_at IS NOT NULL)
-                AS contacted,
-            count(*) FILTER (WHERE origin = 'response') AS from_responses,
-            count(*) FILTER (WHERE follow_up_solved) AS solved,
-            count(follow_up_solved) AS followed_up
-        FROM sized
-        GROUP BY 1, 2
-        ORDER BY 2, 1 NULLS LAST
-        """
         result = await self.session.execute(
-            text(sql),
+            text(STATS_SQL.format(key=key)),
             {"tenant_id": tenant_id, "start": start, "end": end, "pool_below": pool_below},
         )
         return [dict(row._mapping) for row in result]
