@@ -7,7 +7,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from feedback_api.metrics.service import PeriodBound
+from feedback_api.kit.periods import PeriodBound
 from feedback_api.metrics.service import metric as metric_service
 from feedback_api.tickets.repository import TicketRepository
 from feedback_api.tickets.schemas import StatsBy, TicketStats, TicketStatsGroup
