@@ -1,4 +1,4 @@
-"""Schemathesis hooks for `make fuzz` and tests/test_contract_fuzz.py (loaded through
+"""Schemathesis hooks for `make fuzz` and tests/system/test_contract_fuzz.py (loaded through
 SCHEMATHESIS_HOOKS=tests.contract_checks). See docs/errors.md, "The contract, fuzzed".
 
 `positive_data_acceptance` (schema-valid data must not answer 4xx) is replaced by

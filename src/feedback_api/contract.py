@@ -1,7 +1,7 @@
 """What the OpenAPI document says beyond what FastAPI derives: short operation ids (the
 endpoint function's name, stable for generated clients) and links from each create
 operation to the operations on what it created (OpenAPI 3.1 `links`), which client
-generators and the stateful fuzzing in tests/test_contract_fuzz.py follow."""
+generators and the stateful fuzzing in tests/system/test_contract_fuzz.py follow."""
 
 from __future__ import annotations
 

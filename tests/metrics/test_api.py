@@ -45,7 +45,7 @@ async def test_small_cells_are_merged_into_other(tenant: TenantHandle) -> None:
     await seed(tenant, items)
     params = {"from": "2026-09-01", "to": "2026-09-02", "by": "location_ref"}
     # A dashboard's key: without metrics:small_cells (the admin key has it, and sees every
-    # group on its own: tests/test_metrics_small_cells.py).
+    # group on its own: tests/metrics/test_small_cells.py).
     reader = await tenant.key("metrics:read")
     rows = (await tenant.get("/v1/metrics/nps/breakdown", params=params, key=reader)).json()["rows"]
     # store-2 and store-3 (4 together) are too small even merged, so store-4 joins them

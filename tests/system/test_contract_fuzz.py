@@ -55,7 +55,7 @@ def test_schemathesis_finds_no_failure(own_processes: Processes, tmp_path: Path)
             "10",
             # One worker: with a fixed seed the run is repeatable, and a failure that only two
             # concurrent requests cause would be reported as flaky rather than reproduced
-            # (races have tests of their own, e.g. tests/test_concurrency.py).
+            # (races have tests of their own, e.g. tests/system/test_concurrency.py).
             "--workers",
             "1",
             "--no-color",

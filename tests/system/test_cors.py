@@ -1,7 +1,7 @@
 """CORS for web pages (src/feedback_api/cors.py, docs/integration.md "Web pages"): only
 `POST /v1/responses` answers it, for origins a publishable key lists; secret-key routes never
 do. Preflights look keys up in their own transaction, so their tests use committed data
-(`live`); the real-browser side is tests/test_browser_cors.py."""
+(`live`); the real-browser side is tests/system/test_browser_cors.py."""
 
 from __future__ import annotations
 

@@ -66,7 +66,7 @@ class Text:
     that errors say `string_too_long` and the contract states every limit.
 
     Use as ``Annotated[str, Text(max_length=100)]``. Without a ``pattern`` the contract gets
-    ``NO_NUL_PATTERN``; a given ``pattern`` must itself exclude U+0000 (tests/test_openapi.py
+    ``NO_NUL_PATTERN``; a given ``pattern`` must itself exclude U+0000 (tests/system/test_openapi.py
     checks every request string in the contract)."""
 
     max_length: int
