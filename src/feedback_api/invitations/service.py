@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -24,11 +23,8 @@ from feedback_api.events.service import event as event_service
 from feedback_api.exceptions import (
     FeedbackError,
     InvalidRequest,
-    InvitationClosed,
     InvitationNotPending,
     InvitationNotSent,
-    LinkExpired,
-    LinkInvalid,
     NotFound,
     SurveyKeyTaken,
 )
@@ -50,7 +46,6 @@ from feedback_api.invitations.schemas import (
     InvitationFilters,
     InvitationLinks,
     InvitationMessage,
-    InvitationQuestion,
     InvitationRead,
     Message,
     MessageLink,
@@ -122,16 +117,6 @@ def _rules_read(rules: ContactRules) -> ContactRulesRead:
 
 def _survey_read(survey: Survey) -> SurveyRead:
     return SurveyRead.model_validate(survey, from_attributes=True)
-
-
-@dataclass(frozen=True, slots=True)
-class AnswerTarget:
-    """An invitation a genuine, unexpired link points to, locked for the answer."""
-
-    invitation: Invitation
-    survey: Survey
-    customer_ref: str | None
-    tenant_locale: str
 
 
 class _Links:
@@ -772,106 +757,6 @@ class InvitationService:
             else None
         )
         return InvitationMessage(**read.model_dump(), message=message, recipient=recipient)
-
-    # --- answering -------------------------------------------------------------------------
-
-    async def open_for_answer(
-        self,
-        session: AsyncSession,
-        token: str,
-        *,
-        tenant_id: UUID | None = None,
-        lock: bool = True,
-        closed_ok: bool = False,
-    ) -> AnswerTarget:
-        """The invitation a genuine link points to; with `lock`, locked until the caller
-        commits (answers to one invitation are then taken one at a time). `tenant_id`: the
-        caller's tenant, when there is one (an API key): another tenant's token is invalid.
-        `closed_ok`: expired and withdrawn invitations too (an unsubscribe link must work
-        after the survey closed)."""
-        now = utcnow()
-        try:
-            claims = tokens.peek(token)
-        except tokens.TokenInvalid:
-            raise LinkInvalid("this link is not valid") from None
-        if tenant_id is not None and claims.tenant_id != tenant_id:
-            raise LinkInvalid("this link is not valid")
-        repo = InvitationRepository(session)
-        key = await repo.signing_key(claims.tenant_id, claims.kid)
-        if key is None or (key.retires_at is not None and key.retires_at <= now):
-            raise LinkInvalid("this link is not valid (its signing key was retired)")
-        try:
-            tokens.verify(token, key.secret, now)
-        except tokens.TokenInvalid:
-            raise LinkInvalid("this link is not valid") from None
-        except tokens.TokenExpired:
-            if not closed_ok:
-                raise LinkExpired("this survey has closed") from None
-        row = await repo.get(claims.tenant_id, claims.invitation_id, for_update=lock)
-        if row is None:
-            raise LinkInvalid("this link is not valid")
-        invitation, _, customer_ref = row
-        if closed_ok:
-            pass
-        elif invitation.status in (Status.CANCELLED, Status.SUPPRESSED):
-            raise InvitationClosed("this invitation was withdrawn")
-        elif invitation.status == Status.EXPIRED:
-            raise LinkExpired("this survey has closed")
-        survey = (await repo.surveys(claims.tenant_id, [invitation.survey_id]))[
-            invitation.survey_id
-        ]
-        defaults = await repo.tenant_defaults(claims.tenant_id)
-        assert defaults is not None
-        return AnswerTarget(invitation, survey, customer_ref, defaults[1])
-
-    def question(self, target: AnswerTarget, answer: int | None) -> InvitationQuestion:
-        inv, survey = target.invitation, target.survey
-        text = pick_text(survey.question, inv.locale, target.tenant_locale)
-        assert text is not None
-        assert inv.expires_at is not None
-        return InvitationQuestion(
-            invitation_id=inv.id,
-            kind=survey.kind,  # type: ignore[arg-type]
-            scale_min=survey.scale_min,
-            scale_max=survey.scale_max,
-            locale=inv.locale,
-            question=text,
-            follow_up=pick_text(survey.follow_up, inv.locale, target.tenant_locale),
-            answer=answer,
-            expires_at=inv.expires_at,
-        )
-
-    def thank_you(self, target: AnswerTarget) -> str | None:
-        return pick_text(target.survey.thank_you, target.invitation.locale, target.tenant_locale)
-
-    async def mark_responded(
-        self, session: AsyncSession, target: AnswerTarget, response_id: UUID, *, first: bool
-    ) -> None:
-        """After an answer is stored: the first one moves the invitation to `responded`
-        and emits `invitation.responded`; later ones (changed answers) only touch it."""
-        inv = target.invitation
-        if not first and inv.status == Status.RESPONDED:
-            await InvitationRepository(session).update(inv.tenant_id, inv.id, {})
-            return
-        now = utcnow()
-        values = {
-            "status": Status.RESPONDED,
-            "responded_at": now,
-            "response_id": response_id,
-            "next_action_at": None,
-        }
-        if inv.sent_at is None:  # answered in-app before the worker sent it
-            values["sent_at"] = now
-        await InvitationRepository(session).update(inv.tenant_id, inv.id, values)
-        row = await InvitationRepository(session).get(inv.tenant_id, inv.id)
-        assert row is not None
-        read = self._read(row, await self._links(session, inv.tenant_id))
-        await event_service.emit(session, inv.tenant_id, EventType.INVITATION_RESPONDED, [read])
-
-    async def unsubscribe_by_link(self, session: AsyncSession, target: AnswerTarget) -> None:
-        inv = target.invitation
-        if target.customer_ref is not None:
-            await self.unsubscribe(session, inv.tenant_id, target.customer_ref, None)
 
     # --- funnel ------------------------------------------------------------------------------
 
