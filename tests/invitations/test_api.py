@@ -162,7 +162,9 @@ async def test_another_tenants_invitations_surveys_and_customers(
 ) -> None:
     await setup(tenant, delay_minutes=0)
     invitation = await invite(tenant)
-    await invitation_service.process_due(tenant.session, utcnow() + timedelta(minutes=1))
+    await invitation_service.process_due(
+        tenant.session, utcnow() + timedelta(minutes=1), settings=settings
+    )
     await setup(other_tenant, delay_minutes=0)  # same survey key in the other tenant is fine
     await tenant.post("/v1/surveys", json={**SURVEY, "key": "only-mine"})
     for url in (f"/v1/invitations/{invitation['id']}", "/v1/surveys/only-mine"):

@@ -37,10 +37,10 @@ async def test_due_reminder_expiry(tenant: TenantHandle, settings: Settings) -> 
     due = parse(invitation["due_at"])
     session = tenant.session
 
-    await invitation_service.process_due(session, due - timedelta(seconds=1))
+    await invitation_service.process_due(session, due - timedelta(seconds=1), settings=settings)
     assert await events(tenant, "invitation.due") == []
 
-    await invitation_service.process_due(session, due)
+    await invitation_service.process_due(session, due, settings=settings)
     (sent,) = await events(tenant, "invitation.due")
     assert sent["status"] == "sent"
     message = sent["message"]
@@ -51,16 +51,16 @@ async def test_due_reminder_expiry(tenant: TenantHandle, settings: Settings) -> 
     assert message["unsubscribe_url"] == message["landing_url"] + "/unsubscribe"
     assert sent["recipient"]["email"] == "ann@example.com"
     # Processing again at the same moment does nothing more.
-    await invitation_service.process_due(session, due + timedelta(minutes=1))
+    await invitation_service.process_due(session, due + timedelta(minutes=1), settings=settings)
     assert len(await events(tenant, "invitation.due")) == 1
 
-    await invitation_service.process_due(session, due + timedelta(hours=48))
+    await invitation_service.process_due(session, due + timedelta(hours=48), settings=settings)
     (reminder,) = await events(tenant, "invitation.reminder_due")
     assert reminder["message"]["reminder"] == 1
     # max_reminders (1) reached: the next step is the expiry.
-    await invitation_service.process_due(session, due + timedelta(hours=119))
+    await invitation_service.process_due(session, due + timedelta(hours=119), settings=settings)
     assert len(await events(tenant, "invitation.reminder_due")) == 1
-    await invitation_service.process_due(session, due + timedelta(hours=120))
+    await invitation_service.process_due(session, due + timedelta(hours=120), settings=settings)
     (expired,) = await events(tenant, "invitation.expired")
     assert expired["status"] == "expired"
     assert expired["links"] is None
@@ -73,10 +73,10 @@ async def test_a_block_after_scheduling_suppresses_at_due_time(
     await tenant.patch("/v1/contact-rules", json={"frequency_days": 0})
     first = await invite(tenant)
     later = await invite(tenant, trigger_ref="t2", delay_seconds=3600)
-    await invitation_service.process_due(tenant.session, parse(first["due_at"]))
+    await invitation_service.process_due(tenant.session, parse(first["due_at"]), settings=settings)
     # The first message bounces: the address is dead, so the second is not sent.
     await tenant.post(f"/v1/invitations/{first['id']}/delivery", json={"status": "bounced"})
-    await invitation_service.process_due(tenant.session, parse(later["due_at"]))
+    await invitation_service.process_due(tenant.session, parse(later["due_at"]), settings=settings)
     got = (await tenant.get(f"/v1/invitations/{later['id']}")).json()
     assert (got["status"], got["suppression_reason"]) == ("suppressed", "bounced")
     (suppressed,) = await events(tenant, "invitation.suppressed")
@@ -91,11 +91,13 @@ async def test_bounce_blocks_the_channel_and_stops_reminders(
     url = f"/v1/invitations/{invitation['id']}/delivery"
     assert_problem(await tenant.post(url, json={"status": "delivered"}), 409, "invitation_not_sent")
     due = parse(invitation["due_at"])
-    await invitation_service.process_due(tenant.session, due)
+    await invitation_service.process_due(tenant.session, due, settings=settings)
     response = await tenant.post(url, json={"status": "bounced"})
     assert response.status_code == 200
     assert response.json()["delivery"] == "bounced"
-    await invitation_service.process_due(tenant.session, due + timedelta(hours=25))
+    await invitation_service.process_due(
+        tenant.session, due + timedelta(hours=25), settings=settings
+    )
     assert await events(tenant, "invitation.reminder_due") == []
     later = await invite(tenant, trigger_ref="t2", delay_seconds=31 * 24 * 3600)
     assert later["suppression_reason"] == "bounced"
@@ -115,11 +117,15 @@ async def test_reminders_respect_quiet_hours(tenant: TenantHandle, settings: Set
     assert due.astimezone(new_york).replace(tzinfo=None) == datetime.combine(
         tomorrow + timedelta(days=1), datetime.min.time()
     ) + timedelta(hours=9)
-    await invitation_service.process_due(tenant.session, due)
+    await invitation_service.process_due(tenant.session, due, settings=settings)
     # 13 hours after 09:00 is 22:00, quiet: the reminder waits for 09:00 the next morning.
-    await invitation_service.process_due(tenant.session, due + timedelta(hours=13))
+    await invitation_service.process_due(
+        tenant.session, due + timedelta(hours=13), settings=settings
+    )
     assert await events(tenant, "invitation.reminder_due") == []
-    await invitation_service.process_due(tenant.session, due + timedelta(hours=24))
+    await invitation_service.process_due(
+        tenant.session, due + timedelta(hours=24), settings=settings
+    )
     (reminder,) = await events(tenant, "invitation.reminder_due")
     assert reminder["reminders_sent"] == 1
 
@@ -160,7 +166,9 @@ async def test_two_workers_send_each_invitation_exactly_once(
 
     async def worker() -> None:
         async with live.sessionmaker() as session:
-            while await invitation_service.process_due(session, now, limit=3) > 0:
+            while (
+                await invitation_service.process_due(session, now, limit=3, settings=settings) > 0
+            ):
                 await session.commit()
 
     await asyncio.gather(worker(), worker(), worker())

@@ -39,7 +39,9 @@ async def test_funnel_against_brute_force(tenant: TenantHandle, settings: Settin
         for n in range(80)
     ]
     await tenant.post("/v1/invitations/batch", json={"items": items})
-    await invitation_service.process_due(tenant.session, utcnow() + timedelta(minutes=1))
+    await invitation_service.process_due(
+        tenant.session, utcnow() + timedelta(minutes=1), settings=settings
+    )
     invitations = (await tenant.get("/v1/invitations", params={"limit": 200})).json()["items"]
     for inv in invitations:
         if inv["status"] != "sent":

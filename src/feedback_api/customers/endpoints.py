@@ -14,7 +14,7 @@ from feedback_api.auth.dependencies import require
 from feedback_api.auth.scopes import Scope
 from feedback_api.customers.schemas import CustomerRead, CustomerUpsert
 from feedback_api.customers.service import customer as customer_service
-from feedback_api.db import SessionDep
+from feedback_api.db import SessionDep, SettingsDep
 from feedback_api.exceptions import InvalidRequest
 from feedback_api.kit.http import json_response
 from feedback_api.kit.params import Cursor, Limit, parse_cursor
@@ -141,10 +141,10 @@ def _attribute_filters(request: Request) -> dict[str, str]:
 
 @router.get("/{external_ref}/export", responses=problem_responses(403, 404))
 async def export_customer(
-    external_ref: Ref, session: SessionDep, auth: CustomersRead
+    external_ref: Ref, session: SessionDep, settings: SettingsDep, auth: CustomersRead
 ) -> CustomerExport:
     """Everything we hold about a customer, as JSON: answer a data-subject access request."""
-    return await privacy_service.export(session, auth.tenant_id, external_ref)
+    return await privacy_service.export(session, auth.tenant_id, external_ref, settings=settings)
 
 
 @router.delete(

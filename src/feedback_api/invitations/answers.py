@@ -25,8 +25,9 @@ from feedback_api.integrity.provenance import Client
 from feedback_api.invitations import tokens
 from feedback_api.invitations.repository import InvitationRepository
 from feedback_api.invitations.schemas import Answer, AnswerResult, InvitationQuestion, Status
-from feedback_api.invitations.service import invitation as invitation_service
-from feedback_api.invitations.service import pick_text
+from feedback_api.invitations.service.contacts import contacts as contact_service
+from feedback_api.invitations.service.scheduling import scheduling as scheduling_service
+from feedback_api.invitations.service.surveys import pick_text
 from feedback_api.kit.crypto import canonical_hash
 from feedback_api.kit.time import utcnow
 from feedback_api.models import Invitation, Survey
@@ -247,14 +248,14 @@ class AnswerService:
         if inv.sent_at is None:  # answered in-app before the worker sent it
             values["sent_at"] = now
         await repo.update(inv.tenant_id, inv.id, values)
-        read = await invitation_service.get(session, inv.tenant_id, inv.id)
+        read = await scheduling_service.get(session, inv.tenant_id, inv.id, settings=settings)
         await event_service.emit(session, inv.tenant_id, EventType.INVITATION_RESPONDED, [read])
 
     async def unsubscribe_by_link(self, session: AsyncSession, target: AnswerTarget) -> None:
         """The link's customer opts out of every invitation (one-click unsubscribe)."""
         inv = target.invitation
         if target.customer_ref is not None:
-            await invitation_service.unsubscribe(session, inv.tenant_id, target.customer_ref, None)
+            await contact_service.unsubscribe(session, inv.tenant_id, target.customer_ref, None)
 
 
 answers = AnswerService()
