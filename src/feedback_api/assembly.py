@@ -1,10 +1,12 @@
 """Who reacts to what: the subscribers of every in-transaction hook (kit/hooks.py),
-connected once where the app and the worker are assembled. A domain that fires a hook
-knows none of its subscribers; a new reaction to stored responses is one line here."""
+and the providers of every slot, connected once where the app and the worker are
+assembled. A domain that fires a hook or declares a slot knows none of the domains that
+answer it; a new reaction to stored responses is one line here."""
 
 from __future__ import annotations
 
-from feedback_api.responses.hooks import responses_stored
+from feedback_api.invitations.answers import answers
+from feedback_api.responses.hooks import responses_stored, token_answers
 from feedback_api.tickets.service import may_open_a_ticket
 from feedback_api.tickets.service import on_stored as open_tickets
 
@@ -12,3 +14,4 @@ from feedback_api.tickets.service import on_stored as open_tickets
 def connect() -> None:
     """Idempotent: subscribing again under a name replaces the subscriber."""
     responses_stored.subscribe("tickets", open_tickets, wants=may_open_a_ticket)
+    token_answers.provide(answers.answer_with_token)

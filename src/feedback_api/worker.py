@@ -68,7 +68,8 @@ TASKS: dict[str, Task] = {
 # Run on ticks (at most every TICK_SECONDS), each in its own transaction; they return how
 # much work they created.
 TICK_SECONDS = 0.05
-Ticker = Callable[[AsyncSession], Awaitable[int]]
+# A ticker gets the worker's settings, as a task gets them in its JobContext.
+Ticker = Callable[[AsyncSession, Settings], Awaitable[int]]
 TICKERS: tuple[Ticker, ...] = (
     invitation_tasks.process_due,
     webhook_tasks.dispatch,
@@ -188,7 +189,7 @@ class Worker:
         name = ticker.__qualname__
         try:
             async with self.sessionmaker() as session:
-                await ticker(session)
+                await ticker(session, self.settings)
                 await session.commit()
         except Exception as exc:
             # The tick's transaction rolled back and its work is still pending: the next

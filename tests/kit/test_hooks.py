@@ -1,20 +1,22 @@
 """In-transaction hooks: a downstream rule's bug never costs the write that fired it; the
-work is set aside for a job that runs the subscriber again."""
+work is set aside for a job that runs the subscriber again. And slots: the one provider a
+domain hands work up to."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from uuid import UUID, uuid4
 
+import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.config import Settings
-from feedback_api.kit.hooks import Hook
+from feedback_api.kit.hooks import Hook, Slot
 from feedback_api.models import Job, Response, Ticket
-from feedback_api.responses.hooks import REPLAY_JOB
+from feedback_api.responses.hooks import REPLAY_JOB, token_answers
 from feedback_api.worker import TASKS, Worker
 from tests.fixtures.live import Live
 from tests.fixtures.live import live as live  # the fixture
@@ -116,3 +118,18 @@ async def test_a_subscriber_gets_only_what_it_wants(session: AsyncSession) -> No
     assert calls == []
     await hook.fire(session, tenant, [1, 2, 3, 4])
     assert calls == [[2, 4]]
+
+
+def test_a_slot_hands_work_to_its_one_provider() -> None:
+    slot: Slot[Callable[[int], int]] = Slot("test.double")
+    with pytest.raises(RuntimeError, match="nothing provides 'test.double'"):
+        slot.get()
+    slot.provide(lambda n: 2 * n)
+    assert slot.get()(21) == 42
+    slot.provide(lambda n: 3 * n)  # assembly may run twice: the last provider is the one
+    assert slot.get()(2) == 6
+
+
+def test_assembly_provides_the_token_answers() -> None:
+    """`POST /v1/responses` with an invitation_token needs it (tests connect as the app does)."""
+    token_answers.get()

@@ -453,7 +453,7 @@ async def test_a_failing_ticker_does_not_stop_the_worker(
 ) -> None:
     ticks: list[int] = []
 
-    async def broken(session: AsyncSession) -> int:
+    async def broken(session: AsyncSession, _settings: Settings) -> int:
         ticks.append(1)
         raise error
 

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from feedback_api.config import Settings
 from feedback_api.integrity.service import integrity as integrity_service
 from feedback_api.kit.time import utcnow
 from feedback_api.worker_context import JobContext
 
 
-async def screen(session: AsyncSession) -> int:
+async def screen(session: AsyncSession, settings: Settings) -> int:
     """Each worker tick: screen new responses (duplicates, bursts, texts, incentives)."""
     return await integrity_service.screen(session)
 

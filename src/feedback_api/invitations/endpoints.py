@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from feedback_api.auth.context import AuthContext
 from feedback_api.auth.scopes import Scope
-from feedback_api.db import SessionDep
+from feedback_api.db import SessionDep, SettingsDep
 from feedback_api.invitations.schemas import (
     SURVEY_KEY_MAX,
     SURVEY_KEY_PATTERN,
@@ -136,7 +136,11 @@ CREATED_OR_REPLAYED: dict[int | str, dict[str, Any]] = {
     responses={**CREATED_OR_REPLAYED, **problem_responses(403, body=True)},
 )
 async def create_invitation(
-    body: InvitationCreate, response: Response, session: SessionDep, auth: InvitationsWrite
+    body: InvitationCreate,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    auth: InvitationsWrite,
 ) -> InvitationRead:
     """Ask a customer to answer a survey, e.g. when your CRM sees “order delivered”.
 
@@ -145,7 +149,9 @@ async def create_invitation(
     `quiet_hours_limit`, `unsubscribed`, `channel_opted_out`, `bounced`, `erased` or
     `survey_inactive`. At the due time the worker emits `invitation.due` with the message
     to send. Send `trigger_ref` (e.g. the order id) and retries are safe."""
-    read, created = await invitation_service.schedule(session, auth.tenant_id, body)
+    read, created = await invitation_service.schedule(
+        session, auth.tenant_id, body, settings=settings
+    )
     if not created:
         response.status_code = status.HTTP_200_OK
     return read
@@ -153,18 +159,21 @@ async def create_invitation(
 
 @router.post("/invitations/batch", responses=problem_responses(403, body=True))
 async def create_invitations(
-    body: InvitationBatch, session: SessionDep, auth: InvitationsWrite
+    body: InvitationBatch, session: SessionDep, settings: SettingsDep, auth: InvitationsWrite
 ) -> InvitationBatchResult:
     """Up to 1,000 invitations (a CRM import), each judged on its own as for
     `POST /v1/invitations`: 201 new (scheduled or suppressed), 200 already asked, 422 invalid.
     Two items for one customer: the first in the list is scheduled, the second meets the
     frequency rule."""
-    return await invitation_service.schedule_batch(session, auth.tenant_id, body.items)
+    return await invitation_service.schedule_batch(
+        session, auth.tenant_id, body.items, settings=settings
+    )
 
 
 @router.get("/invitations", responses=problem_responses(403))
 async def list_invitations(
     session: SessionDep,
+    settings: SettingsDep,
     auth: InvitationsRead,
     status_: Annotated[Status | None, Query(alias="status")] = None,
     survey: Annotated[SurveyKeyText | None, Query(description="The survey's key.")] = None,
@@ -189,6 +198,7 @@ async def list_invitations(
         filters,
         limit=limit,
         after=after,
+        settings=settings,
     )
     return Page(items=items, next_cursor=next_cursor)
 
@@ -216,10 +226,10 @@ async def invitation_stats(
 
 @router.get("/invitations/{invitation_id:uuid}", responses=problem_responses(403, 404))
 async def get_invitation(
-    invitation_id: UUID, session: SessionDep, auth: InvitationsRead
+    invitation_id: UUID, session: SessionDep, settings: SettingsDep, auth: InvitationsRead
 ) -> InvitationRead:
     """One invitation, with its links while it can be answered."""
-    return await invitation_service.get(session, auth.tenant_id, invitation_id)
+    return await invitation_service.get(session, auth.tenant_id, invitation_id, settings=settings)
 
 
 @router.delete(
@@ -240,13 +250,17 @@ async def cancel_invitation(
     responses=problem_responses(403, 404, 409, body=True),
 )
 async def report_delivery(
-    invitation_id: UUID, body: DeliveryReport, session: SessionDep, auth: InvitationsWrite
+    invitation_id: UUID,
+    body: DeliveryReport,
+    session: SessionDep,
+    settings: SettingsDep,
+    auth: InvitationsWrite,
 ) -> InvitationRead:
     """What your messaging system saw: `delivered`, `bounced` or `failed`. A bounce stops
     reminders and blocks that channel for the customer. Before `invitation.due` it is a 409
     `invitation_not_sent`."""
     return await invitation_service.report_delivery(
-        session, auth.tenant_id, invitation_id, body.status
+        session, auth.tenant_id, invitation_id, body.status, settings=settings
     )
 
 

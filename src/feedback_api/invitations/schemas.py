@@ -12,6 +12,7 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from feedback_api.invitations.rules import Reason
+from feedback_api.kit.batch import ItemError
 from feedback_api.kit.schemas import InputSchema, UpdateSchema
 from feedback_api.kit.types import (
     Attributes,
@@ -389,7 +390,7 @@ class InvitationBatchItem(BaseModel):
     id: UUID | None = None
     invitation_status: Status | None = None
     suppression_reason: Reason | None = None
-    error: dict[str, Any] | None = None
+    error: ItemError | None = None
 
 
 class InvitationBatchResult(BaseModel):

@@ -10,6 +10,10 @@ the write that fired it), inside a savepoint of its own. When it fails:
 - with anything else (a bug in a downstream rule), its savepoint is rolled back, the
   failure is logged and counted, and `on_failure` keeps what it needs to run it again
   later (the app schedules a job), so the write that fired it is never lost.
+
+A `Slot` is the other direction: a domain that needs one piece of work done by a domain
+above it (responses answering an invitation token) declares the slot, and assembly
+provides the one function that does it.
 """
 
 from __future__ import annotations
@@ -79,3 +83,24 @@ class Hook(Generic[T]):
                     exc_info=exc,
                 )
                 await self.on_failure(session, self.name, name, tenant_id, wanted)
+
+
+class Slot(Generic[T]):
+    """One provider, connected at assembly, for work the declaring domain hands up to a
+    domain it must not import. Typed by what it holds (usually a callable)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._provider: T | None = None
+
+    def provide(self, provider: T) -> None:
+        """Connect the provider; providing again replaces it (assembly may run twice)."""
+        self._provider = provider
+
+    def get(self) -> T:
+        if self._provider is None:
+            raise RuntimeError(
+                f"nothing provides {self.name!r}: call feedback_api.assembly.connect() "
+                "where the app or the worker is assembled"
+            )
+        return self._provider

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from feedback_api.config import Settings
 from feedback_api.metrics.service import metric as metric_service
 from feedback_api.worker_context import JobContext
 
 
-async def fold(session: AsyncSession) -> int:
+async def fold(session: AsyncSession, settings: Settings) -> int:
     """Each worker tick: move pending deltas into the rollup."""
     return await metric_service.fold(session)
 

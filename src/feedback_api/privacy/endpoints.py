@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from feedback_api.customers.params import CustomersRead, CustomersWrite, Ref
-from feedback_api.db import SessionDep
+from feedback_api.db import SessionDep, SettingsDep
 from feedback_api.kit.schemas import problem_responses
 from feedback_api.privacy.schemas import CustomerExport
 from feedback_api.privacy.service import privacy as privacy_service
@@ -17,10 +17,10 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
 @router.get("/{external_ref}/export", responses=problem_responses(403, 404))
 async def export_customer(
-    external_ref: Ref, session: SessionDep, auth: CustomersRead
+    external_ref: Ref, session: SessionDep, settings: SettingsDep, auth: CustomersRead
 ) -> CustomerExport:
     """Everything we hold about a customer, as JSON: answer a data-subject access request."""
-    return await privacy_service.export(session, auth.tenant_id, external_ref)
+    return await privacy_service.export(session, auth.tenant_id, external_ref, settings=settings)
 
 
 @router.delete(

@@ -12,6 +12,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.audit.service import audit as audit_service
+from feedback_api.config import Settings
 from feedback_api.customers.schemas import CustomerRead
 from feedback_api.customers.service import customer as customer_service
 from feedback_api.events.catalogue import EventType
@@ -35,7 +36,10 @@ NOTICE_JOB = "privacy.forget_notice"
 
 
 class PrivacyService:
-    async def export(self, session: AsyncSession, tenant_id: UUID, ref: str) -> CustomerExport:
+    async def export(
+        self, session: AsyncSession, tenant_id: UUID, ref: str, *, settings: Settings
+    ) -> CustomerExport:
+        """Everything about the customer; `settings` for the invitations' links."""
         customer = await customer_service.get(session, tenant_id, ref)
         responses = await response_service.all_for_customer(session, tenant_id, customer.id)
         return CustomerExport(
@@ -43,7 +47,9 @@ class PrivacyService:
             customer=CustomerRead.model_validate(customer),
             responses=[ExportedResponse.of(r, ref) for r in responses],
             tickets=await ticket_service.export_customer(session, tenant_id, customer.id),
-            invitations=await invitation_service.export_customer(session, tenant_id, customer.id),
+            invitations=await invitation_service.export_customer(
+                session, tenant_id, customer.id, settings=settings
+            ),
         )
 
     async def erase(

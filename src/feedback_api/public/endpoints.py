@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
-from feedback_api.db import SessionDep
+from feedback_api.db import SessionDep, SettingsDep
 from feedback_api.exceptions import (
     FeedbackError,
     InvalidRequest,
@@ -29,16 +29,15 @@ from feedback_api.exceptions import (
     RateLimited,
 )
 from feedback_api.integrity.provenance import Client
+from feedback_api.invitations.answers import AnswerTarget
+from feedback_api.invitations.answers import answers as answer_service
 from feedback_api.invitations.schemas import Answer, AnswerResult, InvitationQuestion
-from feedback_api.invitations.service import AnswerTarget
-from feedback_api.invitations.service import invitation as invitation_service
 from feedback_api.kit.http import client_ip
 from feedback_api.kit.schemas import field_errors, problem_responses
 from feedback_api.public import pages
 from feedback_api.ratelimits.limiter import Check, Limiter, client_subject, digest
 from feedback_api.ratelimits.policies import Policy
 from feedback_api.responses.schemas import SCALE_LIMIT, LinkToken
-from feedback_api.responses.service import response as response_service
 
 Token = Annotated[LinkToken, Path(description="The one-tap token (base64url).")]
 #: A score as a form sends it: ASCII digits only (`"²".isdigit()` is true, `int("²")` fails),
@@ -154,7 +153,7 @@ def _error_page(exc: FeedbackError, locale: str | None) -> HTMLResponse:
 def _answer_page(
     target: AnswerTarget, chosen: int | None, *, answered: bool, error: str | None = None
 ) -> HTMLResponse:
-    q = invitation_service.question(target, chosen)
+    q = answer_service.question(target, chosen)
     return _page(
         pages.render(
             "answer",
@@ -197,14 +196,14 @@ async def open_link(
     comment box. Records nothing (link scanners fetch it too). An invalid link is a 404,
     an expired or withdrawn one a 410, as a page or, for JSON clients, a problem."""
     try:
-        target = await invitation_service.open_for_answer(session, token, lock=False)
+        target = await answer_service.open_for_answer(session, token, lock=False)
     except FeedbackError as exc:
         if _wants_json(request):
             raise
         return _error_page(exc, None)
-    current = await response_service.answer_of(session, target)
+    current = await answer_service.answer_of(session, target)
     if _wants_json(request):
-        question = invitation_service.question(target, current)
+        question = answer_service.question(target, current)
         return JSONResponse(question.model_dump(mode="json"), headers=PAGE_HEADERS)
     survey = target.survey
     chosen = (
@@ -249,26 +248,29 @@ async def _read_answer(request: Request) -> Answer:
     },
     openapi_extra=ANSWER_BODY,
 )
-async def answer_link(token: Token, request: Request, session: SessionDep) -> Response:
+async def answer_link(
+    token: Token, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
     """Record the answer: `score`, optional `comment` and `tags`, as a form post (the page
     answers with a thank-you page) or JSON (answers with the result). The response is
     verified and linked to the invitation; answering again replaces it (last answer wins),
     so a customer can correct a mistaken tap and nothing is counted twice."""
     is_form = _is_form(request)
     try:
-        target = await invitation_service.open_for_answer(session, token)
+        target = await answer_service.open_for_answer(session, token)
     except FeedbackError as exc:
         if not is_form:
             raise
         return _error_page(exc, None)
     try:
         answer = await _read_answer(request)
-        _, result = await response_service.answer(
+        _, result = await answer_service.answer(
             session,
             target,
             answer,
             channel=target.invitation.channel,
             api_key_id=None,
+            settings=settings,
             client=Client(
                 request.client.host if request.client else None,
                 request.headers.get("user-agent"),
@@ -288,7 +290,7 @@ async def answer_link(token: Token, request: Request, session: SessionDep) -> Re
             headers=PAGE_HEADERS,
         )
     _, t = pages.strings(target.invitation.locale)
-    thanks = invitation_service.thank_you(target) or t["thanks"]
+    thanks = answer_service.thank_you(target) or t["thanks"]
     return _page(
         pages.render("message", target.invitation.locale, heading=thanks, note=t["change"])
     )
@@ -302,7 +304,7 @@ async def answer_link(token: Token, request: Request, session: SessionDep) -> Re
 async def unsubscribe_page(token: Token, session: SessionDep) -> Response:
     """Asks to confirm (a prefetch must not unsubscribe anyone)."""
     try:
-        target = await invitation_service.open_for_answer(session, token, lock=False)
+        target = await answer_service.open_for_answer(session, token, lock=False)
     except FeedbackError as exc:
         return _error_page(exc, None)
     return _page(pages.render("unsubscribe", target.invitation.locale))
@@ -317,12 +319,10 @@ async def unsubscribe_link(token: Token, session: SessionDep) -> Response:
     """Opt the customer out of all invitations (as `POST /v1/customers/{ref}/unsubscribe`);
     also what RFC 8058 one-click `List-Unsubscribe-Post` sends."""
     try:
-        target = await invitation_service.open_for_answer(
-            session, token, lock=False, closed_ok=True
-        )
+        target = await answer_service.open_for_answer(session, token, lock=False, closed_ok=True)
     except FeedbackError as exc:
         return _error_page(exc, None)
-    await invitation_service.unsubscribe_by_link(session, target)
+    await answer_service.unsubscribe_by_link(session, target)
     locale = target.invitation.locale
     _, t = pages.strings(locale)
     return _page(pages.render("message", locale, heading=t["unsubscribed"]))

@@ -89,7 +89,12 @@ async def create_response(
             else None
         )
         read, created = await response_service.create(
-            session, auth, body, timedelta(seconds=settings.clock_skew_seconds), client
+            session,
+            auth,
+            body,
+            timedelta(seconds=settings.clock_skew_seconds),
+            client,
+            settings=settings,
         )
         return (201 if created else 200), read
 

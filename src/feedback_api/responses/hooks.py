@@ -2,6 +2,11 @@
 transaction after responses are stored, or an invitation's answer changes its score.
 Subscribers (tickets, later insights) are connected in `feedback_api.assembly`.
 
+And what it asks of them: `token_answers` answers `POST /v1/responses` with an
+`invitation_token` (provided in `feedback_api.assembly` by the domain that sent the
+invitation; it checks the token and stores the answer back through
+`ResponseService.store_answer`).
+
 A subscriber that fails with a bug is set aside (kit/hooks.py): the response ids go into a
 `responses.replay_hook` job, which runs that subscriber again over the responses as they
 are then (deleted ones left out), with the job queue's retries and dead end.
@@ -12,14 +17,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from feedback_api.auth.context import AuthContext
+from feedback_api.config import Settings
+from feedback_api.integrity.provenance import Client
 from feedback_api.jobs.service import job as job_service
-from feedback_api.kit.hooks import Hook
+from feedback_api.kit.hooks import Hook, Slot
 from feedback_api.models import Response
-from feedback_api.responses.schemas import ResponseRead
+from feedback_api.responses.schemas import ResponseCreate, ResponseRead
 
 REPLAY_JOB = "responses.replay_hook"
 
@@ -101,3 +110,21 @@ async def _set_aside(
 
 
 responses_stored.on_failure = _set_aside
+
+
+class TokenAnswerer(Protocol):
+    async def __call__(
+        self,
+        session: AsyncSession,
+        auth: AuthContext,
+        item: ResponseCreate,
+        *,
+        settings: Settings,
+        client: Client | None,
+    ) -> tuple[ResponseRead, bool]:
+        """Store `item` (which carries an `invitation_token`) as the invitation's answer;
+        returns the response and whether it is new (False: a changed answer)."""
+        ...
+
+
+token_answers: Slot[TokenAnswerer] = Slot("responses.token_answers")

@@ -4,7 +4,7 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -12,6 +12,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from feedback_api.auth.context import AuthContext
+from feedback_api.config import Settings
 from feedback_api.customers.service import customer as customer_service
 from feedback_api.events.catalogue import EventType
 from feedback_api.events.service import event as event_service
@@ -25,9 +26,6 @@ from feedback_api.exceptions import (
 )
 from feedback_api.integrity.provenance import Client
 from feedback_api.integrity.service import integrity as integrity_service
-from feedback_api.invitations.schemas import Answer, AnswerResult
-from feedback_api.invitations.service import AnswerTarget
-from feedback_api.invitations.service import invitation as invitation_service
 from feedback_api.kit.batch import ItemError, check_items, in_order
 from feedback_api.kit.crypto import canonical_hash
 from feedback_api.kit.ids import new_id
@@ -35,7 +33,7 @@ from feedback_api.kit.pagination import paginate
 from feedback_api.kit.poison import is_data_error, isolate
 from feedback_api.kit.time import check_not_future, utcnow
 from feedback_api.models import Response
-from feedback_api.responses.hooks import StoredResponse, responses_stored
+from feedback_api.responses.hooks import StoredResponse, responses_stored, token_answers
 from feedback_api.responses.repository import NewResponse, ResponseRepository, ResponseRow
 from feedback_api.responses.schemas import (
     BatchItemResult,
@@ -98,8 +96,6 @@ PUBLISHABLE_FORBIDDEN_FIELDS = (
     "external_id",
     "occurred_at",
 )
-# With an invitation token these come from the invitation, not the body.
-TOKEN_FORBIDDEN_FIELDS = ("customer", "survey", "external_id", "occurred_at")
 # What a later answer to the same invitation replaces.
 # A changed answer is screened again (its comment may be new).
 ANSWER_CHANGES = (
@@ -114,6 +110,32 @@ ANSWER_CHANGES = (
     "ua_hash",
     "screened_at",
 )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifiedAnswer:
+    """A verified response answering something the tenant sent (an invitation), as the
+    domain that sent it fills it in. One per `invitation_id`: a later one replaces the
+    earlier (`ANSWER_CHANGES`)."""
+
+    invitation_id: UUID
+    kind: str
+    score: int
+    scale_min: int
+    scale_max: int
+    comment: str | None
+    tags: list[str]
+    channel: str
+    touchpoint: str | None
+    survey: str
+    customer_id: UUID | None
+    agent_ref: str | None
+    location_ref: str | None
+    language: str
+    attributes: dict[str, Any]
+    # Of the answer as given, for duplicate detection.
+    request_hash: str
+    api_key_id: UUID | None
 
 
 @dataclass(slots=True)
@@ -299,52 +321,27 @@ class ResponseService:
             if index not in later
         }
 
-    async def answer(
+    async def store_answer(
         self,
         session: AsyncSession,
-        target: AnswerTarget,
-        answer: Answer,
+        tenant_id: UUID,
+        answer: VerifiedAnswer,
         *,
-        channel: str,
-        api_key_id: UUID | None,
         client: Client | None = None,
-    ) -> tuple[ResponseRead, AnswerResult]:
-        """Record the answer to an invitation as a verified response; a later answer to the
-        same invitation replaces the earlier one (last answer wins). The invitation is
-        locked by `target`, so two answers at once are taken one after the other."""
-        inv, survey = target.invitation, target.survey
-        if not survey.scale_min <= answer.score <= survey.scale_max:
-            raise InvalidRequest.at(
-                ("body", "score"),
-                "score_off_scale",
-                f"{survey.kind} on {survey.scale_min}–{survey.scale_max}",
-                detail=f"score must be between {survey.scale_min} and {survey.scale_max}",
-            )
+    ) -> tuple[ResponseRead, bool]:
+        """Store the answer to an invitation, or replace the earlier answer (last answer
+        wins); returns it and whether it is new. Fires `responses_stored` when it is new
+        or its score changed. The caller holds the invitation locked, so two answers at
+        once are taken one after the other. `InvitationClosed` when the earlier answer was
+        deleted: the invitation has had its say."""
         repo = ResponseRepository(session)
-        earlier = await repo.answer_score(inv.tenant_id, inv.id)
-        ip, ua = await self._provenance(session, inv.tenant_id, client)
+        earlier = await repo.answer_score(tenant_id, answer.invitation_id)
+        ip, ua = await self._provenance(session, tenant_id, client)
         now = utcnow()
-        context = inv.context
         values: dict[str, Any] = {
-            "tenant_id": inv.tenant_id,
+            **asdict(answer),
+            "tenant_id": tenant_id,
             "id": new_id(),
-            "kind": survey.kind,
-            "score": answer.score,
-            "scale_min": survey.scale_min,
-            "scale_max": survey.scale_max,
-            "comment": answer.comment,
-            "tags": answer.tags,
-            "channel": channel,
-            "touchpoint": context.get("touchpoint") or survey.touchpoint,
-            "survey": survey.key,
-            "customer_id": inv.customer_id,
-            "agent_ref": context.get("agent_ref"),
-            "location_ref": context.get("location_ref"),
-            "language": inv.locale,
-            "attributes": context.get("attributes", {}),
-            "request_hash": canonical_hash(answer.model_dump(mode="json")),
-            "api_key_id": api_key_id,
-            "invitation_id": inv.id,
             "verified": True,
             "ip_hash": ip,
             "ua_hash": ua,
@@ -357,27 +354,20 @@ class ResponseService:
         if stored is None:
             raise InvitationClosed("the answer to this invitation was removed")
         response_id, created = stored
-        read = await self.get(session, inv.tenant_id, response_id)
+        read = await self.get(session, tenant_id, response_id)
         event = EventType.RESPONSE_CREATED if created else EventType.RESPONSE_UPDATED
-        await event_service.emit(session, inv.tenant_id, event, [read])
+        await event_service.emit(session, tenant_id, event, [read])
         if created or earlier != answer.score:
             await responses_stored.fire(
-                session, inv.tenant_id, [StoredResponse.of_read(read, inv.customer_id)]
+                session, tenant_id, [StoredResponse.of_read(read, answer.customer_id)]
             )
-        await invitation_service.mark_responded(session, target, response_id, first=created)
-        result = AnswerResult(
-            response_id=response_id,
-            invitation_id=inv.id,
-            score=answer.score,
-            verified=True,
-            updated=not created,
-        )
-        return read, result
+        return read, created
 
-    async def answer_of(self, session: AsyncSession, target: AnswerTarget) -> int | None:
+    async def answer_score(
+        self, session: AsyncSession, tenant_id: UUID, invitation_id: UUID
+    ) -> int | None:
         """The score currently recorded for the invitation, if any."""
-        inv = target.invitation
-        return await ResponseRepository(session).answer_score(inv.tenant_id, inv.id)
+        return await ResponseRepository(session).answer_score(tenant_id, invitation_id)
 
     async def _provenance(
         self, session: AsyncSession, tenant_id: UUID, client: Client | None
@@ -386,40 +376,6 @@ class ResponseService:
             return None, None
         return await integrity_service.provenance(session, tenant_id, client.ip, client.user_agent)
 
-    async def _create_with_token(
-        self, session: AsyncSession, auth: AuthContext, item: ResponseCreate, client: Client | None
-    ) -> tuple[ResponseRead, bool]:
-        assert item.invitation_token is not None
-        used = [f for f in TOKEN_FORBIDDEN_FIELDS if getattr(item, f) is not None]
-        if used:
-            raise InvalidRequest(
-                f"with an invitation_token, these come from the invitation: {', '.join(used)}",
-                errors=[
-                    InvalidRequest.error(("body", f), "set_by_invitation", "leave it out")
-                    for f in used
-                ],
-            )
-        target = await invitation_service.open_for_answer(
-            session, item.invitation_token, tenant_id=auth.tenant_id
-        )
-        if item.kind.value != target.survey.kind:
-            raise InvalidRequest.at(
-                ("body", "kind"),
-                "kind_mismatch",
-                "see the survey",
-                detail=f"the invitation asks for {target.survey.kind}, not {item.kind.value}",
-            )
-        answer = Answer(score=item.score, comment=item.comment, tags=item.tags)
-        read, result = await self.answer(
-            session,
-            target,
-            answer,
-            channel=item.channel.value,
-            api_key_id=auth.key_id,
-            client=client,
-        )
-        return read, not result.updated
-
     async def create(
         self,
         session: AsyncSession,
@@ -427,13 +383,17 @@ class ResponseService:
         item: ResponseCreate,
         skew: timedelta,
         client: Client | None = None,
+        *,
+        settings: Settings,
     ) -> tuple[ResponseRead, bool]:
         """Store one response. Returns it and whether it is new (False: a retry, or a
         changed answer to an invitation). `client` (public submissions only) is hashed
-        for duplicate and burst detection."""
+        for duplicate and burst detection. With an `invitation_token`, the answer is the
+        invitation's (`token_answers`, provided at assembly)."""
         self.check_item(item, auth, utcnow(), skew)
         if item.invitation_token is not None:
-            return await self._create_with_token(session, auth, item, client)
+            answer_token = token_answers.get()
+            return await answer_token(session, auth, item, settings=settings, client=client)
         (outcome,) = await self.store(session, auth, [item], with_reads=True, client=client)
         if outcome.error is not None:
             raise outcome.error

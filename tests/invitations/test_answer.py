@@ -5,45 +5,31 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
+from feedback_api.config import Settings
 from feedback_api.invitations import tokens
 from feedback_api.invitations.service import invitation as invitation_service
 from feedback_api.kit.time import utcnow
 from feedback_api.models import SigningKey
 from tests.fixtures.auth import TenantHandle, assert_problem
-from tests.test_invitations import events, invite, parse, setup
-
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-async def sent_invitation(
-    tenant: TenantHandle, customer: str = "c-1", **survey: Any
-) -> dict[str, Any]:
-    await setup(tenant, delay_minutes=0, **survey)
-    invitation = await invite(
-        tenant, customer, context={"touchpoint": "delivery", "location_ref": "store-9"}
-    )
-    await invitation_service.process_due(tenant.session, parse(invitation["due_at"]))
-    (due,) = [e for e in await events(tenant, "invitation.due") if e["id"] == invitation["id"]]
-    return due
+from tests.fixtures.invitations import (
+    FORM,
+    events,
+    invite,
+    parse,
+    path_of,
+    responses,
+    sent_invitation,
+    setup,
+)
 
 
-def path_of(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
-
-
-async def responses(tenant: TenantHandle) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = (await tenant.get("/v1/responses")).json()["items"]
-    return items
-
-
-async def test_scanners_fetching_every_link_record_nothing(tenant: TenantHandle) -> None:
-    due = await sent_invitation(tenant)
+async def test_scanners_fetching_every_link_record_nothing(
+    tenant: TenantHandle, settings: Settings
+) -> None:
+    due = await sent_invitation(tenant, settings)
     for link in due["message"]["links"]:
         page = await tenant.client.get(path_of(link["url"]))
         assert page.status_code == 200
@@ -57,8 +43,8 @@ async def test_scanners_fetching_every_link_record_nothing(tenant: TenantHandle)
     assert got["status"] == "sent"
 
 
-async def test_answer_by_form_then_change_it(tenant: TenantHandle) -> None:
-    due = await sent_invitation(tenant)
+async def test_answer_by_form_then_change_it(tenant: TenantHandle, settings: Settings) -> None:
+    due = await sent_invitation(tenant, settings)
     url = path_of(due["message"]["landing_url"])
     page = await tenant.client.post(url, content="score=9&comment=Fast+delivery", headers=FORM)
     assert page.status_code == 200, page.text
@@ -97,8 +83,9 @@ async def test_answer_by_form_then_change_it(tenant: TenantHandle) -> None:
 
 async def test_page_shows_the_current_answer_and_json_for_custom_pages(
     tenant: TenantHandle,
+    settings: Settings,
 ) -> None:
-    due = await sent_invitation(tenant)
+    due = await sent_invitation(tenant, settings)
     url = path_of(due["message"]["landing_url"])
     await tenant.client.post(url, json={"score": 7})
     question = await tenant.client.get(url, headers={"Accept": "application/json"})
@@ -107,8 +94,8 @@ async def test_page_shows_the_current_answer_and_json_for_custom_pages(
     assert (body["answer"], body["scale_min"], body["scale_max"], body["kind"]) == (7, 0, 10, "nps")
 
 
-async def test_bad_answers(tenant: TenantHandle) -> None:
-    due = await sent_invitation(tenant)
+async def test_bad_answers(tenant: TenantHandle, settings: Settings) -> None:
+    due = await sent_invitation(tenant, settings)
     url = path_of(due["message"]["landing_url"])
     assert_problem(await tenant.client.post(url, json={"score": 11}), 422, "validation_error")
     assert_problem(await tenant.client.post(url, json={"score": "9"}), 422, "validation_error")
@@ -123,8 +110,8 @@ async def test_bad_answers(tenant: TenantHandle) -> None:
     assert await responses(tenant) == []
 
 
-async def test_answer_refusals_have_codes(tenant: TenantHandle) -> None:
-    due = await sent_invitation(tenant)
+async def test_answer_refusals_have_codes(tenant: TenantHandle, settings: Settings) -> None:
+    due = await sent_invitation(tenant, settings)
     url = path_of(due["message"]["landing_url"])
     for body, loc, code in (
         ({"score": 11}, ["body", "score"], "score_off_scale"),
@@ -145,8 +132,9 @@ async def test_answer_refusals_have_codes(tenant: TenantHandle) -> None:
 
 async def test_answers_python_cannot_read_as_a_number_are_a_page_not_500(
     tenant: TenantHandle,
+    settings: Settings,
 ) -> None:
-    due = await sent_invitation(tenant)
+    due = await sent_invitation(tenant, settings)
     url = path_of(due["message"]["landing_url"])
     # "²".isdigit() is true but int("²") fails; "١" is an Arabic-Indic digit.
     for score in ("%C2%B2", "%D9%A1", "9%00", "99999999999999999999", "--1", "+9", "9.0", ""):
@@ -166,8 +154,8 @@ async def test_answers_python_cannot_read_as_a_number_are_a_page_not_500(
     assert await responses(tenant) == []
 
 
-async def test_a_malformed_link_is_a_page_not_500(tenant: TenantHandle) -> None:
-    due = await sent_invitation(tenant)
+async def test_a_malformed_link_is_a_page_not_500(tenant: TenantHandle, settings: Settings) -> None:
+    due = await sent_invitation(tenant, settings)
     url = path_of(due["message"]["landing_url"])
     for query in ("score=%C2%B2", "score=99999999999999999999", "score=1001"):
         page = await tenant.client.get(f"{url}?{query}")
@@ -189,8 +177,8 @@ async def test_a_malformed_link_is_a_page_not_500(tenant: TenantHandle) -> None:
     assert await responses(tenant) == []
 
 
-async def test_tampered_and_garbage_tokens(tenant: TenantHandle) -> None:
-    due = await sent_invitation(tenant)
+async def test_tampered_and_garbage_tokens(tenant: TenantHandle, settings: Settings) -> None:
+    due = await sent_invitation(tenant, settings)
     token = due["links"]["token"]
     flipped = token[:-3] + ("A" if token[-3] != "A" else "B") + token[-2:]
     for bad in (flipped, "nonsense", "x" * 74):
@@ -203,8 +191,8 @@ async def test_tampered_and_garbage_tokens(tenant: TenantHandle) -> None:
     assert await responses(tenant) == []
 
 
-async def test_expired_links(tenant: TenantHandle) -> None:
-    due = await sent_invitation(tenant)
+async def test_expired_links(tenant: TenantHandle, settings: Settings) -> None:
+    due = await sent_invitation(tenant, settings)
     # A genuine token whose own expiry has passed.
     key = (
         await tenant.session.scalars(select(SigningKey).where(SigningKey.tenant_id == tenant.id))
@@ -218,7 +206,9 @@ async def test_expired_links(tenant: TenantHandle) -> None:
     )
     assert_problem(await tenant.client.post(f"/r/{stale}", json={"score": 9}), 410, "link_expired")
     # The invitation's expiry, as the worker records it.
-    await invitation_service.process_due(tenant.session, parse(due["expires_at"]))
+    await invitation_service.process_due(
+        tenant.session, parse(due["expires_at"]), settings=settings
+    )
     page = await tenant.client.get(path_of(due["message"]["landing_url"]))
     assert page.status_code == 410
     assert "This survey has closed." in page.text
@@ -235,8 +225,10 @@ async def test_withdrawn_invitation(tenant: TenantHandle) -> None:
     )
 
 
-async def test_key_rotation_with_and_without_grace(tenant: TenantHandle) -> None:
-    due = await sent_invitation(tenant)
+async def test_key_rotation_with_and_without_grace(
+    tenant: TenantHandle, settings: Settings
+) -> None:
+    due = await sent_invitation(tenant, settings)
     old = due["links"]["token"]
     keys = (await tenant.post("/v1/signing-keys/rotate", json={"grace_hours": 24})).json()
     assert [(k["kid"], k["current"]) for k in keys] == [(1, False), (2, True)]
@@ -252,8 +244,8 @@ async def test_key_rotation_with_and_without_grace(tenant: TenantHandle) -> None
     assert (await tenant.client.post(f"/r/{newest}", json={"score": 9})).status_code == 200
 
 
-async def test_unsubscribe_link(tenant: TenantHandle) -> None:
-    due = await sent_invitation(tenant)
+async def test_unsubscribe_link(tenant: TenantHandle, settings: Settings) -> None:
+    due = await sent_invitation(tenant, settings)
     url = path_of(due["message"]["unsubscribe_url"])
     page = await tenant.client.get(url)
     assert page.status_code == 200
@@ -267,9 +259,9 @@ async def test_unsubscribe_link(tenant: TenantHandle) -> None:
     assert event["external_ref"] == "c-1"
 
 
-async def test_localised_page(tenant: TenantHandle) -> None:
+async def test_localised_page(tenant: TenantHandle, settings: Settings) -> None:
     await tenant.put("/v1/customers/c-zh", json={"locale": "zh-CN"})
-    due = await sent_invitation(tenant, "c-zh")
+    due = await sent_invitation(tenant, settings, "c-zh")
     page = await tenant.client.get(path_of(due["message"]["landing_url"]))
     assert '<html lang="zh">' in page.text
     assert "您向朋友推荐我们的可能性有多大？" in page.text
@@ -338,8 +330,10 @@ async def test_publishable_key_limits_with_a_token(
     assert await responses(tenant) == []
 
 
-async def test_erasure_closes_the_links_already_sent(tenant: TenantHandle) -> None:
-    due = await sent_invitation(tenant)
+async def test_erasure_closes_the_links_already_sent(
+    tenant: TenantHandle, settings: Settings
+) -> None:
+    due = await sent_invitation(tenant, settings)
     assert (await tenant.delete("/v1/customers/c-1")).status_code == 204
     url = path_of(due["message"]["landing_url"])
     assert_problem(await tenant.client.post(url, json={"score": 9}), 410, "invitation_closed")
