@@ -5,8 +5,9 @@ answer it; a new reaction to stored responses is one line here."""
 
 from __future__ import annotations
 
+from feedback_api.integrity.service import integrity
 from feedback_api.invitations.answers import answers
-from feedback_api.responses.hooks import responses_stored, token_answers
+from feedback_api.responses.hooks import provenance, responses_stored, token_answers
 from feedback_api.tickets.service import may_open_a_ticket
 from feedback_api.tickets.service import on_stored as open_tickets
 
@@ -15,3 +16,4 @@ def connect() -> None:
     """Idempotent: subscribing again under a name replaces the subscriber."""
     responses_stored.subscribe("tickets", open_tickets, wants=may_open_a_ticket)
     token_answers.provide(answers.answer_with_token)
+    provenance.provide(integrity.provenance)

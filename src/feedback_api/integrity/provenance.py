@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from dataclasses import dataclass
 
 
 def _digest(salt: bytes, label: bytes, value: str) -> str:
@@ -36,11 +35,3 @@ def ua_hash(salt: bytes, user_agent: str | None) -> str | None:
     if not user_agent:
         return None
     return _digest(salt, b"ua", user_agent.strip()[:1024])
-
-
-@dataclass(frozen=True, slots=True)
-class Client:
-    """Who sent a public submission, as the request says. Hashed before storage."""
-
-    ip: str | None
-    user_agent: str | None

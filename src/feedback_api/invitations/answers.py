@@ -21,7 +21,6 @@ from feedback_api.config import Settings
 from feedback_api.events.catalogue import EventType
 from feedback_api.events.service import event as event_service
 from feedback_api.exceptions import InvalidRequest, InvitationClosed, LinkExpired, LinkInvalid
-from feedback_api.integrity.provenance import Client
 from feedback_api.invitations import tokens
 from feedback_api.invitations.repository import InvitationRepository
 from feedback_api.invitations.schemas import Answer, AnswerResult, InvitationQuestion, Status
@@ -31,7 +30,7 @@ from feedback_api.invitations.service.surveys import pick_text
 from feedback_api.kit.crypto import canonical_hash
 from feedback_api.kit.time import utcnow
 from feedback_api.models import Invitation, Survey
-from feedback_api.responses.schemas import ResponseCreate, ResponseRead
+from feedback_api.responses.schemas import Client, ResponseCreate, ResponseRead
 from feedback_api.responses.service import VerifiedAnswer
 from feedback_api.responses.service import response as response_service
 

@@ -14,15 +14,13 @@ from feedback_api.kit.periods import (
     Bucket,
     Coverage,
     Interval,
+    PeriodBound,
     TooManyBuckets,
     buckets,
     cover,
     previous_period,
     resolve_period,
 )
-
-# PeriodBound: re-exported for the reports of other domains that take `from`/`to`.
-from feedback_api.kit.periods import PeriodBound as PeriodBound
 from feedback_api.kit.time import utcnow
 from feedback_api.metrics import measures
 from feedback_api.metrics.formulas import Comparison as RawComparison

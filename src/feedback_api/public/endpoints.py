@@ -28,7 +28,6 @@ from feedback_api.exceptions import (
     LinkInvalid,
     RateLimited,
 )
-from feedback_api.integrity.provenance import Client
 from feedback_api.invitations.answers import AnswerTarget
 from feedback_api.invitations.answers import answers as answer_service
 from feedback_api.invitations.schemas import Answer, AnswerResult, InvitationQuestion
@@ -37,7 +36,7 @@ from feedback_api.kit.schemas import field_errors, problem_responses
 from feedback_api.public import pages
 from feedback_api.ratelimits.limiter import Check, Limiter, client_subject, digest
 from feedback_api.ratelimits.policies import Policy
-from feedback_api.responses.schemas import SCALE_LIMIT, LinkToken
+from feedback_api.responses.schemas import SCALE_LIMIT, Client, LinkToken
 
 Token = Annotated[LinkToken, Path(description="The one-tap token (base64url).")]
 #: A score as a form sends it: ASCII digits only (`"²".isdigit()` is true, `int("²")` fails),

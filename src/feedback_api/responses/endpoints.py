@@ -11,7 +11,6 @@ from feedback_api.auth.context import AuthContext
 from feedback_api.auth.scopes import Scope
 from feedback_api.db import SessionDep, SettingsDep
 from feedback_api.idempotency.dependencies import IdempotencyKeyHeader, run_idempotent
-from feedback_api.integrity.provenance import Client
 from feedback_api.keys.dependencies import require
 from feedback_api.kit.params import Cursor, Limit, parse_cursor
 from feedback_api.kit.schemas import Page, problem_responses
@@ -23,6 +22,7 @@ from feedback_api.responses.schemas import (
     BatchRequest,
     BatchResult,
     Channel,
+    Client,
     ExportFormat,
     Kind,
     ResponseCreate,

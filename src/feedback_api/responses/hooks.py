@@ -24,11 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.auth.context import AuthContext
 from feedback_api.config import Settings
-from feedback_api.integrity.provenance import Client
 from feedback_api.jobs.service import job as job_service
 from feedback_api.kit.hooks import Hook, Slot
 from feedback_api.models import Response
-from feedback_api.responses.schemas import ResponseCreate, ResponseRead
+from feedback_api.responses.schemas import Client, ResponseCreate, ResponseRead
 
 REPLAY_JOB = "responses.replay_hook"
 
@@ -128,3 +127,16 @@ class TokenAnswerer(Protocol):
 
 
 token_answers: Slot[TokenAnswerer] = Slot("responses.token_answers")
+
+
+class Provenance(Protocol):
+    async def __call__(
+        self, session: AsyncSession, tenant_id: UUID, ip: str | None, user_agent: str | None
+    ) -> tuple[str | None, str | None]:
+        """Keyed hashes of a public submission's client IP and user agent (integrity
+        counts duplicates and bursts by them)."""
+        ...
+
+
+#: Provided by integrity, which keys the hashes per tenant.
+provenance: Slot[Provenance] = Slot("responses.provenance")

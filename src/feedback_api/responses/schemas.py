@@ -257,6 +257,15 @@ class BatchResult(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
+class Client:
+    """Who sent a public submission, as the request says. Hashed before storage (see the
+    `provenance` slot in responses/hooks.py); the raw values are never stored."""
+
+    ip: str | None
+    user_agent: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ResponseFilters:
     kind: str | None = None
     channel: str | None = None

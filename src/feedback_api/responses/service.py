@@ -24,8 +24,6 @@ from feedback_api.exceptions import (
     NotFound,
     PublishableKeyForbidden,
 )
-from feedback_api.integrity.provenance import Client
-from feedback_api.integrity.service import integrity as integrity_service
 from feedback_api.kit.batch import ItemError, check_items, in_order
 from feedback_api.kit.crypto import canonical_hash
 from feedback_api.kit.ids import new_id
@@ -33,12 +31,18 @@ from feedback_api.kit.pagination import paginate
 from feedback_api.kit.poison import is_data_error, isolate
 from feedback_api.kit.time import check_not_future, utcnow
 from feedback_api.models import Response
-from feedback_api.responses.hooks import StoredResponse, responses_stored, token_answers
+from feedback_api.responses.hooks import (
+    StoredResponse,
+    provenance,
+    responses_stored,
+    token_answers,
+)
 from feedback_api.responses.repository import NewResponse, ResponseRepository, ResponseRow
 from feedback_api.responses.schemas import (
     BatchItemResult,
     BatchResult,
     Channel,
+    Client,
     ExportFormat,
     ResponseCreate,
     ResponseFilters,
@@ -374,7 +378,7 @@ class ResponseService:
     ) -> tuple[str | None, str | None]:
         if client is None:
             return None, None
-        return await integrity_service.provenance(session, tenant_id, client.ip, client.user_agent)
+        return await provenance.get()(session, tenant_id, client.ip, client.user_agent)
 
     async def create(
         self,

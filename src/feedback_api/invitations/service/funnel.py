@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.invitations.repository import InvitationRepository
 from feedback_api.invitations.schemas import FunnelRow, FunnelStats
-from feedback_api.metrics.service import PeriodBound
+from feedback_api.kit.periods import PeriodBound
 from feedback_api.metrics.service import metric as metric_service
 
 
