@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from feedback_api.customers.endpoints import router as customers_router
 from feedback_api.events.endpoints import router as events_router
+from feedback_api.insights.endpoints import router as insights_router
 from feedback_api.integrity.endpoints import router as integrity_router
 from feedback_api.invitations.endpoints import router as invitations_router
 from feedback_api.keys.endpoints import router as keys_router
@@ -31,6 +32,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     invitations_router,
     events_router,
     integrity_router,
+    insights_router,
     webhooks_router,
     public_router,
 )

@@ -5,6 +5,8 @@ answer it; a new reaction to stored responses is one line here."""
 
 from __future__ import annotations
 
+from feedback_api.insights.service import on_stored as classify_comments
+from feedback_api.insights.service import wants as classifies
 from feedback_api.integrity.service import integrity
 from feedback_api.invitations.answers import answers
 from feedback_api.responses.hooks import provenance, responses_stored, token_answers
@@ -15,5 +17,6 @@ from feedback_api.tickets.service import on_stored as open_tickets
 def connect() -> None:
     """Idempotent: subscribing again under a name replaces the subscriber."""
     responses_stored.subscribe("tickets", open_tickets, wants=may_open_a_ticket)
+    responses_stored.subscribe("insights", classify_comments, wants=classifies)
     token_answers.provide(answers.answer_with_token)
     provenance.provide(integrity.provenance)

@@ -180,3 +180,8 @@ class InvitationClosed(FeedbackError):
     status = 410
     code = "invitation_closed"
     title = "This invitation was withdrawn"
+
+
+class TooManyThemes(Conflict):
+    code = "too_many_themes"
+    title = "The theme dictionary is full"

@@ -28,6 +28,7 @@ from feedback_api import assembly
 from feedback_api.config import Settings
 from feedback_api.events.tasks import purge_expired_events
 from feedback_api.idempotency.tasks import purge_expired_keys
+from feedback_api.insights import tasks as insight_tasks
 from feedback_api.integrity import tasks as integrity_tasks
 from feedback_api.invitations import tasks as invitation_tasks
 from feedback_api.jobs.errors import GiveUp, RetryLater
@@ -58,6 +59,7 @@ LEASE = timedelta(seconds=60)
 TASKS: dict[str, Task] = {
     "events.purge": purge_expired_events,
     "idempotency.purge": purge_expired_keys,
+    "insights.reclassify": insight_tasks.reclassify,
     "integrity.patterns": integrity_tasks.patterns,
     "metrics.rebuild": metric_tasks.rebuild,
     "privacy.forget_notice": privacy_tasks.forget_notice,

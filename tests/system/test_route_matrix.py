@@ -92,6 +92,10 @@ ROUTES: dict[str, str | None] = {
     "GET /v1/integrity/report": "integrity:read",
     "GET /v1/integrity/screen-failures": "integrity:read",
     "POST /v1/integrity/screen-failures/retry": "integrity:write",
+    "GET /v1/themes": "insights:read",
+    "GET /v1/themes/{key}": "insights:read",
+    "PUT /v1/themes/{key}": "insights:write",
+    "DELETE /v1/themes/{key}": "insights:write",
 }
 ADMIN_ROUTES = {"GET /v1/tenants", "POST /v1/tenants", "PUT /v1/tenants/{tenant_id}/rate-limits"}
 PUBLISHABLE_ALLOWED = {"POST /v1/responses"}

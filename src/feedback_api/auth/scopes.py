@@ -26,6 +26,9 @@ class Scope(StrEnum):
     EVENTS_READ = "events:read"
     INTEGRITY_READ = "integrity:read"
     INTEGRITY_WRITE = "integrity:write"
+    INSIGHTS_READ = "insights:read"
+    # Edit the theme dictionary (and accept discovered themes into it).
+    INSIGHTS_WRITE = "insights:write"
 
 
 ALL_SCOPES: tuple[str, ...] = tuple(s.value for s in Scope)

@@ -6,6 +6,7 @@ from feedback_api.models.audit_log import AuditLog
 from feedback_api.models.customer import Customer
 from feedback_api.models.event import Event
 from feedback_api.models.idempotency_key import IdempotencyKey
+from feedback_api.models.insight import ResponseTheme, Theme, ThemeDictionary
 from feedback_api.models.integrity import (
     IntegrityFlag,
     IntegrityFlagResponse,
@@ -53,11 +54,14 @@ __all__ = [
     "MetricRollupState",
     "MetricTotal",
     "Response",
+    "ResponseTheme",
     "RewardGrant",
     "SigningKey",
     "SlaPolicy",
     "Survey",
     "Tenant",
+    "Theme",
+    "ThemeDictionary",
     "Ticket",
     "TicketEntry",
     "TicketResponse",

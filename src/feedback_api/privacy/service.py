@@ -18,6 +18,7 @@ from feedback_api.customers.service import customer as customer_service
 from feedback_api.events.catalogue import EventType
 from feedback_api.events.service import event as event_service
 from feedback_api.idempotency.service import idempotency as idempotency_service
+from feedback_api.insights.service import theme as theme_service
 from feedback_api.integrity.service import integrity as integrity_service
 from feedback_api.invitations.service import invitation as invitation_service
 from feedback_api.jobs.service import job as job_service
@@ -62,6 +63,7 @@ class PrivacyService:
         customer = await customer_service.get(session, tenant_id, ref)
         anonymised = await response_service.anonymise_for_customer(session, tenant_id, customer.id)
         flag_events = await integrity_service.forget_responses(session, tenant_id, anonymised)
+        await theme_service.forget(session, tenant_id, anonymised)
         tickets = await ticket_service.forget_customer(session, tenant_id, customer.id, anonymised)
         invitations = await invitation_service.forget_customer(session, tenant_id, customer.id, ref)
         await idempotency_service.forget_customer(session, tenant_id, ref, anonymised)

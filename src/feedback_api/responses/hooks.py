@@ -49,9 +49,22 @@ class StoredResponse:
     agent_ref: str | None
     location_ref: str | None
     occurred_at: datetime
+    # False when only the comment changed (an invitation's answer edited with the same
+    # score): nothing for reactions to the score, such as tickets, to do.
+    rescored: bool = True
+    # True when the response existed before (an invitation's changed answer, or a replay):
+    # what was derived from it before is to be replaced, not added to.
+    replaced: bool = False
 
     @classmethod
-    def of_read(cls, read: ResponseRead, customer_id: UUID | None) -> StoredResponse:
+    def of_read(
+        cls,
+        read: ResponseRead,
+        customer_id: UUID | None,
+        *,
+        rescored: bool = True,
+        replaced: bool = False,
+    ) -> StoredResponse:
         """From the answer just given for it (the read carries the ref, not the id)."""
         return cls(
             response_id=read.id,
@@ -66,10 +79,13 @@ class StoredResponse:
             agent_ref=read.agent_ref,
             location_ref=read.location_ref,
             occurred_at=read.occurred_at,
+            rescored=rescored,
+            replaced=replaced,
         )
 
     @classmethod
     def of(cls, r: Response, customer_ref: str | None) -> StoredResponse:
+        """From the stored row (a replay: whatever a subscriber derived is replaced)."""
         return cls(
             response_id=r.id,
             kind=r.kind,
@@ -83,6 +99,7 @@ class StoredResponse:
             agent_ref=r.agent_ref,
             location_ref=r.location_ref,
             occurred_at=r.occurred_at,
+            replaced=True,
         )
 
 

@@ -101,6 +101,19 @@ class ResponseRepository:
         )
         return (await self.session.scalars(stmt)).one_or_none()
 
+    async def answer_state(
+        self, tenant_id: UUID, invitation_id: UUID
+    ) -> tuple[int, str | None] | None:
+        """Score and comment of the invitation's (not deleted) answer, as columns (see
+        `answer_score`)."""
+        stmt = select(Response.score, Response.comment).where(
+            Response.tenant_id == tenant_id,
+            Response.invitation_id == invitation_id,
+            Response.deleted_at.is_(None),
+        )
+        row = (await self.session.execute(stmt)).one_or_none()
+        return None if row is None else (row[0], row[1])
+
     async def upsert_answer(
         self, values: dict[str, Any], changes: tuple[str, ...]
     ) -> tuple[UUID, bool] | None:

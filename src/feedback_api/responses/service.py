@@ -335,11 +335,11 @@ class ResponseService:
     ) -> tuple[ResponseRead, bool]:
         """Store the answer to an invitation, or replace the earlier answer (last answer
         wins); returns it and whether it is new. Fires `responses_stored` when it is new
-        or its score changed. The caller holds the invitation locked, so two answers at
+        or its score or comment changed. The caller holds the invitation locked, so two answers at
         once are taken one after the other. `InvitationClosed` when the earlier answer was
         deleted: the invitation has had its say."""
         repo = ResponseRepository(session)
-        earlier = await repo.answer_score(tenant_id, answer.invitation_id)
+        earlier = await repo.answer_state(tenant_id, answer.invitation_id)
         ip, ua = await self._provenance(session, tenant_id, client)
         now = utcnow()
         values: dict[str, Any] = {
@@ -361,10 +361,12 @@ class ResponseService:
         read = await self.get(session, tenant_id, response_id)
         event = EventType.RESPONSE_CREATED if created else EventType.RESPONSE_UPDATED
         await event_service.emit(session, tenant_id, event, [read])
-        if created or earlier != answer.score:
-            await responses_stored.fire(
-                session, tenant_id, [StoredResponse.of_read(read, answer.customer_id)]
+        rescored = created or earlier is None or earlier[0] != answer.score
+        if rescored or (earlier is not None and earlier[1] != answer.comment):
+            stored_response = StoredResponse.of_read(
+                read, answer.customer_id, rescored=rescored, replaced=not created
             )
+            await responses_stored.fire(session, tenant_id, [stored_response])
         return read, created
 
     async def answer_score(

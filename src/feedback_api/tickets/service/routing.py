@@ -40,9 +40,10 @@ async def on_stored(
 
 
 def may_open_a_ticket(stored: StoredResponse) -> bool:
-    """Which stored responses `on_stored` needs: a customer's, recent enough. (Anonymous
-    feedback has nobody to follow up with.)"""
-    return _may_open(stored, utcnow())
+    """Which stored responses `on_stored` needs: a customer's, recent enough, with a new
+    score. (Anonymous feedback has nobody to follow up with; an edited comment under the
+    same score changes nothing for the loop.)"""
+    return stored.rescored and _may_open(stored, utcnow())
 
 
 def _may_open(stored: StoredResponse, now: datetime) -> bool:

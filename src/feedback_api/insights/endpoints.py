@@ -1,0 +1,72 @@
+"""The theme dictionary: `/v1/themes`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, status
+from fastapi.responses import Response
+
+from feedback_api.auth.context import AuthContext
+from feedback_api.auth.scopes import Scope
+from feedback_api.db import SessionDep
+from feedback_api.insights.schemas import THEME_KEY_PATTERN, ThemeList, ThemeRead, ThemeUpsert
+from feedback_api.insights.service import theme as theme_service
+from feedback_api.keys.dependencies import require
+from feedback_api.kit.http import json_response
+from feedback_api.kit.schemas import problem_responses
+
+router = APIRouter(prefix="/v1/themes", tags=["insights"])
+
+InsightsRead = Annotated[AuthContext, Depends(require(Scope.INSIGHTS_READ))]
+InsightsWrite = Annotated[AuthContext, Depends(require(Scope.INSIGHTS_WRITE))]
+Key = Annotated[
+    str,
+    Path(
+        max_length=64,
+        pattern=THEME_KEY_PATTERN,
+        description="The theme's key: lowercase letters, digits and `_`.",
+    ),
+]
+
+
+@router.get("", responses=problem_responses(403))
+async def list_themes(session: SessionDep, auth: InsightsRead) -> ThemeList:
+    """The tenant's theme dictionary, and whether stored comments are classified with its
+    current version yet (`classification.up_to_date`)."""
+    return await theme_service.list(session, auth.tenant_id)
+
+
+@router.get("/{key}", responses=problem_responses(403, 404))
+async def get_theme(key: Key, session: SessionDep, auth: InsightsRead) -> ThemeRead:
+    """One theme of the dictionary."""
+    return await theme_service.get(session, auth.tenant_id, key)
+
+
+@router.put(
+    "/{key}",
+    response_model=ThemeRead,
+    responses={
+        201: {"model": ThemeRead, "description": "Created."},
+        **problem_responses(403, 409, body=True),
+    },
+)
+async def put_theme(
+    key: Key, body: ThemeUpsert, session: SessionDep, auth: InsightsWrite
+) -> Response:
+    """Create or replace a theme (201 created, 200 replaced; safe to repeat).
+
+    New comments are classified with it from the moment this answers; comments already
+    stored are re-classified by the worker in the background, in chunks (watch
+    `classification.up_to_date` on `GET /v1/themes`). 409 `too_many_themes` beyond 500."""
+    read, created = await theme_service.put(session, auth.tenant_id, key, body)
+    return json_response(201 if created else 200, read)
+
+
+@router.delete(
+    "/{key}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(403, 404)
+)
+async def delete_theme(key: Key, session: SessionDep, auth: InsightsWrite) -> None:
+    """Remove a theme from the dictionary; its mentions stop counting at once and are
+    cleared by the background re-classification."""
+    await theme_service.delete(session, auth.tenant_id, key)

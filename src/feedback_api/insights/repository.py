@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import delete, func, literal_column, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
+
+from feedback_api.kit.rawsql import driver_connection
+from feedback_api.models import Response, ResponseTheme, Theme, ThemeDictionary
+
+
+class ThemeRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- the dictionary ---------------------------------------------------------------------
+
+    async def all(self, tenant_id: UUID) -> Sequence[Theme]:
+        stmt = select(Theme).where(Theme.tenant_id == tenant_id).order_by(Theme.key)
+        return (await self.session.scalars(stmt)).all()
+
+    async def get(self, tenant_id: UUID, key: str) -> Theme | None:
+        return await self.session.get(Theme, (tenant_id, key))
+
+    async def count(self, tenant_id: UUID) -> int:
+        stmt = select(func.count()).select_from(Theme).where(Theme.tenant_id == tenant_id)
+        return int((await self.session.scalar(stmt)) or 0)
+
+    async def upsert(self, tenant_id: UUID, key: str, values: dict[str, Any]) -> bool:
+        """Insert or replace; True when created."""
+        inserting = insert(Theme).values(tenant_id=tenant_id, key=key, **values)
+        upsert = inserting.on_conflict_do_update(
+            index_elements=[Theme.tenant_id, Theme.key],
+            set_={**{k: inserting.excluded[k] for k in values}, "updated_at": func.now()},
+        )
+        # xmax = 0 only on a freshly inserted row version: tells created from replaced.
+        stmt: ReturningInsert[tuple[bool]] = upsert.returning(literal_column("xmax = 0"))
+        return bool((await self.session.execute(stmt)).scalar_one())
+
+    async def delete(self, tenant_id: UUID, key: str) -> bool:
+        stmt = delete(Theme).where(Theme.tenant_id == tenant_id, Theme.key == key)
+        result = await self.session.execute(stmt)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    # --- versions ---------------------------------------------------------------------------
+
+    async def bump(self, tenant_id: UUID) -> int:
+        """The dictionary changed: its next version (the row is locked until commit, so
+        ingest that classifies with the old version has committed before this does)."""
+        stmt = (
+            insert(ThemeDictionary)
+            .values(tenant_id=tenant_id, version=1)
+            .on_conflict_do_update(
+                index_elements=[ThemeDictionary.tenant_id],
+                set_={"version": ThemeDictionary.version + 1, "updated_at": func.now()},
+            )
+            .returning(ThemeDictionary.version)
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def state(self, tenant_id: UUID, *, lock: bool = False) -> ThemeDictionary | None:
+        stmt = select(ThemeDictionary).where(ThemeDictionary.tenant_id == tenant_id)
+        if lock:
+            stmt = stmt.with_for_update()
+        return (await self.session.scalars(stmt)).one_or_none()
+
+    async def version_for_ingest(self, tenant_id: UUID) -> int | None:
+        """The dictionary version to classify new comments with, holding a KEY SHARE lock:
+        a dictionary change (which locks the row for update) waits for this transaction,
+        so no comment is classified with a version older than the re-classification that
+        follows the change. Null: the tenant has never had a theme. On asyncpg directly
+        (the ingest path, see kit.rawsql)."""
+        conn = await driver_connection(self.session)
+        value = await conn.fetchval(
+            "SELECT version FROM theme_dictionaries WHERE tenant_id = $1 FOR KEY SHARE",
+            tenant_id,
+        )
+        return None if value is None else int(value)
+
+    async def save_pass(
+        self, tenant_id: UUID, *, pass_version: int, cursor: UUID | None, classified: int
+    ) -> None:
+        await self.session.execute(
+            update(ThemeDictionary)
+            .where(ThemeDictionary.tenant_id == tenant_id)
+            .values(pass_version=pass_version, pass_cursor=cursor, classified_version=classified)
+        )
+
+    # --- mentions ---------------------------------------------------------------------------
+
+    async def comments_after(
+        self, tenant_id: UUID, after: UUID | None, limit: int
+    ) -> Sequence[tuple[UUID, str | None]]:
+        """The next responses in id order, with their comments (null when none or erased)."""
+        stmt = select(Response.id, Response.comment).where(Response.tenant_id == tenant_id)
+        if after is not None:
+            stmt = stmt.where(Response.id > after)
+        rows = await self.session.execute(stmt.order_by(Response.id).limit(limit))
+        return [(r[0], r[1]) for r in rows]
+
+    async def replace_mentions(
+        self, tenant_id: UUID, response_ids: Sequence[UUID], mentions: Sequence[tuple[UUID, str]]
+    ) -> None:
+        """The mentions of `response_ids` become exactly `mentions` (response id, theme)."""
+        conn = await driver_connection(self.session)
+        if response_ids:
+            await conn.execute(
+                "DELETE FROM response_themes WHERE tenant_id = $1 AND response_id = ANY($2)",
+                tenant_id,
+                list(response_ids),
+            )
+        await self.add_mentions(tenant_id, mentions)
+
+    async def add_mentions(self, tenant_id: UUID, mentions: Sequence[tuple[UUID, str]]) -> None:
+        if not mentions:
+            return
+        conn = await driver_connection(self.session)
+        await conn.execute(
+            "INSERT INTO response_themes (tenant_id, response_id, theme_key)"
+            " SELECT $1, r, t FROM unnest($2::uuid[], $3::text[]) AS m(r, t)"
+            " ON CONFLICT DO NOTHING",
+            tenant_id,
+            [m[0] for m in mentions],
+            [m[1] for m in mentions],
+        )
+
+    async def mentions_of(self, tenant_id: UUID, response_id: UUID) -> list[str]:
+        stmt = (
+            select(ResponseTheme.theme_key)
+            .where(ResponseTheme.tenant_id == tenant_id, ResponseTheme.response_id == response_id)
+            .order_by(ResponseTheme.theme_key)
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def forget(self, tenant_id: UUID, response_ids: Sequence[UUID]) -> None:
+        """Erasure: the mentions of erased comments go with the comments."""
+        if response_ids:
+            await self.session.execute(
+                delete(ResponseTheme).where(
+                    ResponseTheme.tenant_id == tenant_id,
+                    ResponseTheme.response_id.in_(response_ids),
+                )
+            )

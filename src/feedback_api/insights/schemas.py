@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from feedback_api.kit.schemas import InputSchema
+from feedback_api.kit.types import Text
+
+MAX_THEMES = 500
+MAX_TERMS = 200
+THEME_KEY_PATTERN = r"^[a-z0-9][a-z0-9_]{0,63}$"
+
+ThemeKey = Annotated[
+    str,
+    Text(max_length=64, pattern=THEME_KEY_PATTERN),
+    Field(
+        description="Your key for the theme: lowercase letters, digits and `_`, e.g. "
+        "`fitting_room_light`. Tags are themes too, reported as `tag:<tag>`.",
+        examples=["fitting_room_light"],
+    ),
+]
+Term = Annotated[str, Text(min_length=1, max_length=100)]
+LanguageKey = Annotated[str, Text(max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
+ThemeName = Annotated[str, Text(min_length=1, max_length=100)]
+
+
+def _unique(terms: list[str]) -> list[str]:
+    """Terms keep their order; a repeat (ignoring case) is dropped."""
+    seen: dict[str, str] = {}
+    for term in terms:
+        seen.setdefault(term.casefold(), term)
+    return list(seen.values())
+
+
+Terms = Annotated[list[Term], Field(max_length=MAX_TERMS), AfterValidator(_unique)]
+
+
+class ThemeUpsert(InputSchema):
+    """A theme of the dictionary. A comment mentions it when one of `keywords` or `aliases`
+    appears in it (Chinese, Japanese and Korean terms anywhere, other terms as whole words,
+    case and width ignored), outside every match of its `negative_keywords`."""
+
+    names: dict[LanguageKey, ThemeName] = Field(
+        default_factory=dict,
+        max_length=20,
+        description='What to call the theme, per language: `{"en": "Fitting-room light", '
+        '"zh": "试衣间灯光"}`.',
+    )
+    keywords: Terms = Field(
+        default_factory=list,
+        description="Words and short phrases that name the theme, in every language your "
+        "customers write, e.g. `试衣间`, `镜子`, `fitting room`. Up to 200.",
+    )
+    aliases: Terms = Field(
+        default_factory=list,
+        description="Other ways customers put it (`changing room`, `更衣室`); matched like "
+        "keywords. Up to 200.",
+    )
+    negative_keywords: Terms = Field(
+        default_factory=list,
+        description="Phrases that contain a keyword but mean something else: a keyword "
+        "inside one of them does not count (`dark green` for a keyword `dark`). Up to 200.",
+    )
+
+    @model_validator(mode="after")
+    def _needs_a_term(self) -> ThemeUpsert:
+        if not self.keywords and not self.aliases:
+            raise PydanticCustomError(
+                "no_terms", "a theme needs at least one keyword or alias to match comments"
+            )
+        return self
+
+
+class ThemeRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    key: str
+    names: dict[str, str]
+    keywords: list[str]
+    aliases: list[str]
+    negative_keywords: list[str]
+    origin: Literal["manual", "discovered"] = Field(
+        description="`manual`: written by you; `discovered`: accepted from the candidates."
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class Classification(BaseModel):
+    dictionary_version: int = Field(description="Bumped by every change to the dictionary.")
+    classified_version: int = Field(
+        description="Every comment stored before the dictionary reached this version is "
+        "classified with it (or a later one)."
+    )
+    up_to_date: bool = Field(
+        description="True when stored comments are classified with the current dictionary; "
+        "after a change the worker re-classifies them in the background."
+    )
+
+
+class ThemeList(BaseModel):
+    items: list[ThemeRead] = Field(description=f"By key; at most {MAX_THEMES}.")
+    classification: Classification

@@ -1,0 +1,158 @@
+"""The theme dictionary, and the classification of every comment with it: at ingest (a
+`responses_stored` subscriber, in the storing transaction) and, after each change of the
+dictionary, a background re-classification of the stored comments (`insights.reclassify`,
+in chunks, resumable)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from feedback_api.exceptions import NotFound, TooManyThemes
+from feedback_api.insights.classifier import Classifier, ThemeTerms
+from feedback_api.insights.repository import ThemeRepository
+from feedback_api.insights.schemas import (
+    MAX_THEMES,
+    Classification,
+    ThemeList,
+    ThemeRead,
+    ThemeUpsert,
+)
+from feedback_api.jobs.service import job as job_service
+from feedback_api.models import Theme
+from feedback_api.responses.hooks import StoredResponse
+
+RECLASSIFY_JOB = "insights.reclassify"
+RECLASSIFY_CHUNK = 5000
+# Compiled dictionaries by (tenant, version): a version never changes once made, so an
+# entry is never stale, only superseded. Bounded: a process serving many tenants keeps
+# the most recently compiled ones.
+_CACHE_SIZE = 256
+_compiled: dict[tuple[UUID, int], Classifier] = {}
+
+
+def _terms(theme: Theme) -> ThemeTerms:
+    return ThemeTerms(theme.key, theme.keywords, theme.aliases, theme.negative_keywords)
+
+
+async def _classifier(repo: ThemeRepository, tenant_id: UUID, version: int) -> Classifier:
+    found = _compiled.get((tenant_id, version))
+    if found is None:
+        found = Classifier(_terms(t) for t in await repo.all(tenant_id))
+        if len(_compiled) >= _CACHE_SIZE:
+            _compiled.pop(next(iter(_compiled)))
+        _compiled[(tenant_id, version)] = found
+    return found
+
+
+def wants(stored: StoredResponse) -> bool:
+    """What classification needs: a comment, or a response whose earlier comment may have
+    had mentions to drop."""
+    return bool(stored.comment) or stored.replaced
+
+
+async def on_stored(
+    session: AsyncSession, tenant_id: UUID, items: Sequence[StoredResponse]
+) -> None:
+    """The `responses_stored` subscriber: the themes each new or changed comment mentions,
+    in the storing transaction (so they are there when the response is acknowledged)."""
+    repo = ThemeRepository(session)
+    version = await repo.version_for_ingest(tenant_id)
+    if version is None:
+        return  # never had a dictionary: nothing to find
+    classifier = await _classifier(repo, tenant_id, version)
+    mentions = [(i.response_id, key) for i in items for key in classifier.themes(i.comment)]
+    replaced = [i.response_id for i in items if i.replaced]
+    if replaced:
+        await repo.replace_mentions(tenant_id, replaced, mentions)
+    else:
+        await repo.add_mentions(tenant_id, mentions)
+
+
+class ThemeService:
+    async def list(self, session: AsyncSession, tenant_id: UUID) -> ThemeList:
+        repo = ThemeRepository(session)
+        themes = await repo.all(tenant_id)
+        return ThemeList(
+            items=[ThemeRead.model_validate(t) for t in themes],
+            classification=await self._classification(repo, tenant_id),
+        )
+
+    async def get(self, session: AsyncSession, tenant_id: UUID, key: str) -> ThemeRead:
+        theme = await ThemeRepository(session).get(tenant_id, key)
+        if theme is None:
+            raise NotFound(f"no theme {key!r}")
+        return ThemeRead.model_validate(theme)
+
+    async def put(
+        self, session: AsyncSession, tenant_id: UUID, key: str, body: ThemeUpsert
+    ) -> tuple[ThemeRead, bool]:
+        """Create or replace a theme; returns it and whether it was created. Stored comments
+        are re-classified in the background."""
+        repo = ThemeRepository(session)
+        await self._changed(session, repo, tenant_id)
+        if await repo.get(tenant_id, key) is None and await repo.count(tenant_id) >= MAX_THEMES:
+            raise TooManyThemes(f"a dictionary holds at most {MAX_THEMES} themes")
+        created = await repo.upsert(tenant_id, key, body.model_dump())
+        return await self.get(session, tenant_id, key), created
+
+    async def delete(self, session: AsyncSession, tenant_id: UUID, key: str) -> None:
+        repo = ThemeRepository(session)
+        await self._changed(session, repo, tenant_id)
+        if not await repo.delete(tenant_id, key):
+            raise NotFound(f"no theme {key!r}")
+
+    async def _changed(self, session: AsyncSession, repo: ThemeRepository, tenant_id: UUID) -> None:
+        # First, so that two changes of one dictionary queue on its row in this order.
+        await repo.bump(tenant_id)
+        await job_service.enqueue(session, RECLASSIFY_JOB, tenant_id=tenant_id)
+
+    async def _classification(self, repo: ThemeRepository, tenant_id: UUID) -> Classification:
+        state = await repo.state(tenant_id)
+        version = state.version if state else 0
+        classified = state.classified_version if state else 0
+        return Classification(
+            dictionary_version=version,
+            classified_version=classified,
+            up_to_date=classified >= version,
+        )
+
+    async def reclassify_step(
+        self, session: AsyncSession, tenant_id: UUID, chunk: int = RECLASSIFY_CHUNK
+    ) -> bool:
+        """One bounded transaction of the re-classification: the next `chunk` responses
+        in id order get the current dictionary's themes. True when every stored comment is
+        classified with the current version. A change mid-pass starts the pass again, with
+        the new version; the progress is in the database (resumable after a crash)."""
+        repo = ThemeRepository(session)
+        state = await repo.state(tenant_id, lock=True)
+        if state is None or state.classified_version >= state.version:
+            return True
+        version, cursor = state.version, state.pass_cursor
+        if state.pass_version != version:
+            cursor = None  # a new version: from the start
+        rows = await repo.comments_after(tenant_id, cursor, chunk)
+        if not rows:
+            await repo.save_pass(tenant_id, pass_version=version, cursor=None, classified=version)
+            return True
+        classifier = await _classifier(repo, tenant_id, version)
+        mentions = [(rid, key) for rid, comment in rows for key in classifier.themes(comment)]
+        await repo.replace_mentions(tenant_id, [rid for rid, _ in rows], mentions)
+        await repo.save_pass(
+            tenant_id,
+            pass_version=version,
+            cursor=rows[-1][0],
+            classified=state.classified_version,
+        )
+        return False
+
+    async def forget(
+        self, session: AsyncSession, tenant_id: UUID, response_ids: Sequence[UUID]
+    ) -> None:
+        """Erasure: the mentions found in erased comments go with them."""
+        await ThemeRepository(session).forget(tenant_id, response_ids)
+
+
+theme = ThemeService()
