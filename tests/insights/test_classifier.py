@@ -46,6 +46,9 @@ def themes(text: str | None) -> list[str]:
         ("delivery was not slow at all", ["delivery_speed"]),
         # mixed languages
         ("delivery 好慢, 试衣间 ok", ["fitting_room_light", "delivery_speed"]),
+        # stems: inflections on every word, both sides
+        ("the fitting-rooms were awful", ["fitting_room_light"]),
+        ("two mirrors", ["fitting_room_light"]),
         ("", []),
         (None, []),
         ("👍👍", []),
@@ -66,3 +69,23 @@ def test_terms_are_literal_not_patterns() -> None:
     assert classifier.themes("a.b") == ["odd"]
     assert classifier.themes("axb") == []
     assert classifier.themes("试") == []
+
+
+@pytest.mark.parametrize(
+    ("term", "text"),
+    [
+        ("freeze", "the app keeps freezing"),
+        ("queue", "queuing for ages"),
+        ("points", "1 point per purchase"),
+        ("run small", "these runs small"),
+        ("wrap", "badly wrapped"),
+        ("app", "app很好用"),  # a CJK character ends a Latin word
+    ],
+)
+def test_words_match_by_their_stems(term: str, text: str) -> None:
+    assert Classifier([ThemeTerms("t", keywords=[term])]).themes(text) == ["t"]
+
+
+@pytest.mark.parametrize(("term", "text"), [("app", "happy"), ("cost", "costume"), ("镜子", "镜")])
+def test_parts_of_words_do_not_match(term: str, text: str) -> None:
+    assert Classifier([ThemeTerms("t", keywords=[term])]).themes(text) == []

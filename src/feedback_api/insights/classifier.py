@@ -4,12 +4,17 @@ The rule (docs/insights.md):
 - Text and terms are compared after Unicode NFKC and case folding, so full-width letters,
   `Ｆｉｔｔｉｎｇ` and `FITTING` match `fitting`.
 - A term with CJK characters matches as a substring (Chinese has no spaces; segmenting
-  first would split 试衣间 differently in different sentences). A Latin term matches whole
-  words, any run of spaces or punctuation between its words, and a few English endings
-  on its last word (`mirror` matches `mirrors`, `crash` matches `crashed`, `crashing`).
+  first would split 试衣间 differently in different sentences).
+- Any other term matches whole words: the text's words (runs of letters and digits; a CJK
+  character ends a word, so `app很好用` holds the word `app`) and the term's words are
+  compared by their English Snowball stems, so `fitting room` matches `fitting-rooms`,
+  `freeze` matches `freezing`, `points` matches `1 point`; punctuation and spaces between
+  words do not matter. Stems are coarse: `fitting` alone would also match `fit`, so write
+  the phrase (`fitting room`).
 - A theme is mentioned when one of its keywords or aliases matches and that match does not
   lie inside a match of one of its negative keywords (`delivery` in "delivery fee" is not
-  the delivery-speed theme when "delivery fee" is a negative keyword there).
+  the delivery-speed theme when "delivery fee" is a negative keyword there). A negative
+  keyword blocks only what lies inside it, not the whole comment.
 
 A negated mention ("not slow", 不慢) is still a mention: the theme is what the customer
 talks about; whether it was good or bad is the score's to say.
@@ -19,14 +24,20 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
-# Han, Hiragana/Katakana and Hangul: scripts written without spaces between words.
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
-_WORD = re.compile(r"\w+")
-# English endings a keyword's last word may carry (plural, past, progressive, comparative).
-_ENDINGS = r"(?:s|es|d|ed|ing|er|est)?"
+import snowballstemmer
+
+_CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_CJK = re.compile(f"[{_CJK_CHARS}]")
+# A word: letters and digits, but not CJK characters (which \w includes).
+_WORD = re.compile(f"(?:(?![{_CJK_CHARS}])[^\\W_])+")
+_STEMMER = snowballstemmer.stemmer("english")
+
+Span = tuple[int, int]
 
 
 def normalize(text: str) -> str:
@@ -34,22 +45,16 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
-def _pattern(term: str) -> str | None:
-    """The regular expression for one dictionary term, or None for a term with no letters."""
-    folded = normalize(term).strip()
-    if _CJK.search(folded):
-        return re.escape(folded)
-    words = _WORD.findall(folded)
-    if not words:
-        return None
-    body = r"\W+".join(re.escape(w) for w in words)
-    return rf"(?<!\w){body}{_ENDINGS}(?!\w)"
+@lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    stem: str = _STEMMER.stemWord(word)
+    # Snowball keeps a final e in some stems and not in their inflections (queue, queu-ing):
+    # drop it everywhere, on both sides.
+    return stem[:-1] if len(stem) > 3 and stem.endswith("e") else stem
 
 
-def _union(terms: Iterable[str]) -> re.Pattern[str] | None:
-    # Longest first, so that an alternation prefers "fitting room" over "fitting".
-    patterns = sorted({p for t in terms if (p := _pattern(t))}, key=len, reverse=True)
-    return re.compile("|".join(patterns)) if patterns else None
+def _words(text: str) -> list[tuple[str, int, int]]:
+    return [(_stem(m.group()), m.start(), m.end()) for m in _WORD.finditer(text)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +65,48 @@ class ThemeTerms:
     negative_keywords: Sequence[str] = ()
 
 
+class _Terms:
+    """One theme's terms of one kind (positive or negative), ready to search."""
+
+    def __init__(self, terms: Iterable[str]) -> None:
+        self.substrings: list[str] = []
+        # first stem -> the stem sequences that start with it, longest first
+        self.phrases: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+        for term in terms:
+            folded = normalize(term).strip()
+            if _CJK.search(folded):
+                self.substrings.append(folded)
+            elif stems := tuple(w for w, _, _ in _words(folded)):
+                self.phrases[stems[0]].append(stems)
+        for phrases in self.phrases.values():
+            phrases.sort(key=len, reverse=True)
+        self.substrings = sorted(set(self.substrings), key=len, reverse=True)
+
+    def __bool__(self) -> bool:
+        return bool(self.substrings or self.phrases)
+
+    def spans(self, text: str, words: Sequence[tuple[str, int, int]]) -> list[Span]:
+        found: list[Span] = []
+        for term in self.substrings:
+            at = text.find(term)
+            while at != -1:
+                found.append((at, at + len(term)))
+                at = text.find(term, at + 1)
+        for index, (stem, start, _) in enumerate(words):
+            for phrase in self.phrases.get(stem, ()):
+                stop = index + len(phrase)
+                if stop <= len(words) and all(
+                    words[index + k][0] == phrase[k] for k in range(1, len(phrase))
+                ):
+                    found.append((start, words[stop - 1][2]))
+        return found
+
+
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     key: str
-    positive: re.Pattern[str]
-    negative: re.Pattern[str] | None
+    positive: _Terms
+    negative: _Terms
 
 
 class Classifier:
@@ -73,9 +115,9 @@ class Classifier:
     def __init__(self, themes: Iterable[ThemeTerms]) -> None:
         compiled = []
         for theme in themes:
-            positive = _union([*theme.keywords, *theme.aliases])
-            if positive is not None:
-                compiled.append(_Compiled(theme.key, positive, _union(theme.negative_keywords)))
+            positive = _Terms([*theme.keywords, *theme.aliases])
+            if positive:
+                compiled.append(_Compiled(theme.key, positive, _Terms(theme.negative_keywords)))
         self._themes = tuple(compiled)
 
     def __bool__(self) -> bool:
@@ -86,12 +128,13 @@ class Classifier:
         if not comment or not self._themes:
             return []
         text = normalize(comment)
-        return [t.key for t in self._themes if _mentions(t, text)]
+        words = _words(text)
+        return [t.key for t in self._themes if _mentions(t, text, words)]
 
 
-def _mentions(theme: _Compiled, text: str) -> bool:
-    hits = [m.span() for m in theme.positive.finditer(text)]
-    if not hits or theme.negative is None:
+def _mentions(theme: _Compiled, text: str, words: Sequence[tuple[str, int, int]]) -> bool:
+    hits = theme.positive.spans(text, words)
+    if not hits or not theme.negative:
         return bool(hits)
-    blocked = [m.span() for m in theme.negative.finditer(text)]
+    blocked = theme.negative.spans(text, words)
     return any(not any(b0 <= h0 and h1 <= b1 for b0, b1 in blocked) for h0, h1 in hits)
