@@ -96,6 +96,7 @@ ROUTES: dict[str, str | None] = {
     "GET /v1/themes/{key}": "insights:read",
     "PUT /v1/themes/{key}": "insights:write",
     "DELETE /v1/themes/{key}": "insights:write",
+    "GET /v1/insights/themes": "insights:read",
 }
 ADMIN_ROUTES = {"GET /v1/tenants", "POST /v1/tenants", "PUT /v1/tenants/{tenant_id}/rate-limits"}
 PUBLISHABLE_ALLOWED = {"POST /v1/responses"}

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, status
+from fastapi import APIRouter, Depends, Path, Query, status
 from fastapi.responses import Response
 
 from feedback_api.auth.context import AuthContext
 from feedback_api.auth.scopes import Scope
 from feedback_api.db import SessionDep
-from feedback_api.insights.schemas import THEME_KEY_PATTERN, ThemeList, ThemeRead, ThemeUpsert
+from feedback_api.insights.report import theme_report
+from feedback_api.insights.schemas import (
+    THEME_KEY_PATTERN,
+    ThemeList,
+    ThemeRead,
+    ThemeReport,
+    ThemeUpsert,
+)
 from feedback_api.insights.service import theme as theme_service
 from feedback_api.keys.dependencies import require
 from feedback_api.kit.http import json_response
 from feedback_api.kit.schemas import problem_responses
+from feedback_api.metrics.filters import FilterParamsDep, Filters, metric_query
+from feedback_api.metrics.schemas import MetricKind
 
-router = APIRouter(prefix="/v1/themes", tags=["insights"])
+router = APIRouter(prefix="/v1", tags=["insights"])
 
 InsightsRead = Annotated[AuthContext, Depends(require(Scope.INSIGHTS_READ))]
 InsightsWrite = Annotated[AuthContext, Depends(require(Scope.INSIGHTS_WRITE))]
@@ -30,21 +39,21 @@ Key = Annotated[
 ]
 
 
-@router.get("", responses=problem_responses(403))
+@router.get("/themes", responses=problem_responses(403))
 async def list_themes(session: SessionDep, auth: InsightsRead) -> ThemeList:
     """The tenant's theme dictionary, and whether stored comments are classified with its
     current version yet (`classification.up_to_date`)."""
     return await theme_service.list(session, auth.tenant_id)
 
 
-@router.get("/{key}", responses=problem_responses(403, 404))
+@router.get("/themes/{key}", responses=problem_responses(403, 404))
 async def get_theme(key: Key, session: SessionDep, auth: InsightsRead) -> ThemeRead:
     """One theme of the dictionary."""
     return await theme_service.get(session, auth.tenant_id, key)
 
 
 @router.put(
-    "/{key}",
+    "/themes/{key}",
     response_model=ThemeRead,
     responses={
         201: {"model": ThemeRead, "description": "Created."},
@@ -64,9 +73,31 @@ async def put_theme(
 
 
 @router.delete(
-    "/{key}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(403, 404)
+    "/themes/{key}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(403, 404)
 )
 async def delete_theme(key: Key, session: SessionDep, auth: InsightsWrite) -> None:
     """Remove a theme from the dictionary; its mentions stop counting at once and are
     cleared by the background re-classification."""
     await theme_service.delete(session, auth.tenant_id, key)
+
+
+def insight_filters(params: FilterParamsDep, auth: InsightsRead) -> Filters:
+    return params.of(auth)
+
+
+InsightFilters = Annotated[Filters, Depends(insight_filters)]
+
+
+@router.get("/insights/themes", responses=problem_responses(403))
+async def theme_insights(
+    session: SessionDep,
+    filters: InsightFilters,
+    kind: Annotated[MetricKind, Query(description="The metric to compare by.")] = MetricKind.NPS,
+) -> ThemeReport:
+    """What customers talk about, and what it costs: for each theme of the dictionary (and
+    each tag, as `tag:<tag>`) among the responses with a comment or tag in the period, its
+    mentions and share, the share of negative answers among them, and the metric of the
+    responses mentioning it against the others, with the difference's interval and test.
+    Takes the metrics' filters (`from`, `to`, channel … `attr.<name>`); excluded responses
+    count only with `integrity=all`; small cells are withheld as in the metrics."""
+    return await theme_report(session, kind, metric_query(kind, filters))

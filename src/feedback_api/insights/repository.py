@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from sqlalchemy import delete, func, literal_column, select, update
@@ -10,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
 from feedback_api.kit.rawsql import driver_connection
+from feedback_api.metrics.repository import SqlParams, selection_filters
+from feedback_api.metrics.selection import Selection
 from feedback_api.models import Response, ResponseTheme, Theme, ThemeDictionary
 
 
@@ -145,3 +148,79 @@ class ThemeRepository:
                     ResponseTheme.response_id.in_(response_ids),
                 )
             )
+
+
+class ThemeTally(NamedTuple):
+    theme: str | None  # None: every response with text (the base)
+    excluded: bool
+    score: int
+    n: int
+
+
+class InsightRepository:
+    """Reads for the insight reports: raw scans of responses with their mentions, under the
+    same filters as the metrics (metrics.repository.selection_filters)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def _scope(self, selection: Selection, lo: datetime, hi: datetime, p: SqlParams) -> str:
+        """The responses a report reads, as a CTE body: those with a comment or a tag."""
+        joins = ""
+        if selection.attributes:
+            joins = " JOIN customers c ON c.tenant_id = x.tenant_id AND c.id = x.customer_id"
+        where = " AND ".join(
+            [
+                f"x.tenant_id = {p(selection.tenant_id, '::uuid')}",
+                "x.deleted_at IS NULL",
+                f"x.occurred_at >= {p(lo, '::timestamptz')}",
+                f"x.occurred_at < {p(hi, '::timestamptz')}",
+                "(coalesce(x.comment, '') <> '' OR cardinality(x.tags) > 0)",
+                *selection_filters(selection, "x", p),
+            ]
+        )
+        return (
+            "SELECT x.id, x.score, x.excluded, x.tags, x.occurred_at "
+            f"FROM responses x{joins} WHERE {where}"
+        )
+
+    async def theme_tallies(
+        self, selection: Selection, lo: datetime, hi: datetime
+    ) -> list[ThemeTally]:
+        """Score histograms (by exclusion) of the base and of each theme: the dictionary's
+        themes that still exist, and each tag as `tag:<tag>`."""
+        p = SqlParams()
+        tenant = p(selection.tenant_id, "::uuid")
+        sql = (
+            f"WITH x AS MATERIALIZED ({self._scope(selection, lo, hi, p)}) "
+            "SELECT NULL::text, excluded, score, count(*) FROM x GROUP BY 2, 3 "
+            "UNION ALL "
+            "SELECT rt.theme_key, x.excluded, x.score, count(*) FROM x "
+            f"JOIN response_themes rt ON rt.tenant_id = {tenant} AND rt.response_id = x.id "
+            f"JOIN themes t ON t.tenant_id = {tenant} AND t.key = rt.theme_key "
+            "GROUP BY 1, 2, 3 "
+            "UNION ALL "
+            "SELECT 'tag:' || tag, x.excluded, x.score, count(*) FROM x, unnest(x.tags) AS tag "
+            "GROUP BY 1, 2, 3"
+        )
+        conn = await driver_connection(self.session)
+        return [ThemeTally(*r) for r in await conn.fetch(sql, *p.values)]
+
+    async def examples(
+        self, selection: Selection, lo: datetime, hi: datetime, *, valid_only: bool, per: int
+    ) -> dict[str, list[UUID]]:
+        """The latest `per` responses mentioning each theme (ids)."""
+        p = SqlParams()
+        tenant = p(selection.tenant_id, "::uuid")
+        keep = "WHERE NOT excluded" if valid_only else ""
+        sql = (
+            f"WITH x AS MATERIALIZED ({self._scope(selection, lo, hi, p)}), "
+            "m AS (SELECT rt.theme_key AS theme, x.id, x.occurred_at, x.excluded FROM x "
+            f"JOIN response_themes rt ON rt.tenant_id = {tenant} AND rt.response_id = x.id "
+            "UNION ALL SELECT 'tag:' || tag, x.id, x.occurred_at, x.excluded "
+            "FROM x, unnest(x.tags) AS tag) "
+            "SELECT theme, (array_agg(id ORDER BY occurred_at DESC, id DESC))"
+            f"[1:{p(per, '::int')}] FROM m {keep} GROUP BY theme"
+        )
+        conn = await driver_connection(self.session)
+        return {r[0]: list(r[1]) for r in await conn.fetch(sql, *p.values)}

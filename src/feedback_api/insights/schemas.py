@@ -2,12 +2,21 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Literal
+from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from feedback_api.kit.schemas import InputSchema
 from feedback_api.kit.types import Text
+from feedback_api.metrics.schemas import (
+    ComparisonResult,
+    Integrity,
+    MetricKind,
+    MetricValue,
+    Period,
+    Share,
+)
 
 MAX_THEMES = 500
 MAX_TERMS = 200
@@ -104,3 +113,40 @@ class Classification(BaseModel):
 class ThemeList(BaseModel):
     items: list[ThemeRead] = Field(description=f"By key; at most {MAX_THEMES}.")
     classification: Classification
+
+
+class ThemeStat(BaseModel):
+    key: str = Field(description="The theme's key; a tag is reported as `tag:<tag>`.")
+    name: str | None = Field(description="The dictionary's name in the first language listed.")
+    source: Literal["dictionary", "tag"]
+    mentions: int = Field(description="Responses (with a comment or tag) that mention it.")
+    share: Share = Field(
+        description="Mentions as a percent of the responses with a comment or tag, with "
+        "the Wilson interval."
+    )
+    negative: Share | None = Field(
+        description="Of the mentions, the percent of negative answers (NPS detractors 0–6, "
+        "CSAT 1–2, CES 1–3, a rating's lower half). Null when `with_theme` is suppressed."
+    )
+    with_theme: MetricValue = Field(description="The metric over the responses mentioning it.")
+    without_theme: MetricValue = Field(
+        description="The metric over the other responses with a comment or tag."
+    )
+    difference: ComparisonResult | None = Field(
+        description="`with_theme` − `without_theme` with its interval and test (the "
+        "metrics' two-sample test). Null when a side is suppressed or empty."
+    )
+    examples: list[UUID] = Field(
+        description="Up to five of the latest responses mentioning it (empty when the "
+        "mentions are a small cell)."
+    )
+
+
+class ThemeReport(BaseModel):
+    kind: MetricKind
+    period: Period
+    integrity: Integrity
+    confidence: float
+    min_cell: int
+    base: int = Field(description="Responses in the selection with a comment or a tag.")
+    items: list[ThemeStat] = Field(description="Themes with at least one mention, most first.")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import Depends, Query, Request
 from pydantic_core import PydanticCustomError
@@ -24,6 +25,7 @@ from feedback_api.metrics.service import MetricQuery, scale_for
 from feedback_api.responses.schemas import Channel
 
 MetricsRead = Annotated[AuthContext, Depends(require(Scope.METRICS_READ))]
+NIL = UUID(int=0)
 
 ATTR_PREFIX = "attr."
 ATTR_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}")
@@ -39,6 +41,8 @@ LanguageFilter = Annotated[str, Text(max_length=35)]
 
 @dataclass(frozen=True, slots=True)
 class Filters:
+    """The filters of one request, bound to the caller's tenant and powers."""
+
     start: Bound | None
     end: Bound | None
     selection: Selection
@@ -47,6 +51,21 @@ class Filters:
     scale_min: int | None
     scale_max: int | None
     small_cells: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FilterParams:
+    """The filters as the query string gives them, before they are bound to a caller (the
+    endpoint's own scope dependency authenticates it)."""
+
+    filters: Filters  # for the nil tenant, without small cells
+
+    def of(self, auth: AuthContext) -> Filters:
+        return replace(
+            self.filters,
+            selection=replace(self.filters.selection, tenant_id=auth.tenant_id),
+            small_cells=Scope.METRICS_SMALL_CELLS.value in auth.scopes,
+        )
 
 
 def _attributes(request: Request) -> tuple[tuple[str, str], ...]:
@@ -79,9 +98,8 @@ def _attributes(request: Request) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
-def metric_filters(
+def filter_params(
     request: Request,
-    auth: MetricsRead,
     start: Annotated[
         Bound | None,
         Query(
@@ -121,13 +139,13 @@ def metric_filters(
         int | None, Query(ge=-1000, le=1000, description="Rating metrics only: the scale.")
     ] = None,
     scale_max: Annotated[int | None, Query(ge=-1000, le=1000)] = None,
-) -> Filters:
+) -> FilterParams:
     """Also accepts `attr.<name>=<value>` (repeatable): the customer's attribute, as text."""
-    return Filters(
+    filters = Filters(
         start=start,
         end=end,
         selection=Selection(
-            tenant_id=auth.tenant_id,
+            tenant_id=NIL,
             kind="",
             scale_min=0,  # set per kind by _query
             scale_max=0,
@@ -145,8 +163,16 @@ def metric_filters(
         confidence=confidence,
         scale_min=scale_min,
         scale_max=scale_max,
-        small_cells=Scope.METRICS_SMALL_CELLS.value in auth.scopes,
+        small_cells=False,
     )
+    return FilterParams(filters)
+
+
+FilterParamsDep = Annotated[FilterParams, Depends(filter_params)]
+
+
+def metric_filters(params: FilterParamsDep, auth: MetricsRead) -> Filters:
+    return params.of(auth)
 
 
 FiltersDep = Annotated[Filters, Depends(metric_filters)]

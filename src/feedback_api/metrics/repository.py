@@ -63,7 +63,10 @@ class HistogramRow(NamedTuple):
     n: int
 
 
-class _Params:
+class SqlParams:
+    """Bind parameters of a statement built in pieces: `p(value, "::text")` appends the
+    value and answers its placeholder."""
+
     def __init__(self) -> None:
         self.values: list[Any] = []
 
@@ -72,7 +75,7 @@ class _Params:
         return f"${len(self.values)}{cast}"
 
 
-def _group_sql(group_by: str | None, alias: str, params: _Params) -> str:
+def _group_sql(group_by: str | None, alias: str, params: SqlParams) -> str:
     if group_by is None:
         return "NULL::text"
     if group_by in ("touchpoint", "survey") and alias in ("r", "d"):
@@ -86,7 +89,10 @@ def _group_sql(group_by: str | None, alias: str, params: _Params) -> str:
     raise ValueError(f"cannot group by {group_by!r}")
 
 
-def _filters(selection: Selection, alias: str, params: _Params) -> list[str]:
+def selection_filters(selection: Selection, alias: str, params: SqlParams) -> list[str]:
+    """The WHERE conditions of a selection over `responses` (alias "x", with customers as
+    "c" when it filters on attributes), the rollup ("r") or the deltas ("d"). Other reports
+    over responses (insights) filter with it too, so the same filters mean the same."""
     s = selection
     where = [f"{alias}.kind = {params(s.kind, '::text')}"]
     if s.kind == "rating":  # nps, csat and ces have one scale each (enforced on input)
@@ -136,13 +142,13 @@ def histogram_query(
     """One statement: rollup rows + unfolded deltas for the whole days, raw rows for the
     rest. `raw_bounds` (bucket starts) buckets the raw part by width_bucket when the whole
     period is read raw."""
-    p = _Params()
+    p = SqlParams()
     tenant = p(selection.tenant_id, "::uuid")
     parts: list[str] = []
     if coverage.rollup:
         width = selection.scale_max - selection.scale_min + 1
         sums = ", ".join(f"sum(r.counts[{i}])" for i in range(1, width + 1))
-        where = " AND ".join(_filters(selection, "r", p))
+        where = " AND ".join(selection_filters(selection, "r", p))
         buckets, grains, starts = zip(*coverage.rollup, strict=True)
         # One index probe per (grain, period_start): the LATERAL subquery with OFFSET 0
         # cannot be flattened into a join, so the plan does not depend on statistics
@@ -165,7 +171,7 @@ def histogram_query(
                 f"d.tenant_id = {tenant}",
                 f"d.occurred_at >= {p(los[0], '::timestamptz')}",
                 f"d.occurred_at < {p(his[-1], '::timestamptz')}",
-                *_filters(selection, "d", p),
+                *selection_filters(selection, "d", p),
             ]
         )
         span = f"width_bucket(d.occurred_at, {p(list(los), '::timestamptz[]')})"
@@ -199,7 +205,7 @@ def histogram_query(
                 "x.deleted_at IS NULL",
                 f"x.occurred_at >= {p(lo, '::timestamptz')}",
                 f"x.occurred_at < {p(hi, '::timestamptz')}",
-                *_filters(selection, "x", p),
+                *selection_filters(selection, "x", p),
             ]
         )
         parts.append(

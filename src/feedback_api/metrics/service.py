@@ -177,7 +177,11 @@ def _value(tally: Tally, kind: MetricKind, confidence: float, limits: Limits) ->
     return MetricValue(**_fields(tally, kind, confidence, limits))
 
 
-def _compare(
+#: For other reports over responses: a value and a comparison exactly as the metrics give.
+metric_value = _value
+
+
+def compare_tallies(
     kind: MetricKind, a: Tally, b: Tally, limits: Limits, confidence: float, alpha: float
 ) -> ComparisonResult | None:
     """b − a, unless a side is suppressed: the delta and the other side's value would give
@@ -225,6 +229,15 @@ class MetricService:
         self, query: MetricQuery, zone: ZoneInfo, names: tuple[str, str] = ("from", "to")
     ) -> tuple[datetime, datetime]:
         return resolve_period(query.start, query.end, zone, utcnow(), names)
+
+    async def frame(
+        self, session: AsyncSession, query: MetricQuery
+    ) -> tuple[datetime, datetime, Period, Limits]:
+        """For other reports over the same responses: the period as the metrics read it
+        (tenant's time zone) and the small-cell limits the caller is held to."""
+        ctx = await self._context(session, query.selection.tenant_id)
+        lo, hi = self._resolve(query, ctx.zone)
+        return lo, hi, _period(lo, hi, ctx.zone), self._limits(ctx, query)
 
     async def period(
         self, session: AsyncSession, tenant_id: UUID, start: PeriodBound, end: PeriodBound
@@ -452,7 +465,7 @@ class MetricService:
                 segment=segments[1],
                 metric=_value(tally_b, b.kind, b.confidence, limits),
             ),
-            comparison=_compare(a.kind, tally_a, tally_b, limits, a.confidence, alpha),
+            comparison=compare_tallies(a.kind, tally_a, tally_b, limits, a.confidence, alpha),
         )
 
     async def summary(self, session: AsyncSession, query: MetricQuery, alpha: float) -> Summary:
@@ -472,7 +485,7 @@ class MetricService:
             items[kind.value] = SummaryItem(
                 current=_value(current, kind, query.confidence, limits),
                 previous=_value(previous, kind, query.confidence, limits),
-                change=_compare(kind, previous, current, limits, query.confidence, alpha),
+                change=compare_tallies(kind, previous, current, limits, query.confidence, alpha),
             )
         return Summary(
             period=_period(start, end, ctx.zone),

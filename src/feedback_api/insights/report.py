@@ -1,0 +1,137 @@
+"""`GET /v1/insights/themes`: per theme, how often it is mentioned and what the responses
+that mention it score against the rest, with the metrics' intervals, tests and small-cell
+rules."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from feedback_api.insights.repository import InsightRepository, ThemeRepository, ThemeTally
+from feedback_api.insights.schemas import ThemeReport, ThemeStat
+from feedback_api.metrics.formulas import wilson
+from feedback_api.metrics.measures import Histogram
+from feedback_api.metrics.schemas import Bounds, Integrity, MetricKind, Share
+from feedback_api.metrics.service import (
+    Limits,
+    MetricQuery,
+    Tally,
+    compare_tallies,
+    metric_value,
+)
+from feedback_api.metrics.service import metric as metric_service
+
+EXAMPLES = 5
+ALPHA = 0.05
+
+
+def _share(label: str, k: int, n: int, confidence: float) -> Share:
+    interval = wilson(k, n, confidence)
+    return Share(
+        label=label,
+        count=k,
+        value=100 * k / n if n else None,
+        interval=None
+        if interval is None
+        else Bounds(low=100 * interval.low, high=100 * interval.high),
+    )
+
+
+def _negative(kind: MetricKind, h: Histogram) -> tuple[str, int]:
+    if kind is MetricKind.NPS:
+        return "0–6", h.count_between(0, 6)
+    if kind is MetricKind.CSAT:
+        return "1–2", h.count_between(1, 2)
+    if kind is MetricKind.CES:
+        return "1–3", h.count_between(1, 3)
+    top = h.scale_min + (h.scale_max - h.scale_min + 1) // 2 - 1
+    return f"{h.scale_min}–{top}", h.count_between(h.scale_min, top)
+
+
+class _Tallies:
+    """Histograms by theme (None: the base), counting excluded responses apart."""
+
+    def __init__(self, rows: list[ThemeTally], low: int, high: int, *, valid_only: bool) -> None:
+        self.histograms: dict[str | None, Histogram] = defaultdict(lambda: Histogram(low, high))
+        self.excluded: dict[str | None, int] = defaultdict(int)
+        self.low, self.high = low, high
+        for row in rows:
+            if row.excluded:
+                self.excluded[row.theme] += row.n
+                if valid_only:
+                    continue
+            self.histograms[row.theme].add(row.score, row.n)
+
+    def tally(self, theme: str | None) -> Tally:
+        return Tally(self.histograms[theme], self.excluded[theme])
+
+    def rest(self, theme: str) -> Tally:
+        base, mentions = self.histograms[None], self.histograms[theme]
+        rest = Histogram(self.low, self.high)
+        rest.add_counts([b - m for b, m in zip(base.counts, mentions.counts, strict=True)])
+        return Tally(rest, self.excluded[None] - self.excluded[theme])
+
+
+async def theme_report(session: AsyncSession, kind: MetricKind, query: MetricQuery) -> ThemeReport:
+    lo, hi, period, limits = await metric_service.frame(session, query)
+    selection = query.selection
+    valid_only = query.integrity is Integrity.VALID
+    repo = InsightRepository(session)
+    tallies = _Tallies(
+        await repo.theme_tallies(selection, lo, hi),
+        selection.scale_min,
+        selection.scale_max,
+        valid_only=valid_only,
+    )
+    examples = await repo.examples(selection, lo, hi, valid_only=valid_only, per=EXAMPLES)
+    names = {
+        t.key: next(iter(t.names.values()), None)
+        for t in await ThemeRepository(session).all(selection.tenant_id)
+    }
+    base = tallies.histograms[None].n
+    items = [
+        _stat(kind, key, names.get(key), tallies, base, examples.get(key, []), query, limits)
+        for key in tallies.histograms
+        if key is not None and tallies.histograms[key].n > 0
+    ]
+    items.sort(key=lambda s: (-s.mentions, s.key))
+    return ThemeReport(
+        kind=kind,
+        period=period,
+        integrity=query.integrity,
+        confidence=query.confidence,
+        min_cell=limits.min_cell,
+        base=base,
+        items=items,
+    )
+
+
+def _stat(
+    kind: MetricKind,
+    key: str,
+    name: str | None,
+    tallies: _Tallies,
+    base: int,
+    examples: list[UUID],
+    query: MetricQuery,
+    limits: Limits,
+) -> ThemeStat:
+    with_theme, without = tallies.tally(key), tallies.rest(key)
+    mentions = with_theme.histogram.n
+    hidden = limits.suppressed(mentions)
+    label, negative = _negative(kind, with_theme.histogram)
+    return ThemeStat(
+        key=key,
+        name=name,
+        source="tag" if key.startswith("tag:") else "dictionary",
+        mentions=mentions,
+        share=_share("mentions", mentions, base, query.confidence),
+        negative=None if hidden else _share(label, negative, mentions, query.confidence),
+        with_theme=metric_value(with_theme, kind, query.confidence, limits),
+        without_theme=metric_value(without, kind, query.confidence, limits),
+        # with − without: compare_tallies gives b − a
+        difference=compare_tallies(kind, without, with_theme, limits, query.confidence, ALPHA),
+        examples=[] if hidden else examples,
+    )
