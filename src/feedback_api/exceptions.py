@@ -185,3 +185,8 @@ class InvitationClosed(FeedbackError):
 class TooManyThemes(Conflict):
     code = "too_many_themes"
     title = "The theme dictionary is full"
+
+
+class TooManyTerms(Conflict):
+    code = "too_many_terms"
+    title = "The theme dictionary holds too many terms"

@@ -112,6 +112,17 @@ class TestDictionary:
         assert_problem(await put(tenant, "c", {"keywords": ["c"]}), 409, "too_many_themes")
         assert (await put(tenant, "a", {"keywords": ["aa"]})).status_code == 200
 
+    async def test_a_dictionary_holds_a_bounded_number_of_terms(
+        self, tenant: TenantHandle, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(insight_module, "MAX_DICTIONARY_TERMS", 5)
+        assert (await put(tenant, "a", {"keywords": ["a1", "a2", "a3"]})).status_code == 201
+        three_more = {"keywords": ["b1", "b2"], "negative_keywords": ["b3"]}
+        assert_problem(await put(tenant, "b", three_more), 409, "too_many_terms")
+        # replacing a theme counts its new terms, not its old ones
+        assert (await put(tenant, "a", {"keywords": ["a1"]})).status_code == 200
+        assert (await put(tenant, "b", three_more)).status_code == 201
+
     async def test_another_tenants_dictionary_is_invisible(
         self, tenant: TenantHandle, other_tenant: TenantHandle
     ) -> None:

@@ -12,9 +12,11 @@ The rule (docs/insights.md):
   words do not matter. Stems are coarse: `fitting` alone would also match `fit`, so write
   the phrase (`fitting room`).
 - A theme is mentioned when one of its keywords or aliases matches and that match does not
-  lie inside a match of one of its negative keywords (`delivery` in "delivery fee" is not
+  lie inside the matches of its negative keywords (`delivery` in "delivery fee" is not
   the delivery-speed theme when "delivery fee" is a negative keyword there). A negative
   keyword blocks only what lies inside it, not the whole comment.
+- The work per comment is linear in its length and in the matches; a dictionary holds at
+  most MAX_DICTIONARY_TERMS terms (insights.schemas), which bounds the matches.
 
 A negated mention ("not slow", 不慢) is still a mention: the theme is what the customer
 talks about; whether it was good or bad is the score's to say.
@@ -25,7 +27,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -85,12 +87,12 @@ class _Terms:
     def __bool__(self) -> bool:
         return bool(self.substrings or self.phrases)
 
-    def spans(self, text: str, words: Sequence[tuple[str, int, int]]) -> list[Span]:
-        found: list[Span] = []
+    def spans(self, text: str, words: Sequence[tuple[str, int, int]]) -> Iterator[Span]:
+        """Every match, lazily (a caller that needs one stops at the first)."""
         for term in self.substrings:
             at = text.find(term)
             while at != -1:
-                found.append((at, at + len(term)))
+                yield at, at + len(term)
                 at = text.find(term, at + 1)
         for index, (stem, start, _) in enumerate(words):
             for phrase in self.phrases.get(stem, ()):
@@ -98,8 +100,21 @@ class _Terms:
                 if stop <= len(words) and all(
                     words[index + k][0] == phrase[k] for k in range(1, len(phrase))
                 ):
-                    found.append((start, words[stop - 1][2]))
-        return found
+                    yield start, words[stop - 1][2]
+
+    def uncovered(self, text: str, words: Sequence[tuple[str, int, int]]) -> list[int]:
+        """Prefix counts of the characters no match covers: a span [a, b) lies inside the
+        matches when uncovered[b] == uncovered[a]. Linear in the text and the matches."""
+        depth = [0] * (len(text) + 1)
+        for a, b in self.spans(text, words):
+            depth[a] += 1
+            depth[b] -= 1
+        prefix, running, count = [0], 0, 0
+        for change in depth[:-1]:
+            running += change
+            count += running == 0
+            prefix.append(count)
+        return prefix
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +149,10 @@ class Classifier:
 
 def _mentions(theme: _Compiled, text: str, words: Sequence[tuple[str, int, int]]) -> bool:
     hits = theme.positive.spans(text, words)
-    if not hits or not theme.negative:
-        return bool(hits)
-    blocked = theme.negative.spans(text, words)
-    return any(not any(b0 <= h0 and h1 <= b1 for b0, b1 in blocked) for h0, h1 in hits)
+    if not theme.negative:
+        return next(hits, None) is not None
+    first = next(hits, None)
+    if first is None:
+        return False
+    free = theme.negative.uncovered(text, words)
+    return any(free[b] != free[a] for a, b in (first, *hits))

@@ -33,6 +33,15 @@ class ThemeRepository:
         stmt = select(func.count()).select_from(Theme).where(Theme.tenant_id == tenant_id)
         return int((await self.session.scalar(stmt)) or 0)
 
+    async def terms_besides(self, tenant_id: UUID, key: str) -> int:
+        """Terms of the dictionary's other themes."""
+        total = func.cardinality(Theme.keywords) + func.cardinality(Theme.aliases)
+        total = total + func.cardinality(Theme.negative_keywords)
+        stmt = select(func.coalesce(func.sum(total), 0)).where(
+            Theme.tenant_id == tenant_id, Theme.key != key
+        )
+        return int((await self.session.scalar(stmt)) or 0)
+
     async def upsert(self, tenant_id: UUID, key: str, values: dict[str, Any]) -> bool:
         """Insert or replace; True when created."""
         inserting = insert(Theme).values(tenant_id=tenant_id, key=key, **values)

@@ -20,6 +20,9 @@ from feedback_api.metrics.schemas import (
 
 MAX_THEMES = 500
 MAX_TERMS = 200
+# Keywords, aliases and negative keywords of all themes together: bounds the work of
+# classifying one comment (insights/classifier.py).
+MAX_DICTIONARY_TERMS = 3000
 THEME_KEY_PATTERN = r"^[a-z0-9][a-z0-9_]{0,63}$"
 
 ThemeKey = Annotated[

@@ -10,10 +10,11 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from feedback_api.exceptions import NotFound, TooManyThemes
+from feedback_api.exceptions import NotFound, TooManyTerms, TooManyThemes
 from feedback_api.insights.classifier import Classifier, ThemeTerms
 from feedback_api.insights.repository import ThemeRepository
 from feedback_api.insights.schemas import (
+    MAX_DICTIONARY_TERMS,
     MAX_THEMES,
     Classification,
     ThemeList,
@@ -95,6 +96,12 @@ class ThemeService:
         await self._changed(session, repo, tenant_id)
         if await repo.get(tenant_id, key) is None and await repo.count(tenant_id) >= MAX_THEMES:
             raise TooManyThemes(f"a dictionary holds at most {MAX_THEMES} themes")
+        terms = len(body.keywords) + len(body.aliases) + len(body.negative_keywords)
+        if terms + await repo.terms_besides(tenant_id, key) > MAX_DICTIONARY_TERMS:
+            raise TooManyTerms(
+                f"a dictionary holds at most {MAX_DICTIONARY_TERMS} terms (keywords, aliases "
+                "and negative keywords of all themes)"
+            )
         created = await repo.upsert(tenant_id, key, body.model_dump())
         return await self.get(session, tenant_id, key), created
 
