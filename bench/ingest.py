@@ -265,6 +265,35 @@ def create_tenant(env: dict[str, str]) -> dict[str, Any]:
     return tenant
 
 
+def themes(base: str, key: str, opts: argparse.Namespace, pid: int, plain: float) -> None:
+    """(g): the same single ingest with a 14-theme dictionary, against (a) of this run."""
+    dictionary = json.loads((ROOT / "tests/reference/insights/dictionary.json").read_text())
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as api:
+        for theme in dictionary:
+            body = {k: theme[k] for k in ("names", "keywords", "aliases", "negative_keywords")}
+            api.put(f"/v1/themes/{theme['key']}", json=body).raise_for_status()
+        # The stored responses of (a) and (b) are re-classified first, so that (g) measures
+        # ingest, not ingest beside the re-classification.
+        deadline = time.monotonic() + 600
+        while not api.get("/v1/themes").json()["classification"]["up_to_date"]:
+            if time.monotonic() > deadline:
+                raise SystemExit("the re-classification did not finish in 10 minutes")
+            time.sleep(0.5)
+    load = wrk(
+        f"{base}/v1/responses",
+        json.dumps(ONE),
+        key,
+        connections=opts.connections,
+        seconds=opts.seconds,
+        pid=pid,
+    )
+    print(
+        f"(g) single ingest, 14-theme dictionary: {load.requests_per_s:.0f} req/s "
+        f"(g/a = {load.requests_per_s / plain:.2f}), p99 {load.p99_ms:.1f} ms, "
+        f"non-2xx {load.errors}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="a maintenance database URL; default: embedded")
@@ -275,6 +304,12 @@ def main() -> None:
         action="store_true",
         help="also (e) detractors from new customers, each opening a ticket, against (f) "
         "promoters from new customers (same work minus the ticket)",
+    )
+    parser.add_argument(
+        "--themes",
+        action="store_true",
+        help="also (g) single ingest after the tenant's theme dictionary holds the 14 themes "
+        "of tests/reference/insights/dictionary.json (every comment classified at ingest)",
     )
     opts = parser.parse_args()
     if not shutil.which("wrk"):
@@ -333,6 +368,8 @@ def main() -> None:
                     f"p99 {load.p99_ms:.1f} ms, non-2xx {load.errors}"
                 )
             print(f"tickets opened: {asyncio.run(_count(dsn, 'tickets'))}")
+        if opts.themes:
+            themes(base, key, opts, api.pid, a.requests_per_s)
     finally:
         stop(api)
 

@@ -89,6 +89,7 @@ class TestDictionary:
             ("tag:late", {"keywords": ["x"]}, "validation_error"),
             ("light", {}, "validation_error"),
             ("light", {"keywords": []}, "validation_error"),
+            ("light", {"keywords": ["!!!", "\u200b"]}, "validation_error"),
             ("light", {"keywords": ["bad\u0000byte"]}, "validation_error"),
             ("light", {"keywords": ["x" * 101]}, "validation_error"),
             ("light", {"keywords": ["x"] * 201}, "validation_error"),
@@ -122,6 +123,16 @@ class TestDictionary:
         # replacing a theme counts its new terms, not its old ones
         assert (await put(tenant, "a", {"keywords": ["a1"]})).status_code == 200
         assert (await put(tenant, "b", three_more)).status_code == 201
+
+    async def test_a_dictionary_of_terms_extending_each_other_is_refused(
+        self, tenant: TenantHandle
+    ) -> None:
+        chain = [" ".join(["a"] * n) for n in range(1, 41)]  # a, a a, a a a …
+        assert (await put(tenant, "one", {"keywords": chain})).status_code == 201
+        # the same chain again in another theme: one walk would meet 80 terms
+        response = await put(tenant, "two", {"keywords": chain})
+        problem = assert_problem(response, 422, "validation_error")
+        assert problem["errors"][0]["code"] == "too_ambiguous"
 
     async def test_another_tenants_dictionary_is_invisible(
         self, tenant: TenantHandle, other_tenant: TenantHandle
@@ -165,7 +176,23 @@ class TestAtIngest:
     async def test_without_a_dictionary_nothing_is_written(self, tenant: TenantHandle) -> None:
         stored = await respond(tenant, "试衣间太暗")
         assert await mentions(tenant, stored) == []
-        assert await ThemeRepository(tenant.session).state(tenant.id) is None
+        state = await ThemeRepository(tenant.session).state(tenant.id)
+        assert state is not None
+        assert state.version == 0
+
+    async def test_a_comment_too_costly_to_classify_is_stored_unclassified(
+        self, tenant: TenantHandle
+    ) -> None:
+        # Terms that extend each other as far as the ambiguity limit allows, and a comment
+        # made of them: the walk would exceed the step budget.
+        terms = ["啊" * n for n in range(1, 40)]
+        assert (
+            await put(tenant, "a", {"keywords": terms[:1], "negative_keywords": terms})
+        ).status_code == 201
+        stored = await respond(tenant, "啊" * 5000)
+        assert await mentions(tenant, stored) == []
+        fine = await respond(tenant, "啊")
+        assert await mentions(tenant, fine) == []  # blocked by its own negative keyword
 
     async def test_a_theme_only_sees_its_own_tenants_comments(
         self, tenant: TenantHandle, other_tenant: TenantHandle

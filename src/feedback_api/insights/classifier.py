@@ -15,8 +15,13 @@ The rule (docs/insights.md):
   lie inside the matches of its negative keywords (`delivery` in "delivery fee" is not
   the delivery-speed theme when "delivery fee" is a negative keyword there). A negative
   keyword blocks only what lies inside it, not the whole comment.
-- The work per comment is linear in its length and in the matches; a dictionary holds at
-  most MAX_DICTIONARY_TERMS terms (insights.schemas), which bounds the matches.
+- All terms of all themes sit in two tries (one of characters for CJK terms, one of word
+  stems for the rest), walked once from each position of the comment: the work is the
+  comment's length times the depth of the walks, whatever the dictionary's size. A walk
+  records, per theme, only its longest match. A dictionary whose tries let one walk meet
+  more than MAX_AMBIGUITY terms is refused when it is written, and a comment that would
+  still take more than STEP_BUDGET steps (a hostile text made of a dictionary's terms
+  repeated) is left unclassified and logged, so that no comment holds up the process.
 
 A negated mention ("not slow", 不慢) is still a mention: the theme is what the customer
 talks about; whether it was good or bad is the score's to say.
@@ -27,7 +32,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -47,6 +52,12 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
+def matches_something(term: str) -> bool:
+    """Whether a term can match a comment at all (it has a letter, digit or CJK character)."""
+    folded = normalize(term)
+    return bool(_CJK.search(folded) or _WORD.search(folded))
+
+
 @lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
     stem: str = _STEMMER.stemWord(word)
@@ -59,6 +70,10 @@ def _words(text: str) -> list[tuple[str, int, int]]:
     return [(_stem(m.group()), m.start(), m.end()) for m in _WORD.finditer(text)]
 
 
+MAX_AMBIGUITY = 64
+STEP_BUDGET = 200_000
+
+
 @dataclass(frozen=True, slots=True)
 class ThemeTerms:
     key: str
@@ -67,92 +82,124 @@ class ThemeTerms:
     negative_keywords: Sequence[str] = ()
 
 
-class _Terms:
-    """One theme's terms of one kind (positive or negative), ready to search."""
+class _Node:
+    __slots__ = ("children", "entries")
 
-    def __init__(self, terms: Iterable[str]) -> None:
-        self.substrings: list[str] = []
-        # first stem -> the stem sequences that start with it, longest first
-        self.phrases: dict[str, list[tuple[str, ...]]] = defaultdict(list)
-        for term in terms:
-            folded = normalize(term).strip()
-            if _CJK.search(folded):
-                self.substrings.append(folded)
-            elif stems := tuple(w for w, _, _ in _words(folded)):
-                self.phrases[stems[0]].append(stems)
-        for phrases in self.phrases.values():
-            phrases.sort(key=len, reverse=True)
-        self.substrings = sorted(set(self.substrings), key=len, reverse=True)
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        # (theme index, negative?) of the terms that end here
+        self.entries: tuple[tuple[int, bool], ...] = ()
 
-    def __bool__(self) -> bool:
-        return bool(self.substrings or self.phrases)
+    def insert(self, path: Sequence[str], entry: tuple[int, bool]) -> None:
+        node = self
+        for part in path:
+            node = node.children.setdefault(part, _Node())
+        if entry not in node.entries:
+            node.entries = (*node.entries, entry)
 
-    def spans(self, text: str, words: Sequence[tuple[str, int, int]]) -> Iterator[Span]:
-        """Every match, lazily (a caller that needs one stops at the first)."""
-        for term in self.substrings:
-            at = text.find(term)
-            while at != -1:
-                yield at, at + len(term)
-                at = text.find(term, at + 1)
-        for index, (stem, start, _) in enumerate(words):
-            for phrase in self.phrases.get(stem, ()):
-                stop = index + len(phrase)
-                if stop <= len(words) and all(
-                    words[index + k][0] == phrase[k] for k in range(1, len(phrase))
-                ):
-                    yield start, words[stop - 1][2]
-
-    def uncovered(self, text: str, words: Sequence[tuple[str, int, int]]) -> list[int]:
-        """Prefix counts of the characters no match covers: a span [a, b) lies inside the
-        matches when uncovered[b] == uncovered[a]. Linear in the text and the matches."""
-        depth = [0] * (len(text) + 1)
-        for a, b in self.spans(text, words):
-            depth[a] += 1
-            depth[b] -= 1
-        prefix, running, count = [0], 0, 0
-        for change in depth[:-1]:
-            running += change
-            count += running == 0
-            prefix.append(count)
-        return prefix
+    def ambiguity(self) -> int:
+        """The most terms one walk from the root can meet."""
+        best, stack = 0, [(self, 0)]
+        while stack:
+            node, met = stack.pop()
+            met += len(node.entries)
+            best = max(best, met)
+            stack.extend((child, met) for child in node.children.values())
+        return best
 
 
-@dataclass(frozen=True, slots=True)
-class _Compiled:
-    key: str
-    positive: _Terms
-    negative: _Terms
+class OverBudget(Exception):
+    """A comment that would take more than STEP_BUDGET steps to classify."""
 
 
 class Classifier:
     """A dictionary compiled once, applied to many comments."""
 
     def __init__(self, themes: Iterable[ThemeTerms]) -> None:
-        compiled = []
+        self._chars, self._words = _Node(), _Node()
+        keys: list[str] = []
         for theme in themes:
-            positive = _Terms([*theme.keywords, *theme.aliases])
-            if positive:
-                compiled.append(_Compiled(theme.key, positive, _Terms(theme.negative_keywords)))
-        self._themes = tuple(compiled)
+            index, usable = len(keys), False
+            for negative, terms in (
+                (False, [*theme.keywords, *theme.aliases]),
+                (True, theme.negative_keywords),
+            ):
+                for term in terms:
+                    folded = normalize(term).strip()
+                    if _CJK.search(folded):
+                        self._chars.insert(folded, (index, negative))
+                    elif stems := [w for w, _, _ in _words(folded)]:
+                        self._words.insert(stems, (index, negative))
+                    else:
+                        continue
+                    usable = usable or not negative
+            keys.append(theme.key if usable else "")
+        self._keys = tuple(keys)
 
     def __bool__(self) -> bool:
-        return bool(self._themes)
+        return any(self._keys)
+
+    @property
+    def ambiguity(self) -> int:
+        return max(self._chars.ambiguity(), self._words.ambiguity())
 
     def themes(self, comment: str | None) -> list[str]:
-        """The keys of the themes `comment` mentions, in dictionary order."""
-        if not comment or not self._themes:
+        """The keys of the themes `comment` mentions, in dictionary order. `OverBudget`
+        for a comment that would take too long (see the module's docstring)."""
+        if not comment or not self:
             return []
         text = normalize(comment)
         words = _words(text)
-        return [t.key for t in self._themes if _mentions(t, text, words)]
+        found: dict[tuple[int, bool], list[Span]] = defaultdict(list)
+        budget = _walk(self._chars, list(text), [(i, i + 1) for i in range(len(text))], found)
+        _walk(self._words, [w for w, _, _ in words], [(a, b) for _, a, b in words], found, budget)
+        mentioned = []
+        for index, key in enumerate(self._keys):
+            hits = found.get((index, False))
+            if key and hits and _free(hits, found.get((index, True)), len(text)):
+                mentioned.append(key)
+        return mentioned
 
 
-def _mentions(theme: _Compiled, text: str, words: Sequence[tuple[str, int, int]]) -> bool:
-    hits = theme.positive.spans(text, words)
-    if not theme.negative:
-        return next(hits, None) is not None
-    first = next(hits, None)
-    if first is None:
-        return False
-    free = theme.negative.uncovered(text, words)
-    return any(free[b] != free[a] for a, b in (first, *hits))
+def _walk(
+    root: _Node,
+    parts: Sequence[str],
+    spans: Sequence[Span],
+    found: dict[tuple[int, bool], list[Span]],
+    budget: int = STEP_BUDGET,
+) -> int:
+    """Walk the trie from each position; record per (theme, polarity) the longest match
+    that starts there. Returns the budget left."""
+    for start in range(len(parts)):
+        node = root.children.get(parts[start])
+        if node is None:
+            continue
+        longest: dict[tuple[int, bool], int] = {}
+        at = start
+        while node is not None:
+            budget -= 1 + len(node.entries)
+            if budget < 0:
+                raise OverBudget
+            for entry in node.entries:
+                longest[entry] = at
+            at += 1
+            node = node.children.get(parts[at]) if at < len(parts) else None
+        for entry, end in longest.items():
+            found[entry].append((spans[start][0], spans[end][1]))
+    return budget
+
+
+def _free(hits: list[Span], blocked: list[Span] | None, length: int) -> bool:
+    """Whether a hit lies outside the blocked spans' union."""
+    if not blocked:
+        return True
+    depth = [0] * (length + 1)
+    for a, b in blocked:
+        depth[a] += 1
+        depth[b] -= 1
+    free, running, count = [0], 0, 0
+    for change in depth[:-1]:
+        running += change
+        count += running == 0
+        free.append(count)
+    return any(free[b] != free[a] for a, b in hits)

@@ -60,9 +60,21 @@ class ThemeRepository:
 
     # --- versions ---------------------------------------------------------------------------
 
+    async def create_state(self, tenant_id: UUID) -> None:
+        await self.session.execute(
+            insert(ThemeDictionary).values(tenant_id=tenant_id).on_conflict_do_nothing()
+        )
+
     async def bump(self, tenant_id: UUID) -> int:
-        """The dictionary changed: its next version (the row is locked until commit, so
-        ingest that classifies with the old version has committed before this does)."""
+        """The dictionary changed: its next version. The row is locked FOR UPDATE first
+        (an upsert alone takes NO KEY UPDATE, which ingest's KEY SHARE does not wait for),
+        so ingest that classifies with the old version commits before this does, and the
+        re-classification this change queues sees its comments."""
+        await self.session.execute(
+            select(ThemeDictionary.tenant_id)
+            .where(ThemeDictionary.tenant_id == tenant_id)
+            .with_for_update()
+        )
         stmt = (
             insert(ThemeDictionary)
             .values(tenant_id=tenant_id, version=1)
@@ -84,7 +96,8 @@ class ThemeRepository:
         """The dictionary version to classify new comments with, holding a KEY SHARE lock:
         a dictionary change (which locks the row for update) waits for this transaction,
         so no comment is classified with a version older than the re-classification that
-        follows the change. Null: the tenant has never had a theme. On asyncpg directly
+        follows the change. Null only for a tenant whose row is missing (none is: tenants
+        get theirs when created, migration 0014 made those of older ones). On asyncpg directly
         (the ingest path, see kit.rawsql)."""
         conn = await driver_connection(self.session)
         value = await conn.fetchval(

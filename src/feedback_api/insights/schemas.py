@@ -7,6 +7,7 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from feedback_api.insights.classifier import matches_something
 from feedback_api.kit.schemas import InputSchema
 from feedback_api.kit.types import Text
 from feedback_api.metrics.schemas import (
@@ -79,9 +80,11 @@ class ThemeUpsert(InputSchema):
 
     @model_validator(mode="after")
     def _needs_a_term(self) -> ThemeUpsert:
-        if not self.keywords and not self.aliases:
+        if not any(matches_something(t) for t in (*self.keywords, *self.aliases)):
             raise PydanticCustomError(
-                "no_terms", "a theme needs at least one keyword or alias to match comments"
+                "no_terms",
+                "a theme needs at least one keyword or alias with a letter, digit or CJK "
+                "character to match comments",
             )
         return self
 

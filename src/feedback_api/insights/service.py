@@ -8,10 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
+import structlog
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from feedback_api.exceptions import NotFound, TooManyTerms, TooManyThemes
-from feedback_api.insights.classifier import Classifier, ThemeTerms
+from feedback_api.exceptions import InvalidRequest, NotFound, TooManyTerms, TooManyThemes
+from feedback_api.insights.classifier import MAX_AMBIGUITY, Classifier, OverBudget, ThemeTerms
 from feedback_api.insights.repository import ThemeRepository
 from feedback_api.insights.schemas import (
     MAX_DICTIONARY_TERMS,
@@ -24,6 +26,12 @@ from feedback_api.insights.schemas import (
 from feedback_api.jobs.service import job as job_service
 from feedback_api.models import Theme
 from feedback_api.responses.hooks import StoredResponse
+
+logger = structlog.get_logger(__name__)
+OVER_BUDGET = Counter(
+    "feedback_comments_over_classification_budget_total",
+    "Comments left unclassified because classifying them would take too long",
+)
 
 RECLASSIFY_JOB = "insights.reclassify"
 RECLASSIFY_CHUNK = 5000
@@ -48,6 +56,17 @@ async def _classifier(repo: ThemeRepository, tenant_id: UUID, version: int) -> C
     return found
 
 
+def _themes(classifier: Classifier, comment: str | None) -> list[str]:
+    try:
+        return classifier.themes(comment)
+    except OverBudget:
+        # A text built to make classification slow (a dictionary's terms repeated): left
+        # unclassified rather than holding up the process (insights/classifier.py).
+        OVER_BUDGET.inc()
+        logger.warning("comment_over_classification_budget", length=len(comment or ""))
+        return []
+
+
 def wants(stored: StoredResponse) -> bool:
     """What classification needs: a comment, or a response whose earlier comment may have
     had mentions to drop."""
@@ -64,7 +83,7 @@ async def on_stored(
     if version is None:
         return  # never had a dictionary: nothing to find
     classifier = await _classifier(repo, tenant_id, version)
-    mentions = [(i.response_id, key) for i in items for key in classifier.themes(i.comment)]
+    mentions = [(i.response_id, key) for i in items for key in _themes(classifier, i.comment)]
     replaced = [i.response_id for i in items if i.replaced]
     if replaced:
         await repo.replace_mentions(tenant_id, replaced, mentions)
@@ -73,6 +92,10 @@ async def on_stored(
 
 
 class ThemeService:
+    async def seed_defaults(self, session: AsyncSession, tenant_id: UUID) -> None:
+        """A new tenant's (empty) dictionary, version 0."""
+        await ThemeRepository(session).create_state(tenant_id)
+
     async def list(self, session: AsyncSession, tenant_id: UUID) -> ThemeList:
         repo = ThemeRepository(session)
         themes = await repo.all(tenant_id)
@@ -102,8 +125,24 @@ class ThemeService:
                 f"a dictionary holds at most {MAX_DICTIONARY_TERMS} terms (keywords, aliases "
                 "and negative keywords of all themes)"
             )
+        await self._check_ambiguity(repo, tenant_id, key, body)
         created = await repo.upsert(tenant_id, key, body.model_dump())
         return await self.get(session, tenant_id, key), created
+
+    async def _check_ambiguity(
+        self, repo: ThemeRepository, tenant_id: UUID, key: str, body: ThemeUpsert
+    ) -> None:
+        """Refuse a dictionary in which one walk over a comment would meet more than
+        MAX_AMBIGUITY terms (terms that are prefixes of each other, many times over)."""
+        others = [_terms(t) for t in await repo.all(tenant_id) if t.key != key]
+        mine = ThemeTerms(key, body.keywords, body.aliases, body.negative_keywords)
+        if Classifier([*others, mine]).ambiguity > MAX_AMBIGUITY:
+            raise InvalidRequest.at(
+                ("body", "keywords"),
+                "too_ambiguous",
+                f"with this theme, one place in a comment could match more than "
+                f"{MAX_AMBIGUITY} terms (terms that extend each other): use fewer",
+            )
 
     async def delete(self, session: AsyncSession, tenant_id: UUID, key: str) -> None:
         repo = ThemeRepository(session)
@@ -145,7 +184,7 @@ class ThemeService:
             await repo.save_pass(tenant_id, pass_version=version, cursor=None, classified=version)
             return True
         classifier = await _classifier(repo, tenant_id, version)
-        mentions = [(rid, key) for rid, comment in rows for key in classifier.themes(comment)]
+        mentions = [(rid, key) for rid, comment in rows for key in _themes(classifier, comment)]
         await repo.replace_mentions(tenant_id, [rid for rid, _ in rows], mentions)
         await repo.save_pass(
             tenant_id,

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.exceptions import NotFound, SlugTaken
+from feedback_api.insights.service import theme as theme_service
 from feedback_api.invitations.service import invitation as invitation_service
 from feedback_api.keys.service import api_key as api_key_service
 from feedback_api.kit.pagination import paginate
@@ -47,6 +48,7 @@ class TenantService:
             tenant = await repo.insert(name=name, slug=derived, timezone=timezone, locale=locale)
         await ticket_service.seed_defaults(session, tenant.id)
         await invitation_service.seed_defaults(session, tenant.id)
+        await theme_service.seed_defaults(session, tenant.id)
         key, plaintext = await api_key_service.create_admin_key(session, tenant.id)
         return tenant, key, plaintext
 
