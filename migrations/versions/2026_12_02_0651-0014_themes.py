@@ -104,7 +104,8 @@ def upgrade() -> None:
         ["tenant_id", "theme_key", "response_id"],
         unique=False,
     )
-    # Every tenant has its dictionary's row (version 0) from the start, as new ones do.
+    # Every tenant has its dictionary's row from the start: ingest locks it (KEY SHARE)
+    # while it classifies, so a change of the dictionary waits for in-flight ingest.
     op.execute("INSERT INTO theme_dictionaries (tenant_id) SELECT id FROM tenants")
     op.execute(
         "UPDATE api_keys SET scopes = scopes || '{insights:read,insights:write}'::text[] "

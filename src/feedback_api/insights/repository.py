@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import delete, func, literal_column, select, text, update
+from sqlalchemy import delete, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
@@ -14,9 +14,6 @@ from feedback_api.kit.rawsql import driver_connection
 from feedback_api.metrics.repository import SqlParams, selection_filters
 from feedback_api.metrics.selection import Selection
 from feedback_api.models import Response, ResponseTheme, Theme, ThemeDictionary
-
-# pg_advisory_xact_lock(class, key): the class of the per-tenant dictionary locks ("TH").
-DICTIONARY_LOCK = 0x5448
 
 
 class ThemeRepository:
@@ -69,13 +66,14 @@ class ThemeRepository:
         )
 
     async def bump(self, tenant_id: UUID) -> int:
-        """The dictionary changed: its next version. Takes the tenant's dictionary lock
-        exclusively first, so ingest that classifies with the old version (holding it
-        shared, `version_for_ingest`) commits before this does, and the re-classification
-        this change queues sees its comments."""
+        """The dictionary changed: its next version. The row is locked FOR UPDATE first
+        (an upsert alone takes NO KEY UPDATE, which ingest's KEY SHARE does not wait for),
+        so ingest that classifies with the old version commits before this does, and the
+        re-classification this change queues sees its comments."""
         await self.session.execute(
-            text(f"SELECT pg_advisory_xact_lock({DICTIONARY_LOCK}, hashtext(:t))"),
-            {"t": str(tenant_id)},
+            select(ThemeDictionary.tenant_id)
+            .where(ThemeDictionary.tenant_id == tenant_id)
+            .with_for_update()
         )
         stmt = (
             insert(ThemeDictionary)
@@ -95,17 +93,15 @@ class ThemeRepository:
         return (await self.session.scalars(stmt)).one_or_none()
 
     async def version_for_ingest(self, tenant_id: UUID) -> int | None:
-        """The dictionary version to classify new comments with, holding the tenant's
-        dictionary lock shared: a change (which takes it exclusively, `bump`) waits for
-        this transaction, so no comment is classified with a version older than the
-        re-classification that follows the change. An advisory lock, not a row lock: row
-        locks of many concurrent ingests on one row write the row (multixacts) and cost a
-        third of ingest throughput. Null: the tenant has no dictionary. One round trip, on
-        asyncpg directly (the ingest path, see kit.rawsql)."""
+        """The dictionary version to classify new comments with, holding a KEY SHARE lock:
+        a dictionary change (which locks the row for update) waits for this transaction,
+        so no comment is classified with a version older than the re-classification that
+        follows the change. Null only for a tenant whose row is missing (none is: tenants
+        get theirs when created, migration 0014 made those of older ones). On asyncpg directly
+        (the ingest path, see kit.rawsql)."""
         conn = await driver_connection(self.session)
         value = await conn.fetchval(
-            "SELECT (SELECT version FROM theme_dictionaries WHERE tenant_id = $1::uuid) "
-            f"FROM pg_advisory_xact_lock_shared({DICTIONARY_LOCK}, hashtext($1::uuid::text))",
+            "SELECT version FROM theme_dictionaries WHERE tenant_id = $1 FOR KEY SHARE",
             tenant_id,
         )
         return None if value is None else int(value)
