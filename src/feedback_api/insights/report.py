@@ -11,32 +11,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.insights.repository import InsightRepository, ThemeRepository, ThemeTally
 from feedback_api.insights.schemas import ThemeReport, ThemeStat
-from feedback_api.metrics.formulas import wilson
 from feedback_api.metrics.measures import Histogram
-from feedback_api.metrics.schemas import Bounds, Integrity, MetricKind, Share
+from feedback_api.metrics.schemas import Integrity, MetricKind
 from feedback_api.metrics.service import (
     Limits,
     MetricQuery,
     Tally,
     compare_tallies,
     metric_value,
+    share_value,
 )
 from feedback_api.metrics.service import metric as metric_service
 
 EXAMPLES = 5
 ALPHA = 0.05
-
-
-def _share(label: str, k: int, n: int, confidence: float) -> Share:
-    interval = wilson(k, n, confidence)
-    return Share(
-        label=label,
-        count=k,
-        value=100 * k / n if n else None,
-        interval=None
-        if interval is None
-        else Bounds(low=100 * interval.low, high=100 * interval.high),
-    )
 
 
 def _negative(kind: MetricKind, h: Histogram) -> tuple[str, int]:
@@ -127,8 +115,8 @@ def _stat(
         name=name,
         source="tag" if key.startswith("tag:") else "dictionary",
         mentions=mentions,
-        share=_share("mentions", mentions, base, query.confidence),
-        negative=None if hidden else _share(label, negative, mentions, query.confidence),
+        share=share_value("mentions", mentions, base, query.confidence),
+        negative=None if hidden else share_value(label, negative, mentions, query.confidence),
         with_theme=metric_value(with_theme, kind, query.confidence, limits),
         without_theme=metric_value(without, kind, query.confidence, limits),
         # with − without: compare_tallies gives b − a

@@ -86,7 +86,8 @@ def _percent(interval: f.Interval | None) -> f.Interval | None:
     return None if interval is None else f.Interval(100 * interval.low, 100 * interval.high)
 
 
-def _share(label: str, k: int, n: int, confidence: float) -> Share:
+def proportion(label: str, k: int, n: int, confidence: float) -> Share:
+    """k of n in percent, with the Wilson interval."""
     interval = _percent(f.wilson(k, n, confidence))
     return Share(label, k, 100 * k / n if n else None, interval)
 
@@ -111,7 +112,7 @@ def measure(kind: str, histogram: Histogram, confidence: float = 0.95) -> Measur
     if kind == "csat":
         satisfied = histogram.count_between(CSAT_SATISFIED_MIN, histogram.scale_max)
         neutral = histogram.count_between(CSAT_SATISFIED_MIN - 1, CSAT_SATISFIED_MIN - 1)
-        share = _share("4–5", satisfied, n, confidence)
+        share = proportion("4–5", satisfied, n, confidence)
         return Measure(
             kind,
             n,
@@ -125,11 +126,11 @@ def measure(kind: str, histogram: Histogram, confidence: float = 0.95) -> Measur
     if kind == "ces":
         high = histogram.count_between(CES_HIGH_MIN, histogram.scale_max)
         middle = histogram.count_between(CES_HIGH_MIN - 1, CES_HIGH_MIN - 1)
-        share = _share("5–7", high, n, confidence)
+        share = proportion("5–7", high, n, confidence)
         categories = {"high": high, "middle": middle, "low": n - high - middle}
     else:
         top = histogram.counts[-1]
-        share = _share(str(histogram.scale_max), top, n, confidence)
+        share = proportion(str(histogram.scale_max), top, n, confidence)
         categories = {"top": top, "rest": n - top}
     return Measure(
         kind,

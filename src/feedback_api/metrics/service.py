@@ -181,6 +181,12 @@ def _value(tally: Tally, kind: MetricKind, confidence: float, limits: Limits) ->
 metric_value = _value
 
 
+def share_value(label: str, k: int, n: int, confidence: float) -> Share:
+    """k of n as the metrics report a share: percent, with the Wilson interval."""
+    raw = measures.proportion(label, k, n, confidence)
+    return Share(label=raw.label, count=raw.count, value=raw.value, interval=_bounds(raw.interval))
+
+
 def compare_tallies(
     kind: MetricKind, a: Tally, b: Tally, limits: Limits, confidence: float, alpha: float
 ) -> ComparisonResult | None:
