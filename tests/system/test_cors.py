@@ -412,9 +412,16 @@ async def test_a_page_can_read_a_429_and_its_retry_after(
     key = created.json()["secret"]
     headers = {"Authorization": f"Bearer {key}", "Origin": origin}
     body = {"kind": "nps", "score": 9, "channel": "web"}
-    answers = [await client.post("/v1/responses", json=body, headers=headers) for _ in range(31)]
-    assert [a.status_code for a in answers] == [201] * 30 + [429]
-    refused = answers[-1]
+    # The limiter is a sliding-window counter: it weighs the previous window's count by the part
+    # of it still inside the window, so when the burst straddles a window boundary one or two
+    # requests more may pass before the 429. The first 30 always pass; the refusal must follow.
+    statuses: list[int] = []
+    while len(statuses) < 35 and (not statuses or statuses[-1] != 429):
+        answer = await client.post("/v1/responses", json=body, headers=headers)
+        statuses.append(answer.status_code)
+    assert statuses[:30] == [201] * 30
+    assert statuses[-1] == 429 and set(statuses[30:-1]) <= {201}, statuses
+    refused = answer
     assert refused.headers["access-control-allow-origin"] == origin
     exposed = refused.headers["access-control-expose-headers"]
     for name in ("Retry-After", "RateLimit", "RateLimit-Policy"):
