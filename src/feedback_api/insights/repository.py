@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import delete, func, literal_column, select, update
+from sqlalchemy import delete, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
@@ -14,6 +14,14 @@ from feedback_api.kit.rawsql import driver_connection
 from feedback_api.metrics.repository import SqlParams, selection_filters
 from feedback_api.metrics.selection import Selection
 from feedback_api.models import Response, ResponseTheme, Theme, ThemeDictionary
+
+# The tenant's dictionary marker in pg_locks (taken by theme_dictionary_version_for_ingest,
+# migration 0015): pg_advisory_xact_lock_shared(21576, hashtext(tenant)) in this database.
+_MARKER = (
+    "locktype = 'advisory' AND classid = 21576 AND objsubid = 2 AND granted "
+    "AND objid = hashtext(:tenant)::oid "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
 
 
 class ThemeRepository:
@@ -66,10 +74,9 @@ class ThemeRepository:
         )
 
     async def bump(self, tenant_id: UUID) -> int:
-        """The dictionary changed: its next version. The row is locked FOR UPDATE first
-        (an upsert alone takes NO KEY UPDATE, which ingest's KEY SHARE does not wait for),
-        so ingest that classifies with the old version commits before this does, and the
-        re-classification this change queues sees its comments."""
+        """The dictionary changed: its next version. The row is locked FOR UPDATE first, so
+        two changes of one dictionary queue in order (ingest takes no lock on it: see
+        `version_for_ingest`)."""
         await self.session.execute(
             select(ThemeDictionary.tenant_id)
             .where(ThemeDictionary.tenant_id == tenant_id)
@@ -93,18 +100,33 @@ class ThemeRepository:
         return (await self.session.scalars(stmt)).one_or_none()
 
     async def version_for_ingest(self, tenant_id: UUID) -> int | None:
-        """The dictionary version to classify new comments with, holding a KEY SHARE lock:
-        a dictionary change (which locks the row for update) waits for this transaction,
-        so no comment is classified with a version older than the re-classification that
-        follows the change. Null only for a tenant whose row is missing (none is: tenants
-        get theirs when created, migration 0014 made those of older ones). On asyncpg directly
-        (the ingest path, see kit.rawsql)."""
+        """The dictionary version to classify new comments with. Marks this transaction as
+        classifying for the tenant first (the dictionary's advisory lock, shared, which
+        nobody takes exclusively: it never waits), so a re-classification pass can wait for
+        it (`classifying`). Null only for a tenant whose row is missing (none is: tenants
+        get theirs when created, migration 0014 made those of older ones). One round trip
+        (migration 0015), on asyncpg directly (the ingest path, see kit.rawsql)."""
         conn = await driver_connection(self.session)
-        value = await conn.fetchval(
-            "SELECT version FROM theme_dictionaries WHERE tenant_id = $1 FOR KEY SHARE",
-            tenant_id,
-        )
+        value = await conn.fetchval("SELECT theme_dictionary_version_for_ingest($1)", tenant_id)
         return None if value is None else int(value)
+
+    async def classifying(self, tenant_id: UUID) -> list[str]:
+        """The other transactions of this database that classify comments of the tenant
+        now (they hold its marker), as virtual transaction ids: unique while they run."""
+        stmt = text(
+            f"SELECT virtualtransaction FROM pg_locks WHERE {_MARKER} AND pid <> pg_backend_pid()"
+        )
+        rows = await self.session.execute(stmt, {"tenant": str(tenant_id)})
+        return sorted({str(vxid) for (vxid,) in rows})
+
+    async def still_classifying(self, tenant_id: UUID, transactions: Sequence[str]) -> int:
+        """How many of `transactions` (from `classifying`) have not ended yet."""
+        stmt = text(
+            "SELECT count(DISTINCT virtualtransaction) FROM pg_locks "
+            f"WHERE {_MARKER} AND virtualtransaction = ANY(:vxids)"
+        )
+        params = {"tenant": str(tenant_id), "vxids": list(transactions)}
+        return int((await self.session.execute(stmt, params)).scalar_one())
 
     async def save_pass(
         self, tenant_id: UUID, *, pass_version: int, cursor: UUID | None, classified: int

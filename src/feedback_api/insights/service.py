@@ -5,6 +5,8 @@ in chunks, resumable)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 from uuid import UUID
 
@@ -23,6 +25,7 @@ from feedback_api.insights.schemas import (
     ThemeRead,
     ThemeUpsert,
 )
+from feedback_api.jobs.errors import RetryLater
 from feedback_api.jobs.service import job as job_service
 from feedback_api.models import Theme
 from feedback_api.responses.hooks import StoredResponse
@@ -35,6 +38,7 @@ OVER_BUDGET = Counter(
 
 RECLASSIFY_JOB = "insights.reclassify"
 RECLASSIFY_CHUNK = 5000
+SETTLE_SECONDS = 5.0  # how long a pass waits for older classifying transactions to end
 # Compiled dictionaries by (tenant, version): a version never changes once made, so an
 # entry is never stale, only superseded. Bounded: a process serving many tenants keeps
 # the most recently compiled ones.
@@ -65,6 +69,24 @@ def _themes(classifier: Classifier, comment: str | None) -> list[str]:
         OVER_BUDGET.inc()
         logger.warning("comment_over_classification_budget", length=len(comment or ""))
         return []
+
+
+async def _settle(repo: ThemeRepository, tenant_id: UUID) -> None:
+    """Wait until the transactions classifying for the tenant now have ended. The pass
+    calls this after the dictionary's new version committed, so every transaction that
+    read an older one is among them (it marked itself before reading, `version_for_ingest`)
+    or has committed, and then the pass sees its comment. Ingest transactions last
+    milliseconds; one that stays open longer (an idle client holding a transaction) puts
+    the pass off, to be tried again, rather than holding this transaction open."""
+    waiting = await repo.classifying(tenant_id)
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while waiting and await repo.still_classifying(tenant_id, waiting):
+        if time.monotonic() > deadline:
+            raise RetryLater(
+                f"{len(waiting)} transactions still classify with an older dictionary",
+                SETTLE_SECONDS,
+            )
+        await asyncio.sleep(0.01)
 
 
 def wants(stored: StoredResponse) -> bool:
@@ -171,13 +193,23 @@ class ThemeService:
         """One bounded transaction of the re-classification: the next `chunk` responses
         in id order get the current dictionary's themes. True when every stored comment is
         classified with the current version. A change mid-pass starts the pass again, with
-        the new version; the progress is in the database (resumable after a crash)."""
+        the new version; the progress is in the database (resumable after a crash).
+
+        A pass starts only once no transaction that may have read an older version is still
+        classifying (`_settle`): its comment would commit after the pass went by."""
         repo = ThemeRepository(session)
+        seen = await repo.state(tenant_id)
+        if seen is None or seen.classified_version >= seen.version:
+            return True
+        if seen.pass_version != seen.version:
+            await _settle(repo, tenant_id)
         state = await repo.state(tenant_id, lock=True)
         if state is None or state.classified_version >= state.version:
             return True
         version, cursor = state.version, state.pass_cursor
         if state.pass_version != version:
+            if version != seen.version:
+                return False  # changed again while settling: settle for the newer one
             cursor = None  # a new version: from the start
         rows = await repo.comments_after(tenant_id, cursor, chunk)
         if not rows:
