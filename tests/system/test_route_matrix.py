@@ -97,6 +97,8 @@ ROUTES: dict[str, str | None] = {
     "PUT /v1/themes/{key}": "insights:write",
     "DELETE /v1/themes/{key}": "insights:write",
     "GET /v1/insights/themes": "insights:read",
+    "GET /v1/insights/theme-candidates": "insights:read",
+    "POST /v1/insights/theme-candidates/accept": "insights:write",
 }
 ADMIN_ROUTES = {"GET /v1/tenants", "POST /v1/tenants", "PUT /v1/tenants/{tenant_id}/rate-limits"}
 PUBLISHABLE_ALLOWED = {"POST /v1/responses"}

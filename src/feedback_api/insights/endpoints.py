@@ -10,9 +10,13 @@ from fastapi.responses import Response
 from feedback_api.auth.context import AuthContext
 from feedback_api.auth.scopes import Scope
 from feedback_api.db import SessionDep
+from feedback_api.insights.discovery import candidates
 from feedback_api.insights.report import theme_report
 from feedback_api.insights.schemas import (
     THEME_KEY_PATTERN,
+    CandidateAccept,
+    CandidateFocus,
+    ThemeCandidates,
     ThemeList,
     ThemeRead,
     ThemeReport,
@@ -101,3 +105,47 @@ async def theme_insights(
     Takes the metrics' filters (`from`, `to`, channel … `attr.<name>`); excluded responses
     count only with `integrity=all`; small cells are withheld as in the metrics."""
     return await theme_report(session, kind, metric_query(kind, filters))
+
+
+@router.get("/insights/theme-candidates", responses=problem_responses(403))
+async def theme_candidates(
+    session: SessionDep,
+    filters: InsightFilters,
+    kind: Annotated[
+        MetricKind, Query(description="The metric whose negative answers are the focus.")
+    ] = MetricKind.NPS,
+    focus: Annotated[
+        CandidateFocus,
+        Query(
+            description="`negative` (default): phrases characteristic of the comments of "
+            "negative answers, against the selection's other comments, ranked by "
+            "log-likelihood (G²); `all`: the most frequent phrases of all comments."
+        ),
+    ] = CandidateFocus.NEGATIVE,
+    limit: Annotated[int, Query(ge=1, le=100, description="How many candidates.")] = 20,
+) -> ThemeCandidates:
+    """Themes your dictionary lacks: the recurring phrases of the period's comments (Chinese
+    segmented, English words; one to three words; stop words and words of mere praise or
+    blame left out), ranked as `focus` says, with phrases found in the same comments merged
+    (`related`). Phrases the dictionary already matches are left out, and so are phrases
+    in fewer comments than a small cell. Reads the latest 20,000 comments of the selection
+    (`sampled`). Accept one with `POST /v1/insights/theme-candidates/accept`."""
+    return await candidates(session, kind, metric_query(kind, filters), focus, limit)
+
+
+@router.post(
+    "/insights/theme-candidates/accept",
+    response_model=ThemeRead,
+    responses={
+        201: {"model": ThemeRead, "description": "A new theme."},
+        **problem_responses(403, 409, body=True),
+    },
+)
+async def accept_candidate(
+    body: CandidateAccept, session: SessionDep, auth: InsightsWrite
+) -> Response:
+    """Accept a discovered phrase: a new theme `key` (201, origin `discovered`) with the
+    phrase and `keywords` as its keywords, or, when `key` exists, the phrase added to its
+    keywords (200). Stored comments are re-classified in the background, as after a PUT."""
+    read, created = await theme_service.accept(session, auth.tenant_id, body)
+    return json_response(201 if created else 200, read)

@@ -27,15 +27,21 @@ EXAMPLES = 5
 ALPHA = 0.05
 
 
-def _negative(kind: MetricKind, h: Histogram) -> tuple[str, int]:
+def negative_range(kind: MetricKind, low: int, high: int) -> tuple[int, int]:
+    """The scores of a negative answer: NPS detractors 0–6, CSAT 1–2, CES 1–3, the lower
+    half of a rating's scale."""
     if kind is MetricKind.NPS:
-        return "0–6", h.count_between(0, 6)
+        return 0, 6
     if kind is MetricKind.CSAT:
-        return "1–2", h.count_between(1, 2)
+        return 1, 2
     if kind is MetricKind.CES:
-        return "1–3", h.count_between(1, 3)
-    top = h.scale_min + (h.scale_max - h.scale_min + 1) // 2 - 1
-    return f"{h.scale_min}–{top}", h.count_between(h.scale_min, top)
+        return 1, 3
+    return low, low + (high - low + 1) // 2 - 1
+
+
+def _negative(kind: MetricKind, h: Histogram) -> tuple[str, int]:
+    lo, hi = negative_range(kind, h.scale_min, h.scale_max)
+    return f"{lo}–{hi}", h.count_between(lo, hi)
 
 
 class _Tallies:

@@ -35,7 +35,7 @@ class ThemeRepository:
         return (await self.session.scalars(stmt)).all()
 
     async def get(self, tenant_id: UUID, key: str) -> Theme | None:
-        return await self.session.get(Theme, (tenant_id, key))
+        return await self.session.get(Theme, (tenant_id, key), populate_existing=True)
 
     async def count(self, tenant_id: UUID) -> int:
         stmt = select(func.count()).select_from(Theme).where(Theme.tenant_id == tenant_id)
@@ -50,9 +50,11 @@ class ThemeRepository:
         )
         return int((await self.session.scalar(stmt)) or 0)
 
-    async def upsert(self, tenant_id: UUID, key: str, values: dict[str, Any]) -> bool:
-        """Insert or replace; True when created."""
-        inserting = insert(Theme).values(tenant_id=tenant_id, key=key, **values)
+    async def upsert(
+        self, tenant_id: UUID, key: str, values: dict[str, Any], *, origin: str
+    ) -> bool:
+        """Insert or replace (`origin` only for a new one); True when created."""
+        inserting = insert(Theme).values(tenant_id=tenant_id, key=key, origin=origin, **values)
         upsert = inserting.on_conflict_do_update(
             index_elements=[Theme.tenant_id, Theme.key],
             set_={**{k: inserting.excluded[k] for k in values}, "updated_at": func.now()},
@@ -208,7 +210,9 @@ class InsightRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def _scope(self, selection: Selection, lo: datetime, hi: datetime, p: SqlParams) -> str:
+    def _scope(
+        self, selection: Selection, lo: datetime, hi: datetime, p: SqlParams, extra: str = ""
+    ) -> str:
         """The responses a report reads, as a CTE body: those with a comment or a tag."""
         joins = ""
         if selection.attributes:
@@ -224,7 +228,7 @@ class InsightRepository:
             ]
         )
         return (
-            "SELECT x.id, x.score, x.excluded, x.tags, x.occurred_at "
+            f"SELECT x.id, x.score, x.excluded, x.tags, x.occurred_at{extra} "
             f"FROM responses x{joins} WHERE {where}"
         )
 
@@ -268,3 +272,18 @@ class InsightRepository:
         )
         conn = await driver_connection(self.session)
         return {r[0]: list(r[1]) for r in await conn.fetch(sql, *p.values)}
+
+    async def comments(
+        self, selection: Selection, lo: datetime, hi: datetime, *, valid_only: bool, limit: int
+    ) -> list[tuple[UUID, int, str]]:
+        """The latest `limit` comments of the selection: (id, score, comment)."""
+        p = SqlParams()
+        keep = "AND NOT x.excluded" if valid_only else ""
+        sql = (
+            f"SELECT x.id, x.score, x.comment "
+            f"FROM ({self._scope(selection, lo, hi, p, ', x.comment')}) x "
+            f"WHERE coalesce(x.comment, '') <> '' {keep} "
+            f"ORDER BY x.occurred_at DESC, x.id DESC LIMIT {p(limit, '::int')}"
+        )
+        conn = await driver_connection(self.session)
+        return [(r[0], int(r[1]), str(r[2])) for r in await conn.fetch(sql, *p.values)]

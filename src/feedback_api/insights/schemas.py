@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -156,3 +157,58 @@ class ThemeReport(BaseModel):
     min_cell: int
     base: int = Field(description="Responses in the selection with a comment or a tag.")
     items: list[ThemeStat] = Field(description="Themes with at least one mention, most first.")
+
+
+class CandidateFocus(StrEnum):
+    NEGATIVE = "negative"
+    ALL = "all"
+
+
+class ThemeCandidate(BaseModel):
+    phrase: str = Field(description="The recurring phrase, as customers wrote it (normalised).")
+    comments: int = Field(description="Focus comments that contain it.")
+    other_comments: int = Field(description="The selection's other comments that contain it.")
+    share: Share = Field(description="`comments` as a percent of the focus comments.")
+    keyness: float | None = Field(
+        description="Dunning's log-likelihood ratio G² of the phrase in the focus comments "
+        "against the others (above 3.84: p < 0.05, above 10.83: p < 0.001, for one phrase "
+        "taken alone). Null with `focus=all`, which ranks by `comments`."
+    )
+    related: list[str] = Field(
+        description="Phrases found mostly in the same comments (merged into this one): "
+        "keywords to consider for the same theme."
+    )
+    examples: list[UUID] = Field(description="Up to five of the latest comments with it.")
+
+
+class ThemeCandidates(BaseModel):
+    kind: MetricKind
+    period: Period
+    integrity: Integrity
+    focus: CandidateFocus
+    focus_comments: int = Field(description="Comments read as the focus.")
+    other_comments: int = Field(description="Comments read as the reference.")
+    sampled: bool = Field(
+        description="True when the selection held more comments than are read (the latest "
+        "are read)."
+    )
+    min_comments: int = Field(description="A phrase in fewer focus comments is not listed.")
+    items: list[ThemeCandidate] = Field(
+        description="Most characteristic first; phrases the dictionary already matches are "
+        "left out."
+    )
+
+
+class CandidateAccept(InputSchema):
+    """A discovered phrase into the dictionary."""
+
+    phrase: Term = Field(description="The candidate's `phrase` (or any term of your own).")
+    key: ThemeKey
+    names: dict[LanguageKey, ThemeName] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="Names for a new theme; ignored when the theme exists.",
+    )
+    keywords: Terms = Field(
+        default_factory=list, description="More keywords with it, such as its `related`."
+    )

@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
 import structlog
 from prometheus_client import Counter
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.exceptions import InvalidRequest, NotFound, TooManyTerms, TooManyThemes
@@ -20,6 +22,7 @@ from feedback_api.insights.repository import ThemeRepository
 from feedback_api.insights.schemas import (
     MAX_DICTIONARY_TERMS,
     MAX_THEMES,
+    CandidateAccept,
     Classification,
     ThemeList,
     ThemeRead,
@@ -46,14 +49,14 @@ _CACHE_SIZE = 256
 _compiled: dict[tuple[UUID, int], Classifier] = {}
 
 
-def _terms(theme: Theme) -> ThemeTerms:
+def terms_of(theme: Theme) -> ThemeTerms:
     return ThemeTerms(theme.key, theme.keywords, theme.aliases, theme.negative_keywords)
 
 
 async def _classifier(repo: ThemeRepository, tenant_id: UUID, version: int) -> Classifier:
     found = _compiled.get((tenant_id, version))
     if found is None:
-        found = Classifier(_terms(t) for t in await repo.all(tenant_id))
+        found = Classifier(terms_of(t) for t in await repo.all(tenant_id))
         if len(_compiled) >= _CACHE_SIZE:
             _compiled.pop(next(iter(_compiled)))
         _compiled[(tenant_id, version)] = found
@@ -133,7 +136,13 @@ class ThemeService:
         return ThemeRead.model_validate(theme)
 
     async def put(
-        self, session: AsyncSession, tenant_id: UUID, key: str, body: ThemeUpsert
+        self,
+        session: AsyncSession,
+        tenant_id: UUID,
+        key: str,
+        body: ThemeUpsert,
+        *,
+        origin: str = "manual",
     ) -> tuple[ThemeRead, bool]:
         """Create or replace a theme; returns it and whether it was created. Stored comments
         are re-classified in the background."""
@@ -148,15 +157,38 @@ class ThemeService:
                 "and negative keywords of all themes)"
             )
         await self._check_ambiguity(repo, tenant_id, key, body)
-        created = await repo.upsert(tenant_id, key, body.model_dump())
+        created = await repo.upsert(tenant_id, key, body.model_dump(), origin=origin)
         return await self.get(session, tenant_id, key), created
+
+    async def accept(
+        self, session: AsyncSession, tenant_id: UUID, body: CandidateAccept
+    ) -> tuple[ThemeRead, bool]:
+        """A discovered phrase into the dictionary: a new theme (origin `discovered`) with it
+        as a keyword, or it added to the keywords of the existing theme `key`."""
+        existing = await ThemeRepository(session).get(tenant_id, body.key)
+        fields: dict[str, Any] = {"names": body.names}
+        if existing is not None:
+            fields = {
+                "names": existing.names,
+                "keywords": existing.keywords,
+                "aliases": existing.aliases,
+                "negative_keywords": existing.negative_keywords,
+            }
+        fields["keywords"] = [*fields.get("keywords", []), body.phrase, *body.keywords]
+        try:
+            upsert = ThemeUpsert.model_validate(fields)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise InvalidRequest.at(("body", "keywords"), error["type"], error["msg"]) from None
+        origin = existing.origin if existing is not None else "discovered"
+        return await self.put(session, tenant_id, body.key, upsert, origin=origin)
 
     async def _check_ambiguity(
         self, repo: ThemeRepository, tenant_id: UUID, key: str, body: ThemeUpsert
     ) -> None:
         """Refuse a dictionary in which one walk over a comment would meet more than
         MAX_AMBIGUITY terms (terms that are prefixes of each other, many times over)."""
-        others = [_terms(t) for t in await repo.all(tenant_id) if t.key != key]
+        others = [terms_of(t) for t in await repo.all(tenant_id) if t.key != key]
         mine = ThemeTerms(key, body.keywords, body.aliases, body.negative_keywords)
         if Classifier([*others, mine]).ambiguity > MAX_AMBIGUITY:
             raise InvalidRequest.at(
