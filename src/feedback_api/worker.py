@@ -60,6 +60,7 @@ TASKS: dict[str, Task] = {
     "events.purge": purge_expired_events,
     "idempotency.purge": purge_expired_keys,
     "insights.reclassify": insight_tasks.reclassify,
+    "insights.rising": insight_tasks.rising,
     "integrity.patterns": integrity_tasks.patterns,
     "metrics.rebuild": metric_tasks.rebuild,
     "privacy.forget_notice": privacy_tasks.forget_notice,
@@ -90,6 +91,7 @@ class Periodic:
 PERIODIC: tuple[Periodic, ...] = (
     Periodic("events.purge", "events.purge", timedelta(hours=1)),
     Periodic("idempotency.purge", "idempotency.purge", timedelta(hours=1)),
+    Periodic("insights.rising", "insights.rising", timedelta(hours=1)),
     Periodic("integrity.patterns", "integrity.patterns", timedelta(minutes=15)),
     Periodic("tickets.check_sla", "tickets.check_sla", timedelta(minutes=1)),
 )

@@ -98,6 +98,8 @@ ROUTES: dict[str, str | None] = {
     "DELETE /v1/themes/{key}": "insights:write",
     "GET /v1/insights/themes": "insights:read",
     "GET /v1/insights/theme-candidates": "insights:read",
+    "GET /v1/insights/themes/rising": "insights:read",
+    "GET /v1/insights/themes/{key}/trend": "insights:read",
     "POST /v1/insights/theme-candidates/accept": "insights:write",
 }
 ADMIN_ROUTES = {"GET /v1/tenants", "POST /v1/tenants", "PUT /v1/tenants/{tenant_id}/rate-limits"}

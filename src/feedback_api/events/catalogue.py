@@ -39,6 +39,7 @@ class EventType(StrEnum):
     INTEGRITY_FLAG_CREATED = "integrity.flag_created"
     INTEGRITY_FLAG_RESOLVED = "integrity.flag_resolved"
     REWARD_ELIGIBLE = "reward.eligible"
+    THEME_RISING = "theme.rising"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,5 +153,12 @@ CATALOGUE: dict[EventType, EventSpec] = {
         "valid response of an identified customer within the reward rate limit, never "
         "depending on the score, which `data` does not carry: response_id, customer, "
         "invitation_id, survey, touchpoint, channel, occurred_at.",
+    ),
+    EventType.THEME_RISING: EventSpec(
+        1,
+        "A theme's (or tag's) share of comments grew significantly last week against the "
+        "week before (the test of `GET /v1/insights/themes/rising`, FDR 5 %); sent by the "
+        "worker at most once per theme and week. `data`: key, kind, period, previous_period, "
+        "mentions, previous_mentions, share, previous_share, ratio, q_value.",
     ),
 }

@@ -16,15 +16,19 @@ from feedback_api.insights.schemas import (
     THEME_KEY_PATTERN,
     CandidateAccept,
     CandidateFocus,
+    RisingThemes,
     ThemeCandidates,
     ThemeList,
     ThemeRead,
     ThemeReport,
+    ThemeTrend,
     ThemeUpsert,
 )
 from feedback_api.insights.service import theme as theme_service
+from feedback_api.insights.trends import rising, theme_trend
 from feedback_api.keys.dependencies import require
 from feedback_api.kit.http import json_response
+from feedback_api.kit.periods import Interval
 from feedback_api.kit.schemas import problem_responses
 from feedback_api.metrics.filters import FilterParamsDep, Filters, metric_query
 from feedback_api.metrics.schemas import MetricKind
@@ -149,3 +153,52 @@ async def accept_candidate(
     keywords (200). Stored comments are re-classified in the background, as after a PUT."""
     read, created = await theme_service.accept(session, auth.tenant_id, body)
     return json_response(201 if created else 200, read)
+
+
+TrendKey = Annotated[
+    str,
+    Path(
+        max_length=100,
+        pattern=r"^([a-z0-9][a-z0-9_]{0,63}|tag:[^\x00-\x1f]{1,64})$",
+        description="A theme's key, or `tag:<tag>` for a tag.",
+    ),
+]
+
+
+@router.get("/insights/themes/rising", responses=problem_responses(403))
+async def rising_themes(
+    session: SessionDep,
+    filters: InsightFilters,
+    kind: Annotated[MetricKind, Query(description="The metric's filters apply.")] = MetricKind.NPS,
+    fdr: Annotated[
+        float,
+        Query(
+            gt=0,
+            lt=1,
+            allow_inf_nan=False,
+            description="The false-discovery rate to control across the themes tested.",
+        ),
+    ] = 0.05,
+) -> RisingThemes:
+    """Themes (and tags) whose share of comments grew from the period of the same length
+    just before to this one (`from`, `to`; default the last 30 days): a one-sided
+    two-proportion test per theme with at least 10 mentions now and 30 responses with text
+    on each side, Benjamini–Hochberg across the themes tested. The worker also looks each
+    week and sends `theme.rising` once per theme and week."""
+    return await rising(session, kind, metric_query(kind, filters), fdr)
+
+
+@router.get("/insights/themes/{key}/trend", responses=problem_responses(403, 404))
+async def theme_trend_endpoint(
+    key: TrendKey,
+    session: SessionDep,
+    filters: InsightFilters,
+    kind: Annotated[MetricKind, Query(description="The metric to report.")] = MetricKind.NPS,
+    interval: Annotated[
+        Interval, Query(description="Buckets at local midnights of the tenant's time zone.")
+    ] = Interval.WEEK,
+) -> ThemeTrend:
+    """One theme (or `tag:<tag>`) over time: per day, week or month, the responses with a
+    comment or tag, how many mention it, the share with its interval, and the metric of
+    those mentioning it (withheld for small cells). Takes the metrics' filters."""
+    return await theme_trend(session, kind, metric_query(kind, filters), key, interval)

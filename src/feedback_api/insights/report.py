@@ -68,6 +68,13 @@ class _Tallies:
         return Tally(rest, self.excluded[None] - self.excluded[theme])
 
 
+def tallies_of(
+    rows: list[ThemeTally], low: int, high: int, valid_only: bool
+) -> dict[str | None, Histogram]:
+    """Score histograms by theme (None: the base), excluded responses only when asked."""
+    return dict(_Tallies(rows, low, high, valid_only=valid_only).histograms)
+
+
 async def theme_report(session: AsyncSession, kind: MetricKind, query: MetricQuery) -> ThemeReport:
     lo, hi, period, limits = await metric_service.frame(session, query)
     selection = query.selection

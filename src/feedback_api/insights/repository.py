@@ -203,6 +203,14 @@ class ThemeTally(NamedTuple):
     n: int
 
 
+class TrendTally(NamedTuple):
+    bucket: int  # 1-based, as width_bucket counts
+    mentioned: bool
+    excluded: bool
+    score: int
+    n: int
+
+
 class InsightRepository:
     """Reads for the insight reports: raw scans of responses with their mentions, under the
     same filters as the metrics (metrics.repository.selection_filters)."""
@@ -287,3 +295,27 @@ class InsightRepository:
         )
         conn = await driver_connection(self.session)
         return [(r[0], int(r[1]), str(r[2])) for r in await conn.fetch(sql, *p.values)]
+
+    async def trend_tallies(
+        self, selection: Selection, lo: datetime, hi: datetime, starts: list[datetime], key: str
+    ) -> list[TrendTally]:
+        """Responses with text by bucket (`starts`: each bucket's first instant), whether
+        they mention the theme `key` (or `tag:<tag>`), exclusion and score."""
+        p = SqlParams()
+        scope = self._scope(selection, lo, hi, p)
+        if key.startswith("tag:"):
+            mentioned = f"{p(key[4:], '::text')} = ANY(x.tags)"
+        else:
+            tenant = p(selection.tenant_id, "::uuid")
+            mentioned = (
+                "EXISTS (SELECT 1 FROM response_themes rt WHERE "
+                f"rt.tenant_id = {tenant} AND rt.response_id = x.id "
+                f"AND rt.theme_key = {p(key, '::text')})"
+            )
+        sql = (
+            f"WITH x AS MATERIALIZED ({scope}) "
+            f"SELECT width_bucket(x.occurred_at, {p(starts, '::timestamptz[]')}), "
+            f"{mentioned}, x.excluded, x.score, count(*) FROM x GROUP BY 1, 2, 3, 4"
+        )
+        conn = await driver_connection(self.session)
+        return [TrendTally(*r) for r in await conn.fetch(sql, *p.values)]

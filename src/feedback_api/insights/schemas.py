@@ -12,6 +12,7 @@ from feedback_api.insights.classifier import matches_something
 from feedback_api.kit.schemas import InputSchema
 from feedback_api.kit.types import Text
 from feedback_api.metrics.schemas import (
+    Bounds,
     ComparisonResult,
     Integrity,
     MetricKind,
@@ -212,3 +213,61 @@ class CandidateAccept(InputSchema):
     keywords: Terms = Field(
         default_factory=list, description="More keywords with it, such as its `related`."
     )
+
+
+class ThemeTrendBucket(BaseModel):
+    start: datetime = Field(description="In the tenant's time zone.")
+    end: datetime
+    base: int = Field(description="Responses with a comment or tag in the bucket.")
+    mentions: int = Field(description="Of those, the ones that mention the theme.")
+    share: Share = Field(description="Mentions as a percent of `base`, with the Wilson interval.")
+    with_theme: MetricValue = Field(description="The metric over the responses mentioning it.")
+
+
+class ThemeTrend(BaseModel):
+    key: str
+    kind: MetricKind
+    interval: str
+    period: Period
+    integrity: Integrity
+    confidence: float
+    min_cell: int
+    buckets: list[ThemeTrendBucket]
+
+
+class RisingTheme(BaseModel):
+    key: str = Field(description="The theme's key; a tag is `tag:<tag>`.")
+    mentions: int = Field(description="Mentions in the period.")
+    previous_mentions: int | None = Field(
+        description="Mentions in the period before. Null when either count is a small cell."
+    )
+    share: Share = Field(description="Of the period's responses with a comment or tag.")
+    previous_share: Share | None
+    change: Bounds | None = Field(
+        description="Newcombe interval of the change in share, in percentage points."
+    )
+    ratio: float | None = Field(description="Share now ÷ share before (3.0: tripled).")
+    p_value: float | None = Field(
+        description="One-sided pooled two-proportion z-test of growth; null when not tested."
+    )
+    q_value: float | None = Field(
+        description="The p-value adjusted for the number of themes tested (Benjamini–Hochberg)."
+    )
+    tested: bool = Field(
+        description="False when the theme has fewer than `min_mentions` mentions now, or a "
+        "period fewer than `min_base` responses with text."
+    )
+    rising: bool = Field(description="Tested and q_value ≤ `fdr`.")
+
+
+class RisingThemes(BaseModel):
+    kind: MetricKind
+    period: Period
+    previous_period: Period = Field(description="The period of the same length just before.")
+    integrity: Integrity
+    fdr: float = Field(description="The false-discovery rate controlled across the themes.")
+    min_mentions: int
+    min_base: int
+    base: int
+    previous_base: int
+    items: list[RisingTheme] = Field(description="Rising first, then by q-value.")

@@ -6,7 +6,7 @@ from feedback_api.models.audit_log import AuditLog
 from feedback_api.models.customer import Customer
 from feedback_api.models.event import Event
 from feedback_api.models.idempotency_key import IdempotencyKey
-from feedback_api.models.insight import ResponseTheme, Theme, ThemeDictionary
+from feedback_api.models.insight import ResponseTheme, RisingNotice, Theme, ThemeDictionary
 from feedback_api.models.integrity import (
     IntegrityFlag,
     IntegrityFlagResponse,
@@ -62,6 +62,7 @@ __all__ = [
     "Tenant",
     "Theme",
     "ThemeDictionary",
+    "RisingNotice",
     "Ticket",
     "TicketEntry",
     "TicketResponse",

@@ -1,9 +1,20 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ARRAY, CheckConstraint, ForeignKey, ForeignKeyConstraint, Index, String, Text
+from sqlalchemy import (
+    ARRAY,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    Text,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -63,3 +74,17 @@ class ResponseTheme(Base):
     tenant_id: Mapped[UUID] = mapped_column(primary_key=True)
     response_id: Mapped[UUID] = mapped_column(primary_key=True)
     theme_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class RisingNotice(Base):
+    """A `theme.rising` event sent: at most one per theme and week (insights/watch.py)."""
+
+    __tablename__ = "theme_rising_notices"
+
+    tenant_id: Mapped[UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    theme_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
