@@ -27,6 +27,9 @@ from feedback_api.metrics.service import metric as metric_service
 # sample this size, and it bounds the work of one request (about a second).
 MAX_COMMENTS = 20_000
 EXAMPLES = 5
+# Discovery takes up to about a second of CPU: at most this many run at once in a process,
+# so a burst of them cannot take every request's share of the CPU.
+_SLOTS = asyncio.Semaphore(2)
 
 
 async def candidates(
@@ -62,7 +65,8 @@ async def candidates(
             min_comments=floor,
         )
 
-    found = await asyncio.to_thread(work)  # CPU-bound: off the event loop
+    async with _SLOTS:  # CPU-bound: off the event loop, and a few at a time per process
+        found = await asyncio.to_thread(work)
     return ThemeCandidates(
         kind=kind,
         period=period,

@@ -248,7 +248,8 @@ class RisingTheme(BaseModel):
     )
     ratio: float | None = Field(description="Share now ÷ share before (3.0: tripled).")
     p_value: float | None = Field(
-        description="One-sided pooled two-proportion z-test of growth; null when not tested."
+        description="One-sided pooled two-proportion z-test of growth; null when not tested, "
+        "or when a count is a small cell."
     )
     q_value: float | None = Field(
         description="The p-value adjusted for the number of themes tested (Benjamini–Hochberg)."

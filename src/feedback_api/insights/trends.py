@@ -190,8 +190,9 @@ async def rising(
                 ratio=None
                 if hidden or test.before[0] == 0 or test.now[1] == 0
                 else round((test.now[0] / test.now[1]) / (test.before[0] / test.before[1]), 4),
-                p_value=test.p_value,
-                q_value=q_value,
+                # The p-value and the counts now would give a small previous count away.
+                p_value=None if hidden else test.p_value,
+                q_value=None if hidden else q_value,
                 tested=test.p_value is not None,
                 rising=is_rising,
             )
