@@ -98,7 +98,7 @@ async def theme_trend(
 
 
 @dataclass(frozen=True, slots=True)
-class Test:
+class GrowthTest:
     key: str
     before: tuple[int, int]  # mentions, base
     now: tuple[int, int]
@@ -109,7 +109,7 @@ def benjamini_hochberg(p_values: list[float]) -> list[float]:
     """Adjusted p-values (q-values): reject where q ≤ the FDR."""
     if not p_values:
         return []
-    from scipy.stats import false_discovery_control
+    from scipy.stats import false_discovery_control  # here: scipy is slow to import
 
     return [float(q) for q in false_discovery_control(p_values, method="bh")]
 
@@ -124,11 +124,11 @@ def one_sided_growth(before: tuple[int, int], now: tuple[int, int]) -> float | N
 
 def rising_tests(
     before: dict[str | None, int], now: dict[str | None, int], fdr: float
-) -> list[tuple[Test, float | None, bool]]:
+) -> list[tuple[GrowthTest, float | None, bool]]:
     """Each theme's test, q-value and verdict, from mention counts by theme (None: base)."""
     base_before, base_now = before.get(None, 0), now.get(None, 0)
     tests = [
-        Test(
+        GrowthTest(
             key,
             (before.get(key, 0), base_before),
             (count, base_now),
