@@ -143,6 +143,18 @@ class TestRising:
         assert body["base"] == 600
         assert body["previous_base"] == 600
 
+    async def test_another_tenants_comments_never_count(
+        self, tenant: TenantHandle, other_tenant: TenantHandle
+    ) -> None:
+        await dictionary(tenant, "mirror")
+        await dictionary(other_tenant, "mirror")
+        await store(tenant, [item("mirror", NOW - timedelta(days=2), tags=["dark"])] * 40)
+        body = (await other_tenant.get("/v1/insights/themes/rising")).json()
+        assert body["base"] == 0
+        assert body["items"] == []
+        trend = (await other_tenant.get("/v1/insights/themes/tag:dark/trend")).json()
+        assert sum(b["base"] for b in trend["buckets"]) == 0
+
     async def test_few_mentions_are_not_tested(self, tenant: TenantHandle) -> None:
         await dictionary(tenant, "mirror")
         items = [item("mirror", NOW - timedelta(days=2))] * (MIN_MENTIONS - 1)

@@ -10,15 +10,14 @@ import asyncio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.insights import phrases
-from feedback_api.insights.classifier import Classifier
 from feedback_api.insights.report import negative_range
-from feedback_api.insights.repository import InsightRepository, ThemeRepository
+from feedback_api.insights.repository import InsightRepository
 from feedback_api.insights.schemas import (
     CandidateFocus,
     ThemeCandidate,
     ThemeCandidates,
 )
-from feedback_api.insights.service import terms_of
+from feedback_api.insights.service import current_classifier
 from feedback_api.metrics.schemas import Integrity, MetricKind
 from feedback_api.metrics.service import MetricQuery, share_value
 from feedback_api.metrics.service import metric as metric_service
@@ -48,9 +47,7 @@ async def candidates(
         others = [r[2] for r in rows if not low <= r[1] <= high]
     else:
         mine, others = rows, []
-    dictionary = Classifier(
-        terms_of(t) for t in await ThemeRepository(session).all(selection.tenant_id)
-    )
+    dictionary = await current_classifier(session, selection.tenant_id)
     # A phrase shared by fewer people than a small cell could single them out.
     floor = (
         phrases.MIN_COMMENTS if limits.small_cells else max(phrases.MIN_COMMENTS, limits.min_cell)

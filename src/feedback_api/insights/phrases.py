@@ -26,7 +26,6 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from feedback_api.insights.classifier import normalize
 from feedback_api.insights.stopwords import STOP_WORDS
@@ -41,8 +40,6 @@ MAX_CHARS = 1000
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN = re.compile(f"([{_HAN}]+)|((?:(?![{_HAN}])[^\\W_])+(?:'[^\\W_]+)?)|([^\\s])")
 _CLAUSE_BREAK = re.compile(r"[^\w\s']")
-
-Doc = TypeVar("Doc")
 
 
 def _han(token: str) -> bool:

@@ -49,18 +49,25 @@ _CACHE_SIZE = 256
 _compiled: dict[tuple[UUID, int], Classifier] = {}
 
 
-def terms_of(theme: Theme) -> ThemeTerms:
+def _terms(theme: Theme) -> ThemeTerms:
     return ThemeTerms(theme.key, theme.keywords, theme.aliases, theme.negative_keywords)
 
 
 async def _classifier(repo: ThemeRepository, tenant_id: UUID, version: int) -> Classifier:
     found = _compiled.get((tenant_id, version))
     if found is None:
-        found = Classifier(terms_of(t) for t in await repo.all(tenant_id))
+        found = Classifier(_terms(t) for t in await repo.all(tenant_id))
         if len(_compiled) >= _CACHE_SIZE:
             _compiled.pop(next(iter(_compiled)))
         _compiled[(tenant_id, version)] = found
     return found
+
+
+async def current_classifier(session: AsyncSession, tenant_id: UUID) -> Classifier:
+    """The tenant's dictionary as it is now, compiled (from the cache when it can be)."""
+    repo = ThemeRepository(session)
+    state = await repo.state(tenant_id)
+    return await _classifier(repo, tenant_id, state.version if state else 0)
 
 
 def _themes(classifier: Classifier, comment: str | None) -> list[str]:
@@ -188,7 +195,7 @@ class ThemeService:
     ) -> None:
         """Refuse a dictionary in which one walk over a comment would meet more than
         MAX_AMBIGUITY terms (terms that are prefixes of each other, many times over)."""
-        others = [terms_of(t) for t in await repo.all(tenant_id) if t.key != key]
+        others = [_terms(t) for t in await repo.all(tenant_id) if t.key != key]
         mine = ThemeTerms(key, body.keywords, body.aliases, body.negative_keywords)
         if Classifier([*others, mine]).ambiguity > MAX_AMBIGUITY:
             raise InvalidRequest.at(
@@ -250,13 +257,18 @@ class ThemeService:
         classifier = await _classifier(repo, tenant_id, version)
         mentions = [(rid, key) for rid, comment in rows for key in _themes(classifier, comment)]
         await repo.replace_mentions(tenant_id, [rid for rid, _ in rows], mentions)
+        # A short chunk reached the end of what was stored: comments stored since were
+        # classified at ingest with this version (or a newer one, which restarts the pass),
+        # so the pass is done. Waiting for an empty chunk instead would chase a tenant's
+        # ingest for ever and never report the dictionary up to date.
+        done = len(rows) < chunk
         await repo.save_pass(
             tenant_id,
             pass_version=version,
-            cursor=rows[-1][0],
-            classified=state.classified_version,
+            cursor=None if done else rows[-1][0],
+            classified=version if done else state.classified_version,
         )
-        return False
+        return done
 
     async def forget(
         self, session: AsyncSession, tenant_id: UUID, response_ids: Sequence[UUID]
