@@ -5,11 +5,10 @@ dictionary."""
 
 from __future__ import annotations
 
-import asyncio
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.insights import phrases
+from feedback_api.insights.cpu import offload
 from feedback_api.insights.report import negative_range
 from feedback_api.insights.repository import InsightRepository
 from feedback_api.insights.schemas import (
@@ -26,9 +25,6 @@ from feedback_api.metrics.service import metric as metric_service
 # sample this size, and it bounds the work of one request (about a second).
 MAX_COMMENTS = 20_000
 EXAMPLES = 5
-# Discovery takes up to about a second of CPU: at most this many run at once in a process,
-# so a burst of them cannot take every request's share of the CPU.
-_SLOTS = asyncio.Semaphore(2)
 
 
 async def candidates(
@@ -62,8 +58,7 @@ async def candidates(
             min_comments=floor,
         )
 
-    async with _SLOTS:  # CPU-bound: off the event loop, and a few at a time per process
-        found = await asyncio.to_thread(work)
+    found = await offload(work)  # up to about a second of CPU
     return ThemeCandidates(
         kind=kind,
         period=period,

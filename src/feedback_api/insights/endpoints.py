@@ -11,11 +11,14 @@ from feedback_api.auth.context import AuthContext
 from feedback_api.auth.scopes import Scope
 from feedback_api.db import SessionDep
 from feedback_api.insights.discovery import candidates
+from feedback_api.insights.drivers import driver_report
 from feedback_api.insights.report import theme_report
 from feedback_api.insights.schemas import (
     THEME_KEY_PATTERN,
     CandidateAccept,
     CandidateFocus,
+    DriverBy,
+    DriverReport,
     RisingThemes,
     ThemeCandidates,
     ThemeList,
@@ -202,3 +205,25 @@ async def theme_trend_endpoint(
     comment or tag, how many mention it, the share with its interval, and the metric of
     those mentioning it (withheld for small cells). Takes the metrics' filters."""
     return await theme_trend(session, kind, metric_query(kind, filters), key, interval)
+
+
+@router.get("/insights/drivers", responses=problem_responses(403))
+async def drivers(
+    session: SessionDep,
+    filters: InsightFilters,
+    kind: Annotated[MetricKind, Query(description="The score to explain.")] = MetricKind.NPS,
+    by: Annotated[
+        DriverBy,
+        Query(
+            description="The drivers: the dictionary's `theme`s (responses with a comment), "
+            "`tag`s, `touchpoint`s or `channel`s (every response)."
+        ),
+    ] = DriverBy.THEME,
+) -> DriverReport:
+    """What moves the score: for each theme, tag, touchpoint or channel, its importance
+    (percent of the explained variance, Johnson's relative weights), its effect in points
+    of the metric, its impact on the overall metric (effect × share) and how it does now,
+    with percentile-bootstrap intervals and n. Drivers with fewer than `min_n` responses
+    with them, or without them, are listed as not estimable and never ranked. The effects
+    are associations in the data, not proof of cause. Takes the metrics' filters."""
+    return await driver_report(session, kind, metric_query(kind, filters), by)

@@ -196,6 +196,31 @@ class ThemeRepository:
             )
 
 
+_BASES = {
+    "text": "(coalesce(x.comment, '') <> '' OR cardinality(x.tags) > 0)",
+    "comment": "coalesce(x.comment, '') <> ''",
+    "all": "TRUE",
+}
+
+# A response's drivers, sorted (drivers analysis): by the dimension asked for.
+_DRIVERS = {
+    "theme": "coalesce((SELECT array_agg(rt.theme_key ORDER BY rt.theme_key) "
+    "FROM response_themes rt JOIN themes t ON t.tenant_id = rt.tenant_id AND t.key = rt.theme_key "
+    "WHERE rt.tenant_id = {tenant} AND rt.response_id = x.id), '{{}}')",
+    "tag": "ARRAY(SELECT DISTINCT 'tag:' || tag FROM unnest(x.tags) AS tag ORDER BY 1)",
+    "touchpoint": "CASE WHEN x.touchpoint IS NULL THEN ARRAY[]::text[] "
+    "ELSE ARRAY[x.touchpoint] END",
+    "channel": "ARRAY[x.channel::text]",
+}
+
+
+class DriverTally(NamedTuple):
+    drivers: list[str]
+    excluded: bool
+    score: int
+    n: int
+
+
 class ThemeTally(NamedTuple):
     theme: str | None  # None: every response with text (the base)
     excluded: bool
@@ -219,9 +244,17 @@ class InsightRepository:
         self.session = session
 
     def _scope(
-        self, selection: Selection, lo: datetime, hi: datetime, p: SqlParams, extra: str = ""
+        self,
+        selection: Selection,
+        lo: datetime,
+        hi: datetime,
+        p: SqlParams,
+        extra: str = "",
+        *,
+        base: str = "text",
     ) -> str:
-        """The responses a report reads, as a CTE body: those with a comment or a tag."""
+        """The responses a report reads, as a CTE body: those with a comment or a tag
+        (`base` "text"), with a comment ("comment"), or all of the selection ("all")."""
         joins = ""
         if selection.attributes:
             joins = " JOIN customers c ON c.tenant_id = x.tenant_id AND c.id = x.customer_id"
@@ -231,7 +264,7 @@ class InsightRepository:
                 "x.deleted_at IS NULL",
                 f"x.occurred_at >= {p(lo, '::timestamptz')}",
                 f"x.occurred_at < {p(hi, '::timestamptz')}",
-                "(coalesce(x.comment, '') <> '' OR cardinality(x.tags) > 0)",
+                _BASES[base],
                 *selection_filters(selection, "x", p),
             ]
         )
@@ -319,3 +352,23 @@ class InsightRepository:
         )
         conn = await driver_connection(self.session)
         return [TrendTally(*r) for r in await conn.fetch(sql, *p.values)]
+
+    async def driver_tallies(
+        self, selection: Selection, lo: datetime, hi: datetime, by: str
+    ) -> list[DriverTally]:
+        """Responses by their set of drivers (themes mentioned, tags, touchpoint or channel),
+        exclusion and score. For themes, the responses with a comment; otherwise all."""
+        p = SqlParams()
+        extra = ", x.touchpoint, x.channel" if by in ("touchpoint", "channel") else ""
+        base = "comment" if by == "theme" else "all"
+        scope = self._scope(selection, lo, hi, p, extra, base=base)
+        drivers = _DRIVERS[by]
+        if by == "theme":
+            drivers = drivers.format(tenant=p(selection.tenant_id, "::uuid"))
+        sql = (
+            f"WITH x AS MATERIALIZED ({scope}) "
+            f"SELECT d, excluded, score, count(*) FROM (SELECT {drivers} AS d, "
+            "x.excluded, x.score FROM x) y GROUP BY 1, 2, 3"
+        )
+        conn = await driver_connection(self.session)
+        return [DriverTally(list(r[0]), *r[1:]) for r in await conn.fetch(sql, *p.values)]

@@ -272,3 +272,81 @@ class RisingThemes(BaseModel):
     base: int
     previous_base: int
     items: list[RisingTheme] = Field(description="Rising first, then by q-value.")
+
+
+class DriverBy(StrEnum):
+    THEME = "theme"
+    TAG = "tag"
+    TOUCHPOINT = "touchpoint"
+    CHANNEL = "channel"
+
+
+class Estimate(BaseModel):
+    value: float
+    interval: Bounds = Field(description="Percentile-bootstrap interval at `confidence`.")
+
+
+class NotEstimable(StrEnum):
+    TOO_FEW = "too_few_responses"
+    TOO_FEW_WITHOUT = "too_few_without"
+    NOT_IN_MODEL = "not_in_model"
+    NO_VARIANCE = "no_variance"
+
+
+class Driver(BaseModel):
+    key: str = Field(
+        description="The theme's key, `tag:<tag>`, the touchpoint or the channel, as `by` says."
+    )
+    name: str | None = Field(description="A theme's name in the dictionary's first language.")
+    n: int = Field(description="Responses in the base with this driver.")
+    share: Share = Field(description="n as a percent of the base, with the Wilson interval.")
+    performance: MetricValue = Field(
+        description="The metric over the responses with this driver: how it does now."
+    )
+    estimable: bool = Field(
+        description="False: too few responses with it (or without it) to estimate its "
+        "importance, or beyond the model's drivers. Not ranked then."
+    )
+    reason: NotEstimable | None = Field(description="Why not estimable.")
+    rank: int | None = Field(description="1 = the most important, by `importance`.")
+    importance: Estimate | None = Field(
+        description="Percent of the explained variance of the score (Johnson's relative "
+        "weights; the model's drivers add up to 100)."
+    )
+    effect: Estimate | None = Field(
+        description="Points of the metric: themes and tags, the regression coefficient "
+        "(holding the other drivers fixed); touchpoints and channels, the driver's mean "
+        "minus the other responses' mean. Negative: it pulls the score down."
+    )
+    impact: Estimate | None = Field(
+        description="effect × share: the points of the overall metric this driver "
+        "accounts for (−3: without it, the metric would be about 3 points higher)."
+    )
+
+
+class DriverReport(BaseModel):
+    kind: MetricKind
+    by: DriverBy
+    period: Period
+    integrity: Integrity
+    confidence: float
+    min_cell: int
+    method: Literal["relative_weights"] = "relative_weights"
+    min_n: int = Field(
+        description="Responses needed with, and without, a driver for it to be estimated."
+    )
+    max_drivers: int = Field(
+        description="The model takes at most this many drivers, most frequent first."
+    )
+    replicates: int = Field(description="Bootstrap replicates behind the intervals.")
+    base: int = Field(
+        description="Responses the model reads: those with a comment for `by=theme`, "
+        "every response of the selection otherwise."
+    )
+    overall: MetricValue = Field(description="The metric over the base.")
+    r_squared: Estimate | None = Field(
+        description="Percent of the score's variance the model's drivers explain together."
+    )
+    items: list[Driver] = Field(
+        description="Estimable drivers by rank, then the others, most frequent first."
+    )
