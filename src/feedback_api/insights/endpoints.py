@@ -20,6 +20,7 @@ from feedback_api.insights.schemas import (
     DriverBy,
     DriverReport,
     RisingThemes,
+    SegmentReport,
     ThemeCandidates,
     ThemeList,
     ThemeRead,
@@ -27,6 +28,7 @@ from feedback_api.insights.schemas import (
     ThemeTrend,
     ThemeUpsert,
 )
+from feedback_api.insights.segments import attribute_names, segment_report
 from feedback_api.insights.service import theme as theme_service
 from feedback_api.insights.trends import rising, theme_trend
 from feedback_api.keys.dependencies import require
@@ -227,3 +229,39 @@ async def drivers(
     with them, or without them, are listed as not estimable and never ranked. The effects
     are associations in the data, not proof of cause. Takes the metrics' filters."""
     return await driver_report(session, kind, metric_query(kind, filters), by)
+
+
+@router.get("/insights/segments", responses=problem_responses(403))
+async def segments(
+    session: SessionDep,
+    filters: InsightFilters,
+    attr: Annotated[
+        str,
+        Query(
+            max_length=400,
+            pattern=r"^[A-Za-z0-9_.,\- ]+$",
+            description="One to five customer attributes, comma-separated: "
+            "`tier,region,lifecycle`.",
+            examples=["tier,region,lifecycle"],
+        ),
+    ],
+    kind: Annotated[MetricKind, Query(description="The metric to compare.")] = MetricKind.NPS,
+    fdr: Annotated[
+        float,
+        Query(
+            gt=0,
+            lt=1,
+            allow_inf_nan=False,
+            description="The false-discovery rate to control across the segments tested.",
+        ),
+    ] = 0.05,
+) -> SegmentReport:
+    """Who scores differently, without guessing the cross-tab: every value of the named
+    customer attributes, and every pair of values of two of them ("new customers in East
+    China"), is tested against everyone else (the metrics' two-sample test; at least
+    `min_n` responses in and outside it), with Benjamini–Hochberg across all tests. A
+    difference is reported once: a pair that differs only through one of its values, or a
+    value that differs only through a pair inside it, is listed under `explained`. Takes
+    the metrics' filters."""
+    names = attribute_names(attr)
+    return await segment_report(session, kind, metric_query(kind, filters), names, fdr)

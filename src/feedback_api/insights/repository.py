@@ -252,12 +252,16 @@ class InsightRepository:
         extra: str = "",
         *,
         base: str = "text",
+        customers: bool = False,
     ) -> str:
         """The responses a report reads, as a CTE body: those with a comment or a tag
         (`base` "text"), with a comment ("comment"), or all of the selection ("all")."""
         joins = ""
-        if selection.attributes:
-            joins = " JOIN customers c ON c.tenant_id = x.tenant_id AND c.id = x.customer_id"
+        if selection.attributes or customers:
+            # An attribute filter needs the customer; a read of attributes keeps the
+            # responses without one (LEFT JOIN).
+            left = "" if selection.attributes else " LEFT"
+            joins = f"{left} JOIN customers c ON c.tenant_id = x.tenant_id AND c.id = x.customer_id"
         where = " AND ".join(
             [
                 f"x.tenant_id = {p(selection.tenant_id, '::uuid')}",
@@ -372,3 +376,25 @@ class InsightRepository:
         )
         conn = await driver_connection(self.session)
         return [DriverTally(list(r[0]), *r[1:]) for r in await conn.fetch(sql, *p.values)]
+
+    async def segment_tallies(
+        self, selection: Selection, lo: datetime, hi: datetime, attributes: Sequence[str]
+    ) -> list[tuple[tuple[str | None, ...], bool, int, int]]:
+        """Every response of the selection by the values of its customer's `attributes`
+        (null where it has none), exclusion and score."""
+        p = SqlParams()
+        values = "".join(
+            f", c.attributes ->> {p(name, '::text')} AS a{i}" for i, name in enumerate(attributes)
+        )
+        scope = self._scope(selection, lo, hi, p, values, base="all", customers=True)
+        columns = ", ".join(f"a{i}" for i in range(len(attributes)))
+        sql = (
+            f"SELECT {columns}, excluded, score, count(*) FROM ({scope}) x "
+            f"GROUP BY {columns}, excluded, score"
+        )
+        conn = await driver_connection(self.session)
+        width = len(attributes)
+        return [
+            (tuple(r[:width]), bool(r[width]), int(r[width + 1]), int(r[width + 2]))
+            for r in await conn.fetch(sql, *p.values)
+        ]

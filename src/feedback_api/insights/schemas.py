@@ -350,3 +350,66 @@ class DriverReport(BaseModel):
     items: list[Driver] = Field(
         description="Estimable drivers by rank, then the others, most frequent first."
     )
+
+
+class SegmentCondition(BaseModel):
+    attribute: str = Field(description="The customer attribute's name.")
+    value: str = Field(description="Its value, as text.")
+
+
+class Segment(BaseModel):
+    conditions: list[SegmentCondition] = Field(
+        description="One attribute value, or two of different attributes (both hold)."
+    )
+    n: int = Field(description="Responses of customers in the segment.")
+    share: Share = Field(description="n as a percent of the base.")
+    metric: MetricValue = Field(description="The metric over the segment.")
+    rest: MetricValue = Field(description="The metric over everyone else in the base.")
+    difference: ComparisonResult | None = Field(
+        description="`metric` − `rest`, with the metrics' two-sample test and interval."
+    )
+    q_value: float = Field(
+        description="The test's p-value adjusted for every segment tested (Benjamini–Hochberg)."
+    )
+
+
+class ExplainedSegment(BaseModel):
+    conditions: list[SegmentCondition]
+    n: int
+    delta: float | None = Field(description="Its difference from everyone else.")
+    q_value: float
+    explained_by: list[SegmentCondition] = Field(
+        description="The segment that accounts for its difference: a reported pair inside "
+        "it (the rest of it does not differ from everyone else), or one of its two values "
+        "(the pair does not differ from the rest of that value)."
+    )
+
+
+class SegmentReport(BaseModel):
+    kind: MetricKind
+    period: Period
+    integrity: Integrity
+    confidence: float
+    min_cell: int
+    fdr: float = Field(description="The false-discovery rate controlled across the tests.")
+    min_n: int = Field(
+        description="Responses needed in a segment, and outside it, for it to be tested."
+    )
+    attributes: list[str]
+    base: int = Field(
+        description="Responses in the selection. Those whose customer lacks an attribute "
+        "count in everyone else."
+    )
+    overall: MetricValue
+    tested: int = Field(description="Segments tested: values and pairs of values.")
+    values_not_tested: int = Field(
+        description="Attribute values beyond the most frequent per attribute; not tested."
+    )
+    items: list[Segment] = Field(
+        description="Segments that differ significantly from everyone else, the largest "
+        "difference first."
+    )
+    explained: list[ExplainedSegment] = Field(
+        description="Segments that differ significantly from everyone else too, but only "
+        "through another segment (`explained_by`)."
+    )
