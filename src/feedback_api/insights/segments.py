@@ -1,19 +1,20 @@
 """`GET /v1/insights/segments`: the customer-attribute values, and pairs of values, whose
 metric differs from everyone else's, with false-discovery control (docs/insights.md).
 
-The search (`find`):
+The search (`find`), in rounds:
 1. Every value of each attribute (the most frequent MAX_VALUES), and every pair of values of
    two attributes, with at least `min_n` responses in it and outside it, is tested against
-   everyone else with the metrics' two-sample test.
-2. Benjamini–Hochberg across all those tests: a segment is significant when q ≤ fdr.
-3. Explaining away, so that one real difference is reported once:
-   - a significant pair is reported only if it also differs from the rest of each of its
-     values (`new` in `east` against `new` elsewhere, and against others in `east`);
-     otherwise one of its values explains it;
-   - a significant value is not reported when, without a reported pair inside it, the rest
-     of it no longer differs from everyone else: the pair explains it.
-   The checks of step 3 only remove segments, so the false-discovery control of step 2
-   still bounds what is reported.
+   everyone else with the metrics' two-sample test; Benjamini–Hochberg across all tests.
+2. Of the significant segments, the strongest is reported: a value, or a pair that also
+   differs from the rest of each of its values (else one of them explains it). A value
+   gives way to a pair inside it when, without the pair, the rest of the value no longer
+   differs: the pair is the finding, the value only contains it.
+3. The next round repeats 1 and 2 with the responses of the reported segments set aside on
+   both sides, until nothing is significant. So one real difference is reported once: its
+   values, its complements (`returning` when `new` scores low) and the pairs that overlap
+   it no longer differ once it is set aside, and are listed as explained.
+Each round is a full Benjamini–Hochberg over what is left, so when nothing is left to find,
+a round reports nothing falsely with probability at most `fdr`.
 """
 
 from __future__ import annotations
