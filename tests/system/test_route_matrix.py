@@ -103,6 +103,7 @@ ROUTES: dict[str, str | None] = {
     "POST /v1/insights/theme-candidates/accept": "insights:write",
     "GET /v1/insights/drivers": "insights:read",
     "GET /v1/insights/segments": "insights:read",
+    "GET /v1/insights/priorities": "insights:read",
 }
 ADMIN_ROUTES = {"GET /v1/tenants", "POST /v1/tenants", "PUT /v1/tenants/{tenant_id}/rate-limits"}
 PUBLISHABLE_ALLOWED = {"POST /v1/responses"}

@@ -12,6 +12,7 @@ from feedback_api.auth.scopes import Scope
 from feedback_api.db import SessionDep
 from feedback_api.insights.discovery import candidates
 from feedback_api.insights.drivers import driver_report
+from feedback_api.insights.priorities import priorities
 from feedback_api.insights.report import theme_report
 from feedback_api.insights.schemas import (
     THEME_KEY_PATTERN,
@@ -19,6 +20,7 @@ from feedback_api.insights.schemas import (
     CandidateFocus,
     DriverBy,
     DriverReport,
+    PriorityReport,
     RisingThemes,
     SegmentReport,
     ThemeCandidates,
@@ -265,3 +267,28 @@ async def segments(
     the metrics' filters."""
     names = attribute_names(attr)
     return await segment_report(session, kind, metric_query(kind, filters), names, fdr)
+
+
+@router.get("/insights/priorities", responses=problem_responses(403))
+async def priority_matrix(
+    session: SessionDep,
+    filters: InsightFilters,
+    kind: Annotated[MetricKind, Query(description="The score to improve.")] = MetricKind.NPS,
+    min_impact: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            le=200,
+            allow_inf_nan=False,
+            description="Points of the metric a cost must reach to be high impact (default "
+            "1 % of the metric's span: 2 NPS points, 1 CSAT point, 0.06 on CES).",
+        ),
+    ] = None,
+) -> PriorityReport:
+    """Where to act first: every theme and touchpoint with its impact on the metric (from
+    the drivers: effect × share, with its bootstrap interval), high when it is a certain
+    cost of at least `min_impact` points, against the effort to fix it (a linked
+    improvement action's estimate), in the quadrants quick wins, major projects, fill-ins
+    and not now. Without an estimate the effort is unknown and the item unplaced; the
+    largest costs come first either way. Takes the metrics' filters."""
+    return await priorities(session, kind, metric_query(kind, filters), min_impact)

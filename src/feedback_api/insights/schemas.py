@@ -413,3 +413,64 @@ class SegmentReport(BaseModel):
         description="Segments that differ significantly from everyone else too, but only "
         "through another segment (`explained_by`)."
     )
+
+
+class Quadrant(StrEnum):
+    QUICK_WINS = "quick_wins"
+    MAJOR_PROJECTS = "major_projects"
+    FILL_INS = "fill_ins"
+    NOT_NOW = "not_now"
+
+
+class Effort(BaseModel):
+    level: Literal["low", "high"]
+    source: Literal["action"] = Field(
+        description="Where the estimate comes from: a linked improvement action."
+    )
+    action_id: UUID | None = None
+
+
+class Priority(BaseModel):
+    dimension: Literal["theme", "touchpoint"]
+    key: str
+    name: str | None
+    n: int = Field(description="Responses with it (the drivers' base).")
+    performance: MetricValue = Field(description="How the responses with it score now.")
+    effect: Estimate | None = Field(description="From the drivers: points of the metric.")
+    impact: Estimate | None = Field(
+        description="From the drivers: effect × share, the points of the overall metric it "
+        "accounts for (negative: what it costs)."
+    )
+    estimable: bool = Field(description="False: too few responses to estimate (drivers).")
+    impact_level: Literal["high", "low"] | None = Field(
+        description="`high`: a cost for sure (the impact interval lies below 0) of at least "
+        "`min_impact` points. `low`: the rest of the estimable ones. Null when not estimable."
+    )
+    effort: Effort | None = Field(
+        description="The effort to fix it, from a linked improvement action's estimate; "
+        "null when none exists (unknown)."
+    )
+    quadrant: Quadrant | None = Field(
+        description="quick_wins (high impact, low effort), major_projects (high, high), "
+        "fill_ins (low, low), not_now (low, high). Null while the effort is unknown or the "
+        "impact not estimable."
+    )
+
+
+class PriorityReport(BaseModel):
+    kind: MetricKind
+    period: Period
+    integrity: Integrity
+    confidence: float
+    min_impact: float = Field(
+        description="Points of the metric a cost must reach to count as high impact."
+    )
+    overall: MetricValue = Field(description="The metric over every response of the selection.")
+    items: list[Priority] = Field(
+        description="Themes and touchpoints, the largest cost first; strengths (impact ≥ 0) "
+        "and the not estimable last."
+    )
+    quadrants: dict[Quadrant, int] = Field(description="How many items in each quadrant.")
+    unplaced: int = Field(
+        description="Estimable items without a quadrant yet: their effort is unknown."
+    )
