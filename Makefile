@@ -7,7 +7,7 @@ HASH := $(shell $(PYTHON) -c "import hashlib,sys;print(hashlib.sha1(open('pyproj
 RUN_STAMP := $(VENV)/.run-$(HASH)
 DEV_STAMP := $(VENV)/.dev-$(HASH)
 
-.PHONY: run test lint openapi bench bench-metrics bench-integrity bench-webhooks fuzz clean
+.PHONY: run test lint openapi bench bench-metrics bench-insights bench-integrity bench-webhooks fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ bench: $(DEV_STAMP)
 ## bench-metrics: ten million responses, metrics through the API vs raw SQL (docs/benchmarks.md)
 bench-metrics: $(DEV_STAMP)
 	$(BIN)/python bench/metrics.py $(ARGS)
+
+## bench-insights: re-classify 1M comments on one worker, then the insight reports (docs/benchmarks.md)
+bench-insights: $(DEV_STAMP)
+	$(BIN)/python bench/insights.py $(ARGS)
 
 ## bench-integrity: detectors' precision and recall on injected attacks (docs/benchmarks.md)
 bench-integrity: $(DEV_STAMP)

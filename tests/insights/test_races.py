@@ -113,3 +113,23 @@ async def put_theme_again(live: Live) -> None:
 
 def _fields(stored: StoredResponse) -> dict[str, Any]:
     return {name: getattr(stored, name) for name in StoredResponse.__slots__}
+
+
+async def test_a_second_job_leaves_the_pass_to_the_one_holding_it(live: Live) -> None:
+    """One job per change of the dictionary: while one job's step holds the dictionary's
+    row, another job of the tenant stops at once instead of queueing behind it, and the
+    holder's job finishes the pass with the latest version."""
+    response_id = await respond(live, comment=COMMENT)
+    await put_theme(live)
+    async with live.sessionmaker() as holder:
+        assert await ThemeRepository(holder).state(live.tenant_id, lock=True) is not None
+        async with live.sessionmaker() as second:
+            stopped = await asyncio.wait_for(
+                theme_service.reclassify_step(second, live.tenant_id), timeout=5
+            )
+            await second.commit()
+        assert stopped is True
+        assert await mentions(live, response_id) == []  # nothing done by the second job
+        await holder.commit()
+    await reclassify(live)  # the holder's job carries on
+    assert await mentions(live, response_id) == ["light"]

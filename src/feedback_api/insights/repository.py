@@ -95,10 +95,14 @@ class ThemeRepository:
         )
         return int((await self.session.execute(stmt)).scalar_one())
 
-    async def state(self, tenant_id: UUID, *, lock: bool = False) -> ThemeDictionary | None:
+    async def state(
+        self, tenant_id: UUID, *, lock: bool = False, skip_locked: bool = False
+    ) -> ThemeDictionary | None:
+        """The dictionary's versions and pass. `lock`: FOR UPDATE; with `skip_locked`, None
+        when another transaction holds the row."""
         stmt = select(ThemeDictionary).where(ThemeDictionary.tenant_id == tenant_id)
         if lock:
-            stmt = stmt.with_for_update()
+            stmt = stmt.with_for_update(skip_locked=skip_locked)
         return (await self.session.scalars(stmt)).one_or_none()
 
     async def version_for_ingest(self, tenant_id: UUID) -> int | None:

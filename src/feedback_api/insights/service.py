@@ -242,7 +242,13 @@ class ThemeService:
             return True
         if seen.pass_version != seen.version:
             await _settle(repo, tenant_id)
-        state = await repo.state(tenant_id, lock=True)
+        # Several jobs of one tenant (one per change of the dictionary) would take turns on
+        # this row, each re-reading what the last one wrote. While another transaction holds
+        # it, this job stops: the holder carries the pass on. It is another job's step, which
+        # took the row after the latest change committed (a change holds the row until it
+        # commits) and so reads that version, and whose job goes on until the dictionary is up
+        # to date; or a change, whose own job follows its commit.
+        state = await repo.state(tenant_id, lock=True, skip_locked=True)
         if state is None or state.classified_version >= state.version:
             return True
         version, cursor = state.version, state.pass_cursor
