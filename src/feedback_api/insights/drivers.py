@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,7 +24,14 @@ from feedback_api.insights.schemas import (
 )
 from feedback_api.metrics.measures import CSAT_SATISFIED_MIN, Histogram
 from feedback_api.metrics.schemas import Bounds, Integrity, MetricKind
-from feedback_api.metrics.service import Limits, MetricQuery, Tally, metric_value, share_value
+from feedback_api.metrics.service import (
+    Limits,
+    MetricQuery,
+    Tally,
+    merge_small_cells,
+    metric_value,
+    share_value,
+)
 from feedback_api.metrics.service import metric as metric_service
 
 # Fewer responses than this with (or without) a driver: its importance is not estimated.
@@ -32,6 +39,7 @@ MIN_N = 30
 # The model takes the most frequent drivers up to this many: beyond, each adds little that
 # a manager could act on, and the cost grows with the square of the count.
 MAX_DRIVERS = 30
+MAX_LISTED = 200  # items in a report: the estimable ones, then the most frequent others
 
 
 def outcome(kind: MetricKind, score: int) -> float:
@@ -64,6 +72,22 @@ def _patterns(kind: MetricKind, rows: list[DriverTally], keys: list[str]) -> Pat
         y[i] = outcome(kind, score)
         counts[i] = n
     return Patterns(x, y, counts)
+
+
+def _withheld(per: dict[str, Histogram], base: int, limits: Limits, *, exclusive: bool) -> set[str]:
+    """Drivers whose performance would let a small cell be worked out by subtraction from
+    the overall metric and the other drivers'. Touchpoints and channels split the base:
+    the small ones, and the responses with none, are merged as the metrics' breakdowns
+    merge them, and the smallest shown ones join while they are too few together. A theme
+    or tag is withheld when the responses without it are a small cell."""
+    if limits.small_cells:
+        return set()
+    if not exclusive:
+        return {k for k, h in per.items() if 0 < base - h.n < limits.min_cell}
+    sizes: dict[str | None, int] = {k: h.n for k, h in per.items()}
+    sizes[None] = base - sum(sizes.values())  # responses at no touchpoint: never shown
+    _, merged = merge_small_cells(sizes, limits.min_cell)
+    return {k for k in merged if k is not None}
 
 
 def _estimate(e: RawEstimate | None) -> Estimate | None:
@@ -101,17 +125,21 @@ async def driver_report(
     base = overall.n
     floor = MIN_N if limits.small_cells else max(MIN_N, limits.min_cell)
 
+    exclusive = by in (DriverBy.TOUCHPOINT, DriverBy.CHANNEL)
+    hidden = _withheld(per, base, limits, exclusive=exclusive)
+
     def reason(key: str) -> NotEstimable | None:
         n = per[key].n
         if n < floor:
             return NotEstimable.TOO_FEW
         if base - n < floor:
             return NotEstimable.TOO_FEW_WITHOUT
+        if key in hidden:
+            return NotEstimable.WITHHELD
         return None
 
     by_volume = sorted(per, key=lambda k: (-per[k].n, k))
     keys = [k for k in by_volume if reason(k) is None][:MAX_DRIVERS]
-    exclusive = by in (DriverBy.TOUCHPOINT, DriverBy.CHANNEL)
     model = _Model(keys, None)
     if keys:
         patterns = _patterns(kind, used, keys)
@@ -126,7 +154,10 @@ async def driver_report(
             t.key: next(iter(t.names.values()), None)
             for t in await ThemeRepository(session).all(selection.tenant_id)
         }
-    items = _drivers(kind, query, limits, per, excluded, base, by_volume, model, reason, names)
+    items = _drivers(
+        kind, query, limits, per, excluded, base, by_volume, model, reason, names, hidden
+    )
+    listed = [d for d in items if d.estimable] + [d for d in items if not d.estimable]
     result = model.result
     return DriverReport(
         kind=kind,
@@ -141,7 +172,8 @@ async def driver_report(
         base=base,
         overall=metric_value(Tally(overall, excluded_all), kind, query.confidence, limits),
         r_squared=None if result is None else _estimate(result.r2),
-        items=items,
+        items=listed[:MAX_LISTED],
+        not_listed=max(0, len(listed) - MAX_LISTED),
     )
 
 
@@ -156,6 +188,7 @@ def _drivers(
     model: _Model,
     reason: Callable[[str], NotEstimable | None],
     names: dict[str, str | None],
+    hidden: set[str],
 ) -> list[Driver]:
     result = model.result
     column = {key: j for j, key in enumerate(model.keys)}
@@ -184,7 +217,11 @@ def _drivers(
                 n=n,
                 share=share_value("responses", n, base, query.confidence),
                 performance=metric_value(
-                    Tally(per[key], excluded[key]), kind, query.confidence, limits
+                    Tally(per[key], excluded[key]),
+                    kind,
+                    query.confidence,
+                    # withheld: as if a small cell, whatever its n
+                    replace(limits, min_cell=n + 1) if key in hidden else limits,
                 ),
                 estimable=importance_ is not None,
                 reason=why,

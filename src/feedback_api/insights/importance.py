@@ -5,12 +5,15 @@ Why relative weights rather than the Shapley decomposition of R² (docs/insights
 split the R² of a regression on correlated predictors into shares that add up to it, and
 on indicator data they agree closely (tests/insights/test_importance.py compares them).
 Shapley needs a regression for each of the 2^p subsets of drivers, in each bootstrap
-replicate; relative weights need one eigendecomposition of the p × p correlation matrix.
-That is what makes 30 drivers with 200 bootstrap replicates take milliseconds.
+replicate; relative weights need one eigendecomposition of the p × p correlation matrix,
+and all replicates are solved together.
 
 The data arrive compressed: one row per distinct (indicators, score) pattern with its count.
 A bootstrap replicate of the responses is then a multinomial draw of those counts, so the
-cost depends on the number of patterns, not of responses.
+cost depends on the number of patterns, not of responses: comments mention a theme or two,
+so 100,000 of them make a few thousand patterns. Adversarial data (every combination of 30
+themes) make as many patterns as responses; the replicates are then fewer, down to 50, so
+that patterns × replicates stay under WORK.
 
 Pure numpy: no database, no web."""
 
@@ -25,6 +28,9 @@ from scipy import sparse
 Array = npt.NDArray[np.float64]
 
 REPLICATES = 200
+MIN_REPLICATES = 50
+WORK = 4_000_000  # patterns × replicates per request: about a second
+CHUNK = 25  # replicates solved together
 SEED = 20261202  # fixed: the same data give the same intervals
 _TOLERANCE = 1e-10
 
@@ -65,7 +71,9 @@ def _products(x: Array) -> sparse.csr_matrix:
     return sparse.csr_matrix(left.multiply(right))
 
 
-def fit_many(x: Array, y: Array, w: Array, *, exclusive: bool) -> Fit:
+def fit_many(
+    x: Array, y: Array, w: Array, *, exclusive: bool, products: sparse.csr_matrix | None = None
+) -> Fit:
     """Relative weights and effects on the responses weighted by each row of `w` (B × m).
 
     Effects: for drivers that may occur together (themes, tags), the coefficients of the
@@ -79,7 +87,8 @@ def fit_many(x: Array, y: Array, w: Array, *, exclusive: bool) -> Fit:
     my = (w @ y) / safe_n
     syy = (w @ (y * y)) / safe_n - my * my
     sxy = (w @ (x * y[:, None])) / safe_n[:, None] - mx * my[:, None]
-    sxx = np.asarray(_products(x).T @ w.T).T.reshape(b, p, p) / safe_n[:, None, None]
+    pairs = _products(x) if products is None else products
+    sxx = np.asarray(pairs.T @ w.T).T.reshape(b, p, p) / safe_n[:, None, None]
     sxx = sxx - mx[:, :, None] * mx[:, None, :]
     variances = np.diagonal(sxx, axis1=1, axis2=2).copy()
     active = variances > _TOLERANCE
@@ -105,7 +114,18 @@ def fit_many(x: Array, y: Array, w: Array, *, exclusive: bool) -> Fit:
         effects = sxy / np.where(active, variances, 1.0)
     else:
         masked = np.where(both, sxx, 0.0)
-        effects = np.einsum("bjk,bk->bj", np.linalg.pinv(masked, hermitian=True), sxy)
+        values, basis = np.linalg.eigh(masked)
+        null = values <= _TOLERANCE * np.maximum(values.max(axis=1, keepdims=True), 1e-12)
+        null &= np.isfinite(values)
+        inverse = np.where(null, 0.0, 1 / np.where(null, 1.0, values))
+        coefficients = np.einsum(
+            "bjk,bk->bj", basis, inverse * np.einsum("bkj,bj->bk", np.swapaxes(basis, 1, 2), sxy)
+        )
+        # A driver in a direction the data leave free (it always occurs with another, or
+        # with the sum of others) has no effect of its own that the data could tell: any
+        # split between them fits the same. Say so (NaN) rather than pick one (pinv's).
+        free = np.einsum("bjk,bk->bj", basis * basis, null.astype(float)) > 1e-6
+        effects = np.where(free & active, np.nan, coefficients)
     effects = np.where(active, effects, np.nan)
     valid = (n > 0) & (syy > _TOLERANCE)
     nan = np.nan
@@ -163,22 +183,33 @@ def importance(
     replicates: int = REPLICATES,
     seed: int = SEED,
 ) -> Importance | None:
-    """Relative weights of every column of `patterns.x`, with bootstrap intervals."""
+    """Relative weights of every column of `patterns.x`, with bootstrap intervals. None
+    when the outcome does not vary. With many distinct patterns the replicates are fewer
+    (at least MIN_REPLICATES), so that one request's work and memory stay bounded."""
     counts = patterns.counts.astype(np.float64)
-    rng = np.random.default_rng(seed)
-    draws = rng.multinomial(patterns.n, counts / counts.sum(), size=replicates)
-    # Row 0: the responses as they are; the others: the bootstrap replicates.
-    both = fit_many(patterns.x, patterns.y, np.vstack([counts, draws]), exclusive=exclusive)
-    if not np.isfinite(both.r2[0]) or both.r2[0] <= _TOLERANCE:
+    m = len(counts)
+    replicates = max(MIN_REPLICATES, min(replicates, WORK // max(m, 1)))
+    x, products = patterns.x, _products(patterns.x)
+    point_fit = fit_many(x, patterns.y, counts[None, :], exclusive=exclusive, products=products)
+    if not np.isfinite(point_fit.r2[0]):
         return None
-    point = Fit(both.r2[0], both.weights[0], both.effects[0], both.shares[0])
-    boot = Fit(both.r2[1:], both.weights[1:], both.effects[1:], both.shares[1:])
+    rng = np.random.default_rng(seed)
+    parts = []
+    for first in range(0, replicates, CHUNK):  # bounded memory: CHUNK × m weights at once
+        size = min(CHUNK, replicates - first)
+        draws = rng.multinomial(patterns.n, counts / counts.sum(), size=size)
+        parts.append(
+            fit_many(patterns.x, patterns.y, draws.astype(np.float64), exclusive=exclusive)
+        )
+    point = Fit(point_fit.r2[0], point_fit.weights[0], point_fit.effects[0], point_fit.shares[0])
+    boot = Fit(*(np.concatenate([getattr(f, name) for f in parts]) for name in Fit.__slots__))
     usable = np.isfinite(boot.r2) & (boot.r2 > _TOLERANCE)
     r2 = np.where(usable, boot.r2, np.nan)
     shares = 100 * boot.weights / np.where(usable, boot.r2, np.nan)[:, None]
     impacts = boot.effects * boot.shares
     p = patterns.x.shape[1]
-    weights = 100 * point.weights / point.r2
+    # Nothing explained (R² 0: the drivers make no difference): every share is 0.
+    weights = 100 * point.weights / point.r2 if point.r2 > _TOLERANCE else 0 * point.weights
     return Importance(
         n=patterns.n,
         r2=_estimate(100 * float(point.r2), 100 * r2, confidence)

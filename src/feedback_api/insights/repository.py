@@ -208,14 +208,30 @@ _BASES = {
 
 # A response's drivers, sorted (drivers analysis): by the dimension asked for.
 _DRIVERS = {
-    "theme": "coalesce((SELECT array_agg(rt.theme_key ORDER BY rt.theme_key) "
-    "FROM response_themes rt JOIN themes t ON t.tenant_id = rt.tenant_id AND t.key = rt.theme_key "
-    "WHERE rt.tenant_id = {tenant} AND rt.response_id = x.id), '{{}}')",
+    "theme": "ARRAY(SELECT rt.theme_key FROM response_themes rt WHERE rt.tenant_id = {tenant} "
+    "AND rt.response_id = x.id AND rt.theme_key = ANY({keys}) ORDER BY 1)",
     "tag": "ARRAY(SELECT DISTINCT 'tag:' || tag FROM unnest(x.tags) AS tag ORDER BY 1)",
     "touchpoint": "CASE WHEN x.touchpoint IS NULL THEN ARRAY[]::text[] "
     "ELSE ARRAY[x.touchpoint] END",
     "channel": "ARRAY[x.channel::text]",
 }
+
+
+def _keys(tenant: str) -> str:
+    """The dictionary's current keys (mentions of a deleted theme linger until the
+    re-classification clears them), computed once per statement."""
+    return f"ARRAY(SELECT key FROM themes WHERE tenant_id = {tenant})"
+
+
+def _mentions(tenant: str) -> str:
+    """A LATERAL of the current themes mentioned by response x, as `mt.theme_key`. A probe of
+    the primary key per response: the reports read a period, and response_themes has no
+    time, so a join would read the tenant's mentions of all time."""
+    return (
+        "LATERAL (SELECT rt.theme_key FROM response_themes rt "
+        f"WHERE rt.tenant_id = {tenant} AND rt.response_id = x.id "
+        f"AND rt.theme_key = ANY({_keys(tenant)})) mt"
+    )
 
 
 class DriverTally(NamedTuple):
@@ -246,6 +262,14 @@ class InsightRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def _fetch(self, sql: str, values: Sequence[Any]) -> list[Any]:
+        """A report's read, without JIT compilation: these scans take a tenth of a second
+        to a second, and compiling them took 150–250 ms more than it saved (bench/insights.py).
+        SET LOCAL: for this request's transaction only."""
+        conn = await driver_connection(self.session)
+        await conn.execute("SET LOCAL jit = off")
+        return list(await conn.fetch(sql, *values))
 
     def _scope(
         self,
@@ -292,16 +316,13 @@ class InsightRepository:
             f"WITH x AS MATERIALIZED ({self._scope(selection, lo, hi, p)}) "
             "SELECT NULL::text, excluded, score, count(*) FROM x GROUP BY 2, 3 "
             "UNION ALL "
-            "SELECT rt.theme_key, x.excluded, x.score, count(*) FROM x "
-            f"JOIN response_themes rt ON rt.tenant_id = {tenant} AND rt.response_id = x.id "
-            f"JOIN themes t ON t.tenant_id = {tenant} AND t.key = rt.theme_key "
+            f"SELECT mt.theme_key, x.excluded, x.score, count(*) FROM x, {_mentions(tenant)} "
             "GROUP BY 1, 2, 3 "
             "UNION ALL "
             "SELECT 'tag:' || tag, x.excluded, x.score, count(*) FROM x, unnest(x.tags) AS tag "
             "GROUP BY 1, 2, 3"
         )
-        conn = await driver_connection(self.session)
-        return [ThemeTally(*r) for r in await conn.fetch(sql, *p.values)]
+        return [ThemeTally(*r) for r in await self._fetch(sql, p.values)]
 
     async def examples(
         self, selection: Selection, lo: datetime, hi: datetime, *, valid_only: bool, per: int
@@ -312,15 +333,14 @@ class InsightRepository:
         keep = "WHERE NOT excluded" if valid_only else ""
         sql = (
             f"WITH x AS MATERIALIZED ({self._scope(selection, lo, hi, p)}), "
-            "m AS (SELECT rt.theme_key AS theme, x.id, x.occurred_at, x.excluded FROM x "
-            f"JOIN response_themes rt ON rt.tenant_id = {tenant} AND rt.response_id = x.id "
+            "m AS (SELECT mt.theme_key AS theme, x.id, x.occurred_at, x.excluded "
+            f"FROM x, {_mentions(tenant)} "
             "UNION ALL SELECT 'tag:' || tag, x.id, x.occurred_at, x.excluded "
             "FROM x, unnest(x.tags) AS tag) "
             "SELECT theme, (array_agg(id ORDER BY occurred_at DESC, id DESC))"
             f"[1:{p(per, '::int')}] FROM m {keep} GROUP BY theme"
         )
-        conn = await driver_connection(self.session)
-        return {r[0]: list(r[1]) for r in await conn.fetch(sql, *p.values)}
+        return {r[0]: list(r[1]) for r in await self._fetch(sql, p.values)}
 
     async def comments(
         self, selection: Selection, lo: datetime, hi: datetime, *, valid_only: bool, limit: int
@@ -334,8 +354,7 @@ class InsightRepository:
             f"WHERE coalesce(x.comment, '') <> '' {keep} "
             f"ORDER BY x.occurred_at DESC, x.id DESC LIMIT {p(limit, '::int')}"
         )
-        conn = await driver_connection(self.session)
-        return [(r[0], int(r[1]), str(r[2])) for r in await conn.fetch(sql, *p.values)]
+        return [(r[0], int(r[1]), str(r[2])) for r in await self._fetch(sql, p.values)]
 
     async def trend_tallies(
         self, selection: Selection, lo: datetime, hi: datetime, starts: list[datetime], key: str
@@ -358,8 +377,7 @@ class InsightRepository:
             f"SELECT width_bucket(x.occurred_at, {p(starts, '::timestamptz[]')}), "
             f"{mentioned}, x.excluded, x.score, count(*) FROM x GROUP BY 1, 2, 3, 4"
         )
-        conn = await driver_connection(self.session)
-        return [TrendTally(*r) for r in await conn.fetch(sql, *p.values)]
+        return [TrendTally(*r) for r in await self._fetch(sql, p.values)]
 
     async def driver_tallies(
         self, selection: Selection, lo: datetime, hi: datetime, by: str
@@ -372,14 +390,14 @@ class InsightRepository:
         scope = self._scope(selection, lo, hi, p, extra, base=base)
         drivers = _DRIVERS[by]
         if by == "theme":
-            drivers = drivers.format(tenant=p(selection.tenant_id, "::uuid"))
+            tenant = p(selection.tenant_id, "::uuid")
+            drivers = drivers.format(tenant=tenant, keys=_keys(tenant))
         sql = (
             f"WITH x AS MATERIALIZED ({scope}) "
             f"SELECT d, excluded, score, count(*) FROM (SELECT {drivers} AS d, "
             "x.excluded, x.score FROM x) y GROUP BY 1, 2, 3"
         )
-        conn = await driver_connection(self.session)
-        return [DriverTally(list(r[0]), *r[1:]) for r in await conn.fetch(sql, *p.values)]
+        return [DriverTally(list(r[0]), *r[1:]) for r in await self._fetch(sql, p.values)]
 
     async def segment_tallies(
         self, selection: Selection, lo: datetime, hi: datetime, attributes: Sequence[str]
@@ -396,9 +414,8 @@ class InsightRepository:
             f"SELECT {columns}, excluded, score, count(*) FROM ({scope}) x "
             f"GROUP BY {columns}, excluded, score"
         )
-        conn = await driver_connection(self.session)
         width = len(attributes)
         return [
             (tuple(r[:width]), bool(r[width]), int(r[width + 1]), int(r[width + 2]))
-            for r in await conn.fetch(sql, *p.values)
+            for r in await self._fetch(sql, p.values)
         ]

@@ -291,6 +291,7 @@ class NotEstimable(StrEnum):
     TOO_FEW_WITHOUT = "too_few_without"
     NOT_IN_MODEL = "not_in_model"
     NO_VARIANCE = "no_variance"
+    WITHHELD = "withheld"
 
 
 class Driver(BaseModel):
@@ -305,18 +306,26 @@ class Driver(BaseModel):
     )
     estimable: bool = Field(
         description="False: too few responses with it (or without it) to estimate its "
-        "importance, or beyond the model's drivers. Not ranked then."
+        "importance, beyond the model's drivers, or withheld. Not ranked then."
     )
-    reason: NotEstimable | None = Field(description="Why not estimable.")
+    reason: NotEstimable | None = Field(
+        description="Why not estimable. `withheld`: a touchpoint or channel whose numbers, "
+        "beside the others', would let a small cell be worked out by subtraction (it is "
+        "counted with the small ones, as a breakdown of the metrics merges them)."
+    )
     rank: int | None = Field(description="1 = the most important, by `importance`.")
     importance: Estimate | None = Field(
         description="Percent of the explained variance of the score (Johnson's relative "
-        "weights; the model's drivers add up to 100)."
+        "weights; the model's drivers add up to 100, or are all 0 when they explain "
+        "nothing). A percentile-bootstrap interval of a share bounded by 0 and 100 may "
+        "leave out its point value when that lies at the edge."
     )
     effect: Estimate | None = Field(
         description="Points of the metric: themes and tags, the regression coefficient "
         "(holding the other drivers fixed); touchpoints and channels, the driver's mean "
-        "minus the other responses' mean. Negative: it pulls the score down."
+        "minus the other responses' mean. Negative: it pulls the score down. Null when the "
+        "data cannot tell it from others' (it always occurs with another theme, or with "
+        "the sum of others)."
     )
     impact: Estimate | None = Field(
         description="effect × share: the points of the overall metric this driver "
@@ -348,8 +357,9 @@ class DriverReport(BaseModel):
         description="Percent of the score's variance the model's drivers explain together."
     )
     items: list[Driver] = Field(
-        description="Estimable drivers by rank, then the others, most frequent first."
+        description="Estimable drivers by rank, then the others, most frequent first; at most 200."
     )
+    not_listed: int = Field(description="Drivers beyond the 200 listed (all not estimable).")
 
 
 class SegmentCondition(BaseModel):
