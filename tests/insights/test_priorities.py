@@ -3,10 +3,8 @@ one exists), the four quadrants, and the endpoint's edges."""
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.insights.priorities import default_min_impact, priorities, quadrant
@@ -15,16 +13,7 @@ from feedback_api.metrics.schemas import MetricKind
 from feedback_api.metrics.selection import Selection
 from feedback_api.metrics.service import MetricQuery
 from tests.fixtures.auth import TenantHandle, assert_problem
-from tests.insights.test_drivers import planted
-from tests.insights.test_trends import dictionary, store
-
-
-@pytest.fixture
-async def planted_tenant(tenant: TenantHandle) -> list[dict[str, Any]]:
-    await dictionary(tenant, "delivery", "price", "app", "parking")
-    items = planted(random.Random(7))
-    await store(tenant, items)
-    return items
+from tests.insights.test_drivers import planted_tenant as planted_tenant  # the fixture
 
 
 async def test_costly_themes_come_first_with_their_impact_level(

@@ -101,6 +101,15 @@ def insight_filters(params: FilterParamsDep, auth: InsightsRead) -> Filters:
 
 
 InsightFilters = Annotated[Filters, Depends(insight_filters)]
+Fdr = Annotated[
+    float,
+    Query(
+        gt=0,
+        lt=1,
+        allow_inf_nan=False,
+        description="The false-discovery rate to control across the tests (Benjamini–Hochberg).",
+    ),
+]
 
 
 @router.get("/insights/themes", responses=problem_responses(403))
@@ -177,15 +186,7 @@ async def rising_themes(
     session: SessionDep,
     filters: InsightFilters,
     kind: Annotated[MetricKind, Query(description="The metric's filters apply.")] = MetricKind.NPS,
-    fdr: Annotated[
-        float,
-        Query(
-            gt=0,
-            lt=1,
-            allow_inf_nan=False,
-            description="The false-discovery rate to control across the themes tested.",
-        ),
-    ] = 0.05,
+    fdr: Fdr = 0.05,
 ) -> RisingThemes:
     """Themes (and tags) whose share of comments grew from the period of the same length
     just before to this one (`from`, `to`; default the last 30 days): a one-sided
@@ -248,15 +249,7 @@ async def segments(
         ),
     ],
     kind: Annotated[MetricKind, Query(description="The metric to compare.")] = MetricKind.NPS,
-    fdr: Annotated[
-        float,
-        Query(
-            gt=0,
-            lt=1,
-            allow_inf_nan=False,
-            description="The false-discovery rate to control across the segments tested.",
-        ),
-    ] = 0.05,
+    fdr: Fdr = 0.05,
 ) -> SegmentReport:
     """Who scores differently, without guessing the cross-tab: every value of the named
     customer attributes, and every pair of values of two of them ("new customers in East

@@ -421,7 +421,7 @@ class SegmentReport(BaseModel):
     )
     explained: list[ExplainedSegment] = Field(
         description="Segments that differ significantly from everyone else too, but only "
-        "through another segment (`explained_by`)."
+        "through another segment (`explained_by`); the 100 most significant."
     )
 
 

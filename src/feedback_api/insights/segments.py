@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.exceptions import InvalidRequest
@@ -53,6 +55,7 @@ from feedback_api.metrics.service import metric as metric_service
 
 MAX_ATTRIBUTES = 5
 MAX_VALUES = 20  # per attribute, the most frequent
+MAX_EXPLAINED = 100  # explained segments listed, the most significant first
 
 Condition = tuple[int, str]  # (attribute index, value)
 Key = tuple[Condition, ...]  # one condition, or two of different attributes
@@ -75,6 +78,77 @@ class Found:
     total: Histogram | None = field(default=None)
 
 
+class _Cells:
+    """The cells as arrays: each cell's value index per attribute (−1: none, or a value
+    beyond the most frequent) and its score counts. A segment's histogram over the cells
+    not set aside is then a weighted bincount, whatever the number of cells."""
+
+    def __init__(
+        self,
+        cells: dict[tuple[str | None, ...], Histogram],
+        attributes: int,
+        max_values: int,
+    ) -> None:
+        keys = list(cells)
+        width = len(next(iter(cells.values())).counts) if cells else 1
+        self.counts = np.array([cells[k].counts for k in keys], dtype=np.int64).reshape(
+            len(keys), width
+        )
+        sizes = self.counts.sum(axis=1)
+        self.values: list[list[str]] = []
+        self.index = np.full((len(keys), attributes), -1, dtype=np.int64)
+        self.not_tested = 0
+        for i in range(attributes):
+            totals: dict[str, int] = defaultdict(int)
+            for key, n in zip(keys, sizes, strict=True):
+                value = key[i]
+                if value is not None:
+                    totals[value] += int(n)
+            ranked = sorted(totals, key=lambda v: (-totals[v], v))
+            kept = ranked[:max_values]
+            self.not_tested += len(ranked) - len(kept)
+            self.values.append(kept)
+            position = {v: j for j, v in enumerate(kept)}
+            self.index[:, i] = [position.get(key[i], -1) for key in keys]  # type: ignore[arg-type]
+
+    def mask(self, key: Key) -> npt.NDArray[np.bool_]:
+        out = np.ones(len(self.counts), dtype=bool)
+        for i, value in key:
+            out &= self.index[:, i] == self.values[i].index(value)
+        return out
+
+    def histograms(self, keep: npt.NDArray[np.bool_]) -> dict[Key, npt.NDArray[np.int64]]:
+        """Every value's and pair's score counts over the cells kept."""
+        out: dict[Key, npt.NDArray[np.int64]] = {}
+        columns = self.counts.shape[1]
+        attributes = self.index.shape[1]
+
+        def add(keys: list[Key], slot: npt.NDArray[np.int64], valid: npt.NDArray[np.bool_]) -> None:
+            rows = valid & keep
+            sums = np.stack(
+                [
+                    np.bincount(slot[rows], weights=self.counts[rows, s], minlength=len(keys))
+                    for s in range(columns)
+                ],
+                axis=1,
+            ).astype(np.int64)
+            for j, key in enumerate(keys):
+                if sums[j].any():
+                    out[key] = sums[j]
+
+        for i in range(attributes):
+            names: list[Key] = [((i, v),) for v in self.values[i]]
+            if names:
+                add(names, np.maximum(self.index[:, i], 0), self.index[:, i] >= 0)
+        for i, j in combinations(range(attributes), 2):
+            width = len(self.values[j])
+            pairs: list[Key] = [((i, a), (j, b)) for a in self.values[i] for b in self.values[j]]
+            if pairs:
+                slot = np.maximum(self.index[:, i], 0) * width + np.maximum(self.index[:, j], 0)
+                add(pairs, slot, (self.index[:, i] >= 0) & (self.index[:, j] >= 0))
+        return out
+
+
 def find(
     cells: dict[tuple[str | None, ...], Histogram],
     attributes: int,
@@ -88,34 +162,21 @@ def find(
 ) -> Found:
     """The search over `cells`: histograms by the tuple of attribute values (None: the
     customer lacks it). Pure."""
-    total = Histogram(low, high)
-    singles: dict[Condition, Histogram] = defaultdict(lambda: Histogram(low, high))
-    for values, h in cells.items():
-        total.add_counts(h.counts)
-        for i, v in enumerate(values):
-            if v is not None:
-                singles[(i, v)].add_counts(h.counts)
-    kept: set[Condition] = set()
-    not_tested = 0
-    for i in range(attributes):
-        mine = sorted((c for c in singles if c[0] == i), key=lambda c: (-singles[c].n, c[1]))
-        kept.update(mine[:max_values])
-        not_tested += max(0, len(mine) - max_values)
-    members: dict[tuple[str | None, ...], list[Key]] = {}
-    segments: dict[Key, Histogram] = {}
-    for values, h in cells.items():
-        present = [(i, v) for i, v in enumerate(values) if v is not None and (i, v) in kept]
-        keys: list[Key] = [(c,) for c in present] + list(combinations(present, 2))
-        members[values] = keys
-        for key in keys:
-            segments.setdefault(key, Histogram(low, high)).add_counts(h.counts)
+    table = _Cells(cells, attributes, max_values)
+
+    def histogram(counts: npt.NDArray[np.int64]) -> Histogram:
+        h = Histogram(low, high)
+        h.add_counts([int(c) for c in counts])
+        return h
 
     strength: dict[Key, float] = {}  # |test statistic|: orders ties of p-values at 0
 
-    def p_value(inside: Histogram, other: Histogram, key: Key | None = None) -> float | None:
-        if inside.n < min_n or other.n < min_n:
+    def p_value(
+        inside: npt.NDArray[np.int64], other: npt.NDArray[np.int64], key: Key | None = None
+    ) -> float | None:
+        if inside.sum() < min_n or other.sum() < min_n:
             return None
-        result = measures.compare(kind.value, other, inside, alpha=fdr)
+        result = measures.compare(kind.value, histogram(other), histogram(inside), alpha=fdr)
         if result is None:
             return None
         if key is not None:
@@ -123,35 +184,30 @@ def find(
         return result.p_value
 
     reported: list[Key] = []
+    aside = np.zeros(len(table.counts), dtype=bool)
     first: dict[Key, float | None] = {}
     first_q: dict[Key, float] = {}
+    first_segments: dict[Key, npt.NDArray[np.int64]] = {}
     while True:
         # Each round: every segment against everyone else, both without the responses of
         # the segments reported so far, and Benjamini–Hochberg across all of them.
-        aside_cells = [v for v in cells if any(_inside(v, r) for r in reported)]
-        rest = Histogram(low, high)
-        rest.add_counts(total.counts)
-        aside: dict[Key, Histogram] = {}
-        for values in aside_cells:
-            rest = _minus(rest, cells[values])
-            for key in members[values]:
-                aside.setdefault(key, Histogram(low, high)).add_counts(cells[values].counts)
-        remaining = {k: _minus(h, aside[k]) if k in aside else h for k, h in segments.items()}
-        tests = {k: p_value(h, _minus(rest, h), k) for k, h in remaining.items()}
+        remaining = table.histograms(~aside)
+        rest = table.counts[~aside].sum(axis=0)
+        tests = {k: p_value(h, rest - h, k) for k, h in remaining.items()}
         tested = [k for k, p in tests.items() if p is not None]
         q_values = dict(
             zip(tested, benjamini_hochberg([tests[k] or 0.0 for k in tested]), strict=True)
         )
         if not reported:
-            first, first_q = tests, q_values
+            first, first_q, first_segments = tests, q_values, remaining
         significant = [k for k in tested if q_values[k] <= fdr and k not in reported]
         if not significant:
             break
 
-        def specific(pair: Key, values: dict[Key, Histogram] = remaining) -> bool:
+        def specific(pair: Key, values: dict[Key, npt.NDArray[np.int64]] = remaining) -> bool:
             """A pair differs from the rest of each of its two values."""
             inside = values[pair]
-            return all(_differs(p_value(inside, _minus(values[(c,)], inside)), fdr) for c in pair)
+            return all(_differs(p_value(inside, values[(c,)] - inside), fdr) for c in pair)
 
         eligible = [k for k in significant if len(k) == 1 or specific(k)]
         if not eligible:
@@ -165,23 +221,41 @@ def find(
                 (k for k in eligible if len(k) == 2 and value[0] in k),
                 key=lambda k: (tests[k] or 0.0, -strength[k]),
             ):
-                without = _minus(remaining[value], remaining[pair])
-                if not _differs(p_value(without, _minus(rest, remaining[value])), fdr):
+                remainder = remaining[value] - remaining[pair]
+                if not _differs(p_value(remainder, rest - remaining[value]), fdr):
                     chosen = pair
                     break
         reported.append(chosen)
+        aside |= table.mask(chosen)
+    masks = {r: table.mask(r) for r in reported}
     explained: dict[Key, Key] = {}
-    for key in first:
-        if key in reported or key not in first_q or first_q[key] > fdr:
-            continue
+    candidates = sorted(
+        (k for k in first_q if first_q[k] <= fdr and k not in masks), key=lambda k: first_q[k]
+    )
+    for key in candidates[:MAX_EXPLAINED]:
+        inside = table.mask(key)
+
+        def left(r: Key, members: npt.NDArray[np.bool_] = inside) -> float:
+            """The key against everyone else, both without the responses of `r`."""
+            kept = ~masks[r]
+            p = p_value(
+                table.counts[members & kept].sum(axis=0), table.counts[~members & kept].sum(axis=0)
+            )
+            return 1.0 if p is None else p
+
         # What accounts for it: the reported segment whose responses, set aside, leave the
         # least difference.
-        explained[key] = max(
-            reported,
-            key=lambda r: _retest(cells, key, [r], p_value, low, high) or 1.0,
-            default=(key[0],),
-        )
-    return Found(first, first_q, reported, explained, segments, not_tested, total)
+        explained[key] = max(reported, key=left) if reported else (key[0],)
+    total = histogram(table.counts.sum(axis=0)) if len(table.counts) else Histogram(low, high)
+    return Found(
+        first,
+        first_q,
+        reported,
+        explained,
+        {k: histogram(h) for k, h in first_segments.items()},
+        table.not_tested,
+        total,
+    )
 
 
 _ATTRIBUTE = re.compile(ATTRIBUTE_KEY_PATTERN)
@@ -214,27 +288,6 @@ def _delta(kind: MetricKind, inside: Histogram, total: Histogram) -> float | Non
 
 def _differs(p: float | None, fdr: float) -> bool:
     return p is not None and p <= fdr
-
-
-def _inside(values: tuple[str | None, ...], key: Key) -> bool:
-    return all(values[i] == v for i, v in key)
-
-
-def _retest(
-    cells: dict[tuple[str | None, ...], Histogram],
-    key: Key,
-    aside: list[Key],
-    p_value: Callable[[Histogram, Histogram], float | None],
-    low: int,
-    high: int,
-) -> float | None:
-    """`key` against everyone else, both without the responses of the segments `aside`."""
-    inside, other = Histogram(low, high), Histogram(low, high)
-    for values, h in cells.items():
-        if any(_inside(values, a) for a in aside):
-            continue
-        (inside if _inside(values, key) else other).add_counts(h.counts)
-    return p_value(inside, other)
 
 
 def _conditions(key: Key, names: Sequence[str]) -> list[SegmentCondition]:
