@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from feedback_api.actions.endpoints import router as actions_router
 from feedback_api.customers.endpoints import router as customers_router
 from feedback_api.events.endpoints import router as events_router
 from feedback_api.insights.endpoints import router as insights_router
@@ -33,6 +34,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     events_router,
     integrity_router,
     insights_router,
+    actions_router,
     webhooks_router,
     public_router,
 )

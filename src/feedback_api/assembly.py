@@ -5,6 +5,8 @@ answer it; a new reaction to stored responses is one line here."""
 
 from __future__ import annotations
 
+from feedback_api.actions.service import action
+from feedback_api.insights.hooks import efforts
 from feedback_api.insights.service import on_stored as classify_comments
 from feedback_api.insights.service import wants as classifies
 from feedback_api.integrity.service import integrity
@@ -20,3 +22,4 @@ def connect() -> None:
     responses_stored.subscribe("insights", classify_comments, wants=classifies)
     token_answers.provide(answers.answer_with_token)
     provenance.provide(integrity.provenance)
+    efforts.provide(action.efforts)

@@ -104,6 +104,10 @@ ROUTES: dict[str, str | None] = {
     "GET /v1/insights/drivers": "insights:read",
     "GET /v1/insights/segments": "insights:read",
     "GET /v1/insights/priorities": "insights:read",
+    "POST /v1/actions": "actions:write",
+    "GET /v1/actions": "actions:read",
+    "GET /v1/actions/{action_id}": "actions:read",
+    "PATCH /v1/actions/{action_id}": "actions:write",
 }
 ADMIN_ROUTES = {"GET /v1/tenants", "POST /v1/tenants", "PUT /v1/tenants/{tenant_id}/rate-limits"}
 PUBLISHABLE_ALLOWED = {"POST /v1/responses"}
@@ -121,6 +125,7 @@ def _url(route: str) -> tuple[str, str]:
         "{rule_id}",
         "{invitation_id}",
         "{flag_id}",
+        "{action_id}",
     ):
         path = path.replace(name, SOME_ID)
     return method, path.replace("{response_id}", SOME_ID).replace("{kind}", "nps")

@@ -29,6 +29,8 @@ class Scope(StrEnum):
     INSIGHTS_READ = "insights:read"
     # Edit the theme dictionary (and accept discovered themes into it).
     INSIGHTS_WRITE = "insights:write"
+    ACTIONS_READ = "actions:read"
+    ACTIONS_WRITE = "actions:write"
 
 
 ALL_SCOPES: tuple[str, ...] = tuple(s.value for s in Scope)

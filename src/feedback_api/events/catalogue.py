@@ -40,6 +40,8 @@ class EventType(StrEnum):
     INTEGRITY_FLAG_RESOLVED = "integrity.flag_resolved"
     REWARD_ELIGIBLE = "reward.eligible"
     THEME_RISING = "theme.rising"
+    ACTION_CREATED = "action.created"
+    ACTION_UPDATED = "action.updated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,5 +162,11 @@ CATALOGUE: dict[EventType, EventSpec] = {
         "week before (the test of `GET /v1/insights/themes/rising`, FDR 5 %); sent by the "
         "worker at most once per theme and week. `data`: key, kind, period, previous_period, "
         "mentions, previous_mentions, share, previous_share, ratio, q_value.",
+    ),
+    EventType.ACTION_CREATED: EventSpec(
+        1, "An improvement action was created. `data`: the action, with its baseline."
+    ),
+    EventType.ACTION_UPDATED: EventSpec(
+        1, "An improvement action changed (status, target, dates …). `data`: the action."
     ),
 }

@@ -277,11 +277,22 @@ async def priority_matrix(
             "1 % of the metric's span: 2 NPS points, 1 CSAT point, 0.06 on CES).",
         ),
     ] = None,
+    low_effort_days: Annotated[
+        float,
+        Query(
+            gt=0,
+            le=100_000,
+            allow_inf_nan=False,
+            description="An action's effort estimate counts as low up to this many person-days.",
+        ),
+    ] = 10.0,
 ) -> PriorityReport:
     """Where to act first: every theme and touchpoint with its impact on the metric (from
     the drivers: effect × share, with its bootstrap interval), high when it is a certain
     cost of at least `min_impact` points, against the effort to fix it (a linked
-    improvement action's estimate), in the quadrants quick wins, major projects, fill-ins
-    and not now. Without an estimate the effort is unknown and the item unplaced; the
-    largest costs come first either way. Takes the metrics' filters."""
-    return await priorities(session, kind, metric_query(kind, filters), min_impact)
+    improvement action's estimate, `effort_days` of `/v1/actions` scoped to the theme or
+    touchpoint), in the quadrants quick wins, major projects, fill-ins and not now. Without
+    an estimate the effort is unknown and the item unplaced; the largest costs come first
+    either way. Takes the metrics' filters."""
+    query = metric_query(kind, filters)
+    return await priorities(session, kind, query, min_impact, low_effort_days=low_effort_days)

@@ -10,6 +10,7 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.insights.drivers import driver_report
+from feedback_api.insights.hooks import efforts as effort_source
 from feedback_api.insights.schemas import (
     Driver,
     DriverBy,
@@ -26,6 +27,8 @@ from feedback_api.metrics.service import MetricQuery
 SPAN_SHARE = 0.01
 
 EffortKey = tuple[str, str]  # (dimension, key)
+# An action's effort is low up to this many person-days (unless the caller says otherwise).
+LOW_EFFORT_DAYS = 10.0
 
 
 def default_min_impact(kind: MetricKind, low: int, high: int) -> float:
@@ -75,6 +78,8 @@ async def priorities(
     query: MetricQuery,
     min_impact: float | None,
     efforts: Mapping[EffortKey, Effort] | None = None,
+    *,
+    low_effort_days: float = LOW_EFFORT_DAYS,
 ) -> PriorityReport:
     selection = query.selection
     threshold = (
@@ -82,7 +87,11 @@ async def priorities(
         if min_impact is not None
         else default_min_impact(kind, selection.scale_min, selection.scale_max)
     )
-    known = efforts or {}
+    known = (
+        efforts
+        if efforts is not None
+        else await effort_source.get()(session, selection.tenant_id, low_effort_days)
+    )
     themes = await driver_report(session, kind, query, DriverBy.THEME)
     touchpoints = await driver_report(session, kind, query, DriverBy.TOUCHPOINT)
     items = [_priority("theme", d, threshold, known) for d in themes.items]
@@ -105,6 +114,7 @@ async def priorities(
         min_impact=threshold,
         overall=touchpoints.overall,
         items=items,
+        low_effort_days=low_effort_days,
         quadrants=counts,
         unplaced=sum(p.impact_level is not None and p.quadrant is None for p in items),
     )

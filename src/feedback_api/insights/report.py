@@ -5,6 +5,7 @@ rules."""
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +14,7 @@ from feedback_api.insights.repository import InsightRepository, ThemeRepository,
 from feedback_api.insights.schemas import ThemeReport, ThemeStat
 from feedback_api.metrics.measures import Histogram
 from feedback_api.metrics.schemas import Integrity, MetricKind
+from feedback_api.metrics.selection import Selection
 from feedback_api.metrics.service import (
     Limits,
     MetricQuery,
@@ -73,6 +75,15 @@ def tallies_of(
 ) -> dict[str | None, Histogram]:
     """Score histograms by theme (None: the base), excluded responses only when asked."""
     return dict(_Tallies(rows, low, high, valid_only=valid_only).histograms)
+
+
+async def theme_histograms(
+    session: AsyncSession, selection: Selection, lo: datetime, hi: datetime, *, valid_only: bool
+) -> dict[str | None, Histogram]:
+    """For other domains (actions): score histograms of the responses with a comment or tag
+    (None) and of those mentioning each theme (and `tag:<tag>`), in [lo, hi)."""
+    rows = await InsightRepository(session).theme_tallies(selection, lo, hi)
+    return tallies_of(rows, selection.scale_min, selection.scale_max, valid_only)
 
 
 async def theme_report(session: AsyncSession, kind: MetricKind, query: MetricQuery) -> ThemeReport:

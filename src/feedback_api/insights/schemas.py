@@ -475,6 +475,9 @@ class PriorityReport(BaseModel):
     min_impact: float = Field(
         description="Points of the metric a cost must reach to count as high impact."
     )
+    low_effort_days: float = Field(
+        description="An action's effort estimate is low up to this many person-days."
+    )
     overall: MetricValue = Field(description="The metric over every response of the selection.")
     items: list[Priority] = Field(
         description="Themes and touchpoints, the largest cost first; strengths (impact ≥ 0) "

@@ -178,6 +178,13 @@ Timestamp = Annotated[
     AfterValidator(check_time_range),
     Field(description=f"RFC 3339 with offset, {TIME_RANGE_HELP}."),
 ]
+#: A calendar date (YYYY-MM-DD), in range.
+Day = Annotated[
+    date,
+    BeforeValidator(_iso_only),
+    AfterValidator(check_date_range),
+    Field(description=f"A date, YYYY-MM-DD, {TIME_RANGE_HELP}."),
+]
 #: A period bound: a date (local midnight in the tenant's time zone) or an RFC 3339
 #: date-time with offset, in range.
 Bound = Annotated[

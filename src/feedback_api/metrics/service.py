@@ -315,6 +315,14 @@ class MetricService:
         tallies = await self._tally(session, ctx, query, buckets(start, end, ctx.zone, None))
         return tallies.get((0, None)) or self._empty(query.selection)
 
+    async def tally(
+        self, session: AsyncSession, query: MetricQuery, start: datetime, end: datetime
+    ) -> Tally:
+        """For other domains that measure a selection over resolved instants (actions'
+        baselines and impact): the histogram as the metrics read it."""
+        ctx = await self._context(session, query.selection.tenant_id)
+        return await self._one(session, ctx, query, start, end)
+
     async def metric(
         self, session: AsyncSession, query: MetricQuery, target_margin: float | None = None
     ) -> MetricResult:

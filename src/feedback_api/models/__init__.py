@@ -1,6 +1,7 @@
 """All ORM models, imported here so Alembic sees the whole schema."""
 
 from feedback_api.kit.models import Base
+from feedback_api.models.action import ImprovementAction
 from feedback_api.models.api_key import ApiKey
 from feedback_api.models.audit_log import AuditLog
 from feedback_api.models.customer import Customer
@@ -36,6 +37,7 @@ from feedback_api.models.work_failure import WorkFailure
 
 __all__ = [
     "ApiKey",
+    "ImprovementAction",
     "AuditLog",
     "Base",
     "ContactBlock",
