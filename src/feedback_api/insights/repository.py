@@ -405,8 +405,12 @@ class InsightRepository:
         """Every response of the selection by the values of its customer's `attributes`
         (null where it has none), exclusion and score."""
         p = SqlParams()
+        # Scalar values only: an object or array is no segment (jsonb_typeof).
         values = "".join(
-            f", c.attributes ->> {p(name, '::text')} AS a{i}" for i, name in enumerate(attributes)
+            f", CASE WHEN jsonb_typeof(c.attributes -> {p(name, '::text')}) "
+            "IN ('string', 'number', 'boolean') "
+            f"THEN c.attributes ->> {p(name, '::text')} END AS a{i}"
+            for i, name in enumerate(attributes)
         )
         scope = self._scope(selection, lo, hi, p, values, base="all", customers=True)
         columns = ", ".join(f"a{i}" for i in range(len(attributes)))

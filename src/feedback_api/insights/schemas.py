@@ -379,14 +379,22 @@ class Segment(BaseModel):
         description="`metric` − `rest`, with the metrics' two-sample test and interval."
     )
     q_value: float = Field(
-        description="The test's p-value adjusted for every segment tested (Benjamini–Hochberg)."
+        description="The test's p-value adjusted for every segment tested in the round that "
+        "found it (Benjamini–Hochberg)."
+    )
+    set_aside: list[list[SegmentCondition]] = Field(
+        description="Segments reported before this one, whose responses were set aside when "
+        "it was found: `n`, `metric`, `rest` and `difference` are without them."
     )
 
 
 class ExplainedSegment(BaseModel):
     conditions: list[SegmentCondition]
     n: int
-    delta: float | None = Field(description="Its difference from everyone else.")
+    delta: float | None = Field(
+        description="Its difference from everyone else. Null when, beside a segment it lies "
+        "in or contains, it would give a small cell away by subtraction."
+    )
     q_value: float
     explained_by: list[SegmentCondition] = Field(
         description="The segment that accounts for its difference: a reported pair inside "

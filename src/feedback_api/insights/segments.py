@@ -19,6 +19,7 @@ a round reports nothing falsely with probability at most `fdr`.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -76,6 +77,8 @@ class Found:
     segments: dict[Key, Histogram]
     values_not_tested: int = 0
     total: Histogram | None = field(default=None)
+    # reported segment → (its responses, everyone else's, q) in the round it was found
+    rounds: dict[Key, tuple[Histogram, Histogram, float]] = field(default_factory=dict)
 
 
 class _Cells:
@@ -176,9 +179,18 @@ def find(
     ) -> float | None:
         if inside.sum() < min_n or other.sum() < min_n:
             return None
-        result = measures.compare(kind.value, histogram(other), histogram(inside), alpha=fdr)
-        if result is None:
-            return None
+        a, b = histogram(other), histogram(inside)
+        result = measures.compare(kind.value, a, b, alpha=fdr)
+        if result is None or result.p_value is None:
+            # No variance on either side (every answer alike): the test is undefined, and
+            # the difference is as clear as it gets when the two values differ at all.
+            values = (measures.measure(kind.value, a).value, measures.measure(kind.value, b).value)
+            if None in values:
+                return None
+            separated = values[0] != values[1]
+            if key is not None:
+                strength[key] = math.inf if separated else 0.0
+            return 0.0 if separated else 1.0
         if key is not None:
             strength[key] = abs(result.statistic or 0.0)
         return result.p_value
@@ -188,6 +200,9 @@ def find(
     first: dict[Key, float | None] = {}
     first_q: dict[Key, float] = {}
     first_segments: dict[Key, npt.NDArray[np.int64]] = {}
+    # per reported segment: its responses and everyone else's in the round it was found
+    # (without the segments reported before it), and its q-value there
+    rounds: dict[Key, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], float]] = {}
     while True:
         # Each round: every segment against everyone else, both without the responses of
         # the segments reported so far, and Benjamini–Hochberg across all of them.
@@ -205,9 +220,14 @@ def find(
             break
 
         def specific(pair: Key, values: dict[Key, npt.NDArray[np.int64]] = remaining) -> bool:
-            """A pair differs from the rest of each of its two values."""
+            """A pair differs from the rest of each of its two values (a rest too small to
+            test does not count against it: the pair is then nearly all of the value)."""
             inside = values[pair]
-            return all(_differs(p_value(inside, values[(c,)] - inside), fdr) for c in pair)
+            for c in pair:
+                p = p_value(inside, values[(c,)] - inside)
+                if p is not None and p > fdr:
+                    return False
+            return True
 
         eligible = [k for k in significant if len(k) == 1 or specific(k)]
         if not eligible:
@@ -226,13 +246,14 @@ def find(
                     chosen = pair
                     break
         reported.append(chosen)
+        rounds[chosen] = (remaining[chosen], rest - remaining[chosen], q_values[chosen])
         aside |= table.mask(chosen)
     masks = {r: table.mask(r) for r in reported}
     explained: dict[Key, Key] = {}
     candidates = sorted(
         (k for k in first_q if first_q[k] <= fdr and k not in masks), key=lambda k: first_q[k]
     )
-    for key in candidates[:MAX_EXPLAINED]:
+    for key in candidates[:MAX_EXPLAINED] if reported else []:
         inside = table.mask(key)
 
         def left(r: Key, members: npt.NDArray[np.bool_] = inside) -> float:
@@ -245,7 +266,7 @@ def find(
 
         # What accounts for it: the reported segment whose responses, set aside, leave the
         # least difference.
-        explained[key] = max(reported, key=left) if reported else (key[0],)
+        explained[key] = max(reported, key=left)
     total = histogram(table.counts.sum(axis=0)) if len(table.counts) else Histogram(low, high)
     return Found(
         first,
@@ -255,6 +276,7 @@ def find(
         {k: histogram(h) for k, h in first_segments.items()},
         table.not_tested,
         total,
+        {k: (histogram(a), histogram(b), q) for k, (a, b, q) in rounds.items()},
     )
 
 
@@ -290,6 +312,11 @@ def _differs(p: float | None, fdr: float) -> bool:
     return p is not None and p <= fdr
 
 
+def _nested(a: Key, b: Key) -> bool:
+    """One segment lies inside the other (its conditions include the other's)."""
+    return set(a) <= set(b) or set(b) <= set(a)
+
+
 def _conditions(key: Key, names: Sequence[str]) -> list[SegmentCondition]:
     return [SegmentCondition(attribute=names[i], value=v) for i, v in key]
 
@@ -321,31 +348,44 @@ async def segment_report(
     total = found.total or Histogram(low, high)
     confidence = query.confidence
     items = []
-    for key in found.reported:
-        inside = found.segments[key]
-        segment, rest = Tally(inside), Tally(_minus(total, inside))
+    shown: list[tuple[Key, int]] = []  # what a reader sees, to check subtractions against
+    for index, key in enumerate(found.reported):
+        # As found: without the segments reported before it, against everyone else left.
+        inside, others, q_value = found.rounds[key]
+        segment, rest = Tally(inside), Tally(others)
+        shown.append((key, inside.n))
         items.append(
             Segment(
                 conditions=_conditions(key, attributes),
                 n=inside.n,
-                share=share_value("responses", inside.n, total.n, confidence),
+                share=share_value("responses", inside.n, inside.n + others.n, confidence),
                 metric=metric_value(segment, kind, confidence, limits),
                 rest=metric_value(rest, kind, confidence, limits),
                 difference=compare_tallies(kind, rest, segment, limits, confidence, fdr),
-                q_value=found.q_values[key],
+                q_value=q_value,
+                set_aside=[_conditions(k, attributes) for k in found.reported[:index]],
             )
         )
     items.sort(key=lambda s: (-abs(s.difference.delta) if s.difference else 0, s.q_value))
-    explained = [
-        ExplainedSegment(
-            conditions=_conditions(key, attributes),
-            n=found.segments[key].n,
-            delta=_delta(kind, found.segments[key], total),
-            q_value=found.q_values[key],
-            explained_by=_conditions(by, attributes),
+    explained = []
+    for key, by in sorted(found.explained.items(), key=lambda kv: found.q_values[kv[0]]):
+        n = found.segments[key].n
+        # A value and a pair inside it, both shown, differ by the responses of the value
+        # outside the pair: too few of them would be given away by subtraction.
+        leaks = not limits.small_cells and any(
+            _nested(key, other) and 0 < abs(n - m) < limits.min_cell for other, m in shown
         )
-        for key, by in sorted(found.explained.items(), key=lambda kv: found.q_values[kv[0]])
-    ]
+        explained.append(
+            ExplainedSegment(
+                conditions=_conditions(key, attributes),
+                n=n,
+                delta=None if leaks else _delta(kind, found.segments[key], total),
+                q_value=found.q_values[key],
+                explained_by=_conditions(by, attributes),
+            )
+        )
+        if not leaks:
+            shown.append((key, n))
     return SegmentReport(
         kind=kind,
         period=period,
