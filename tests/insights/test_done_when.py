@@ -16,6 +16,11 @@ from tests.fixtures.processes import processes as processes  # the fixture
 from tests.fixtures.waiting import until
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+# These synthetic comments repeat a few sentences word for word, which the worker's integrity
+# screen rightly flags as copy-paste duplicates as it goes through them: the reports would
+# count more or fewer of them depending on how far it got. Real comments differ; the reports
+# here include the excluded responses so that the flow does not depend on that timing.
+ALL = {"integrity": "all"}
 MIRROR = [
     "试衣间的镜子太暗了，看不清颜色",
     "试衣间灯光太暗，镜子里什么都看不清",
@@ -75,7 +80,7 @@ async def test_a_manager_finds_the_complaint_sees_it_rising_and_what_it_costs(
             assert stored.json()["created"] == 700, stored.text
 
         # 1. The complaint nobody put in the dictionary: discovered among unhappy comments.
-        found = (await api.get("/v1/insights/theme-candidates", params={"limit": 5})).json()
+        found = (await api.get("/v1/insights/theme-candidates", params={"limit": 5, **ALL})).json()
         words = ("镜子", "太暗", "mirror", "dark")
         mirror = next(
             c
@@ -100,13 +105,13 @@ async def test_a_manager_finds_the_complaint_sees_it_rising_and_what_it_costs(
         await until(up_to_date, within=120, every=0.2)
 
         # 2. It is rising: its share of comments grew against the 30 days before.
-        rising = (await api.get("/v1/insights/themes/rising")).json()
+        rising = (await api.get("/v1/insights/themes/rising", params=ALL)).json()
         light = next(r for r in rising["items"] if r["key"] == "fitting_room_light")
         assert light["rising"] is True, light
-        assert light["ratio"] > 2
+        assert light["ratio"] > 2, light
 
         # 3. What it costs NPS: the most important driver, a certain cost in points.
-        drivers = (await api.get("/v1/insights/drivers")).json()
+        drivers = (await api.get("/v1/insights/drivers", params=ALL)).json()
         top = drivers["items"][0]
         assert top["key"] == "fitting_room_light"
         assert top["rank"] == 1
@@ -115,7 +120,7 @@ async def test_a_manager_finds_the_complaint_sees_it_rising_and_what_it_costs(
 
         # 4. First in the priority matrix, high impact; placed in a quadrant once a linked
         # improvement action gives the effort.
-        matrix = (await api.get("/v1/insights/priorities")).json()
+        matrix = (await api.get("/v1/insights/priorities", params=ALL)).json()
         first = matrix["items"][0]
         assert (first["dimension"], first["key"]) == ("theme", "fitting_room_light")
         assert first["impact_level"] == "high"

@@ -8,7 +8,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, status
 
-from feedback_api.actions.schemas import ActionCreate, ActionRead, ActionStatus, ActionUpdate
+from feedback_api.actions.impact import impact
+from feedback_api.actions.schemas import (
+    ActionCreate,
+    ActionRead,
+    ActionStatus,
+    ActionUpdate,
+    ImpactRead,
+)
 from feedback_api.actions.service import action as action_service
 from feedback_api.auth.context import AuthContext
 from feedback_api.auth.scopes import Scope
@@ -16,6 +23,9 @@ from feedback_api.db import SessionDep
 from feedback_api.keys.dependencies import require
 from feedback_api.kit.params import Cursor, Limit, parse_cursor
 from feedback_api.kit.schemas import Page, problem_responses
+from feedback_api.kit.types import Bound
+from feedback_api.metrics.filters import RefFilter, ShortFilter
+from feedback_api.responses.schemas import Channel
 
 router = APIRouter(prefix="/v1", tags=["actions"])
 
@@ -68,3 +78,29 @@ async def update_action(
     (planned → in_progress → done; abandoned from planned or in progress). Its scope,
     metric and baseline stay. Sends `action.updated`."""
     return await action_service.update(session, auth.tenant_id, action_id, body)
+
+
+@router.get("/actions/{action_id:uuid}/impact", responses=problem_responses(403, 404))
+async def action_impact(
+    action_id: UUID,
+    session: SessionDep,
+    auth: ActionsRead,
+    to: Annotated[Bound | None, Query(description="The after period's end (default: now).")] = None,
+    control_touchpoint: Annotated[ShortFilter | None, Query()] = None,
+    control_channel: Annotated[Channel | None, Query()] = None,
+    control_location_ref: Annotated[RefFilter | None, Query()] = None,
+) -> ImpactRead:
+    """Did it work? The metric on the action's scope before (the baseline window) and
+    after (from `ends_on`, else `starts_on`, to `to`), the same on a control, and the
+    difference of the two changes with its interval, so that what moved everywhere is not
+    taken for the action's effect. The control is the rest of the tenant, or the action's
+    scope with the `control_*` fields replaced (another store, another channel). Then the
+    progress towards the target and a verdict: `improved`, `no_detectable_change`, `worse`
+    or `too_early` (fewer responses after than the baseline said are needed)."""
+    given = {
+        "touchpoint": control_touchpoint,
+        "channel": control_channel.value if control_channel else None,
+        "location_ref": control_location_ref,
+    }
+    control = {k: v for k, v in given.items() if v is not None} or None
+    return await impact(session, auth.tenant_id, action_id, control, to)

@@ -164,3 +164,60 @@ class ActionRead(BaseModel):
 class ActionList(BaseModel):
     items: list[ActionRead]
     next_cursor: str | None
+
+
+class Verdict(StrEnum):
+    IMPROVED = "improved"
+    NO_DETECTABLE_CHANGE = "no_detectable_change"
+    WORSE = "worse"
+    TOO_EARLY = "too_early"
+
+
+class Window(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    period_from: datetime = Field(alias="from")
+    period_to: datetime = Field(alias="to", description="Exclusive.")
+    value: float | None = Field(description="The metric in the window (null: no data).")
+    interval: Bounds | None
+    n: int = Field(description="Responses (theme_share: comments) in the window.")
+
+
+class Change(BaseModel):
+    delta: float = Field(description="after − before, in the metric's unit.")
+    interval: Bounds = Field(description="95 % interval (normal, from the standard error).")
+    standard_error: float
+    p_value: float | None = Field(description="Two-sided; null when the error is 0.")
+
+
+class ImpactRead(BaseModel):
+    action_id: UUID
+    metric: ActionMetric
+    before: Window = Field(description="On the scope, in the baseline window.")
+    after: Window = Field(
+        description="On the scope, from the action's `ends_on` (else `starts_on`) to now."
+    )
+    change: Change | None = Field(description="after − before on the scope.")
+    control: str = Field(
+        description="What the control is: the rest of the tenant, or the comparison scope given."
+    )
+    control_before: Window
+    control_after: Window
+    control_change: Change | None
+    difference_in_differences: Change | None = Field(
+        description="The scope's change minus the control's: the action's effect, with what "
+        "moved everywhere (a season, a tenant-wide upswing, regression to the mean) taken "
+        "out. Its standard error combines both changes'."
+    )
+    target: float
+    progress: float | None = Field(
+        description="Percent of the way from the baseline to the target the after value has "
+        "come (100: reached; negative: moved away)."
+    )
+    verdict: Verdict = Field(
+        description="`too_early` while the after period holds fewer responses than the "
+        "baseline's `needed_n`; then `improved` / `worse` when the interval of "
+        "`difference_in_differences` lies wholly above / below 0 (for theme_share, below / "
+        "above: fewer mentions is better); else `no_detectable_change`."
+    )
+    verdict_reason: str
