@@ -5,7 +5,6 @@ pure search, and privacy by subtraction."""
 from __future__ import annotations
 
 import json
-import math
 import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from feedback_api.insights.segments import Found, find
 from feedback_api.metrics.measures import Histogram
 from feedback_api.metrics.schemas import MetricKind
 from tests.fixtures.auth import TenantHandle
+from tests.insights.test_drivers_edges import finite
 from tests.insights.test_trends import dictionary, store
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -27,17 +27,6 @@ PURL = "/v1/insights/priorities"
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def finite(value: Any) -> None:
-    if isinstance(value, float):
-        assert math.isfinite(value), value
-    elif isinstance(value, dict):
-        for v in value.values():
-            finite(v)
-    elif isinstance(value, list):
-        for v in value:
-            finite(v)
 
 
 def response(
