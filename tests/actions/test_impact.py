@@ -204,3 +204,49 @@ async def test_other_tenants_bad_input_and_scopes(
         assert_problem(await tenant.get(url, params=params), 422, "validation_error")
     writer = await tenant.key("responses:write")
     assert_problem(await tenant.get(url, key=writer), 403, "missing_scope")
+
+
+async def test_with_a_theme_its_share_of_comments_before_and_after(tenant: TenantHandle) -> None:
+    answer = await tenant.put("/v1/themes/mirror", json={"keywords": ["mirror"]})
+    assert answer.status_code == 201, answer.text
+    rng = random.Random(4)
+
+    def comments(n: int, days: tuple[int, int], share: float) -> list[dict[str, Any]]:
+        out = []
+        for _ in range(n):
+            dark = rng.random() < share
+            out.append(
+                {
+                    "kind": "nps",
+                    "score": rng.randint(0, 6) if dark else rng.randint(7, 10),
+                    "channel": "app",
+                    "comment": "the mirror is too dark" if dark else "fine, thanks",
+                    "occurred_at": (NOW - timedelta(days=rng.uniform(*days))).isoformat(),
+                }
+            )
+        return out
+
+    await store(tenant, comments(1000, (40, 110), 0.2) + comments(1000, (1, 19), 0.05))
+    made = await tenant.post(
+        "/v1/actions",
+        json={
+            "title": "Brighter mirrors",
+            "scope": {"theme": "mirror"},
+            "metric": "nps",
+            "target": -50,
+            "deadline": day(-60),
+            "baseline_from": day(120),
+            "baseline_to": day(35),
+            "ends_on": day(20),
+        },
+    )
+    assert made.status_code == 201, made.text
+    body = (await tenant.get(f"/v1/actions/{made.json()['id']}/impact")).json()
+    assert 15 < body["theme_share_before"]["value"] < 25
+    assert body["theme_share_before"]["n"] == 1000
+    assert 2 < body["theme_share_after"]["value"] < 8
+    assert body["theme_share_change"]["interval"]["high"] < 0
+    plain = await plant(tenant, store_a_after=0, everywhere=0)
+    without = (await tenant.get(f"/v1/actions/{plain}/impact")).json()
+    assert without["theme_share_before"] is None
+    assert without["theme_share_change"] is None

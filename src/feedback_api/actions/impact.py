@@ -168,6 +168,15 @@ async def impact(
     found = assess(metric, before, after, control_before, control_after, action.baseline.needed_n)
     in_scope, in_control, did_read = found.change, found.control_change, found.did
     rule, why = found.verdict, found.reason
+    share_before = share_after = share_change = None
+    if scope.get("theme") is not None:
+        if metric is ActionMetric.THEME_SHARE:
+            share_before, share_after = before, after
+        else:
+            share = ActionMetric.THEME_SHARE
+            share_before = await measure(session, tenant_id, scope, share, b_lo, b_hi)
+            share_after = await measure(session, tenant_id, scope, share, a_lo, a_hi)
+        share_change = _read_change(_change(ActionMetric.THEME_SHARE, share_before, share_after))
     progress = None
     base_value = action.baseline.value
     if after.value is not None and base_value is not None and action.target != base_value:
@@ -183,6 +192,13 @@ async def impact(
         control_after=_value(_measured_value(metric, control_after), a_lo, a_hi),
         control_change=in_control,
         difference_in_differences=did_read,
+        theme_share_before=None
+        if share_before is None
+        else _value(_measured_value(ActionMetric.THEME_SHARE, share_before), b_lo, b_hi),
+        theme_share_after=None
+        if share_after is None
+        else _value(_measured_value(ActionMetric.THEME_SHARE, share_after), a_lo, a_hi),
+        theme_share_change=share_change,
         target=action.target,
         progress=progress,
         verdict=rule,

@@ -209,6 +209,14 @@ class ImpactRead(BaseModel):
         "moved everywhere (a season, a tenant-wide upswing, regression to the mean) taken "
         "out. Its standard error combines both changes'."
     )
+    theme_share_before: Window | None = Field(
+        description="With a theme in the scope: its share of the scope's comments (NPS, CSAT "
+        "and CES) in the baseline window, in percent. Null without a theme."
+    )
+    theme_share_after: Window | None
+    theme_share_change: Change | None = Field(
+        description="after − before, in percentage points (negative: mentioned less)."
+    )
     target: float
     progress: float | None = Field(
         description="Percent of the way from the baseline to the target the after value has "
