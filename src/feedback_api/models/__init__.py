@@ -29,6 +29,7 @@ from feedback_api.models.metric import (
     MetricTotal,
     metric_deltas,
 )
+from feedback_api.models.reply import ResponseReply
 from feedback_api.models.response import Response
 from feedback_api.models.tenant import Tenant
 from feedback_api.models.ticket import SlaPolicy, Ticket, TicketEntry, TicketResponse, TicketRule
@@ -56,6 +57,7 @@ __all__ = [
     "MetricRollupState",
     "MetricTotal",
     "Response",
+    "ResponseReply",
     "ResponseTheme",
     "RewardGrant",
     "SigningKey",

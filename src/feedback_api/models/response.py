@@ -74,6 +74,14 @@ class Response(Base):
             "received_at",
             postgresql_where=text("screened_at IS NULL"),
         ),
+        # The public review feed: consented responses, newest first.
+        Index(
+            "ix_responses_tenant_id_published",
+            "tenant_id",
+            "occurred_at",
+            "id",
+            postgresql_where=text("publish_consent AND deleted_at IS NULL"),
+        ),
         # Burst detection counts recent responses per source.
         Index(
             "ix_responses_tenant_id_ip_hash_occurred_at",
@@ -120,6 +128,9 @@ class Response(Base):
     # never stored. See integrity/provenance.py.
     ip_hash: Mapped[str | None] = mapped_column(String(32))
     ua_hash: Mapped[str | None] = mapped_column(String(32))
+    # The customer allows the response (score, comment, touchpoint, date; never who) in the
+    # tenant's public review feed. Off unless they said so; erasure turns it off.
+    publish_consent: Mapped[bool] = mapped_column(server_default=text("false"))
     # When the integrity screen looked at it; NULL while queued.
     screened_at: Mapped[datetime | None]
     occurred_at: Mapped[datetime]

@@ -24,3 +24,5 @@ class Tenant(IdMixin, TimestampMixin, Base):
     ticket_reopen_days: Mapped[int] = mapped_column(server_default=text("30"))
     # The platform operator's overrides of the default rate limits (ratelimits.LIMITS).
     rate_limits: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    # The public review and improvement feeds (/public/{slug}/…): off until the tenant opts in.
+    public_feeds: Mapped[bool] = mapped_column(server_default=text("false"))
