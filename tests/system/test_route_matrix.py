@@ -109,6 +109,7 @@ ROUTES: dict[str, str | None] = {
     "GET /v1/actions/{action_id}": "actions:read",
     "PATCH /v1/actions/{action_id}": "actions:write",
     "GET /v1/actions/{action_id}/impact": "actions:read",
+    "GET /v1/actions/{action_id}/customers": "actions:read",
 }
 ADMIN_ROUTES = {"GET /v1/tenants", "POST /v1/tenants", "PUT /v1/tenants/{tenant_id}/rate-limits"}
 PUBLISHABLE_ALLOWED = {"POST /v1/responses"}

@@ -14,6 +14,7 @@ from feedback_api.actions.schemas import (
     ActionRead,
     ActionStatus,
     ActionUpdate,
+    CustomerToTell,
     ImpactRead,
 )
 from feedback_api.actions.service import action as action_service
@@ -104,3 +105,24 @@ async def action_impact(
     }
     control = {k: v for k, v in given.items() if v is not None} or None
     return await impact(session, auth.tenant_id, action_id, control, to)
+
+
+@router.get("/actions/{action_id:uuid}/customers", responses=problem_responses(403, 404))
+async def action_customers(
+    action_id: UUID,
+    session: SessionDep,
+    auth: ActionsRead,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page[CustomerToTell]:
+    """Whom to tell that it was done: the customers who mentioned the action's theme in its
+    scope (without a theme: who commented in it), from the baseline window's start until
+    the action was done (while it is not: until now), one item per customer by ref, with
+    the channels they may not be contacted on. Customers opted out of every channel, and
+    erased ones, are not listed. `action.completed` carries the first 500 and this
+    endpoint's cursor for the rest."""
+    after = parse_cursor(cursor, UUID)
+    items, next_cursor = await action_service.customers_to_tell(
+        session, auth.tenant_id, action_id, limit=limit, after=None if after is None else after[0]
+    )
+    return Page(items=items, next_cursor=next_cursor)

@@ -5,10 +5,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import Row, and_, exists, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from feedback_api.models import ImprovementAction
+from feedback_api.models import Customer, ImprovementAction, Response, ResponseTheme
 
 
 class ActionRepository:
@@ -63,3 +63,54 @@ class ActionRepository:
             .order_by(ImprovementAction.created_at.desc(), ImprovementAction.id.desc())
         )
         return (await self.session.scalars(stmt)).all()
+
+    async def customers_who_said(
+        self,
+        action: ImprovementAction,
+        lo: datetime,
+        hi: datetime,
+        *,
+        after: UUID | None,
+        limit: int,
+    ) -> Sequence[Row[UUID, str, int, datetime]]:
+        """The customers with a valid response in the action's scope in [lo, hi) that
+        mentions its theme (without a theme: that has a comment), by customer id: id, ref,
+        how many such responses, the latest one's time. Erased customers are gone from
+        `customers`, so they are not among them."""
+        r, c = Response, Customer
+        where = [
+            r.tenant_id == action.tenant_id,
+            r.customer_id.is_not(None),
+            r.deleted_at.is_(None),
+            r.excluded.is_(False),
+            r.occurred_at >= lo,
+            r.occurred_at < hi,
+        ]
+        for name in ("touchpoint", "channel", "location_ref"):
+            value = getattr(action, name)
+            if value is not None:
+                where.append(getattr(r, name) == value)
+        for name, value in sorted((action.attributes or {}).items()):
+            where.append(c.attributes[name].astext == value)
+        if action.theme is not None:
+            rt = ResponseTheme
+            where.append(
+                exists().where(
+                    rt.tenant_id == r.tenant_id,
+                    rt.response_id == r.id,
+                    rt.theme_key == action.theme,
+                )
+            )
+        else:
+            where.append(func.length(func.btrim(r.comment)) > 0)
+        if after is not None:
+            where.append(c.id > after)
+        stmt = (
+            select(c.id, c.external_ref, func.count(), func.max(r.occurred_at).label("last"))
+            .join(c, and_(c.tenant_id == r.tenant_id, c.id == r.customer_id))
+            .where(*where)
+            .group_by(c.id, c.external_ref)
+            .order_by(c.id)
+            .limit(limit)
+        )
+        return (await self.session.execute(stmt)).all()

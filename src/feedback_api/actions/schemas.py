@@ -166,6 +166,31 @@ class ActionList(BaseModel):
     next_cursor: str | None
 
 
+class CustomerToTell(BaseModel):
+    ref: str = Field(description="The customer's `external_ref`, as your CRM knows them.")
+    mentions: int = Field(
+        description="Their responses in the scope and window that mention the theme (without "
+        "a theme: that have a comment)."
+    )
+    last_mentioned_at: datetime = Field(description="When the latest of them was given.")
+    blocked_channels: list[str] = Field(
+        description="Channels they must not be contacted on (a bounce, a per-channel "
+        "opt-out). Customers opted out of every channel are not listed at all."
+    )
+
+
+class ActionCompleted(BaseModel):
+    """`action.completed`: whom to tell, and what."""
+
+    action: ActionRead
+    public_summary: str | None = Field(description="What customers may read about it.")
+    customers: list[CustomerToTell] = Field(
+        description="The first customers to tell (up to 500), by customer; the rest from "
+        "`GET /v1/actions/{id}/customers?cursor=<next_cursor>`."
+    )
+    next_cursor: str | None = Field(description="Null when `customers` is the whole list.")
+
+
 class Verdict(StrEnum):
     IMPROVED = "improved"
     NO_DETECTABLE_CHANGE = "no_detectable_change"

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.actions.repository import ActionRepository
 from feedback_api.actions.schemas import (
+    ActionCompleted,
     ActionCreate,
     ActionMetric,
     ActionRead,
@@ -23,6 +24,7 @@ from feedback_api.actions.schemas import (
     ActionStatus,
     ActionUpdate,
     Baseline,
+    CustomerToTell,
 )
 from feedback_api.events.catalogue import EventType
 from feedback_api.events.service import event as event_service
@@ -30,7 +32,9 @@ from feedback_api.exceptions import InvalidRequest, NotFound
 from feedback_api.insights.report import theme_histograms
 from feedback_api.insights.repository import ThemeRepository
 from feedback_api.insights.schemas import Effort
-from feedback_api.kit.pagination import paginate
+from feedback_api.invitations.rules import ALL_CHANNELS
+from feedback_api.invitations.service import invitation as invitation_service
+from feedback_api.kit.pagination import encode_cursor, paginate
 from feedback_api.kit.time import utcnow
 from feedback_api.metrics import formulas, measures
 from feedback_api.metrics.measures import Histogram
@@ -44,6 +48,8 @@ BASELINE_DAYS = 90
 MIN_BASELINE = 30  # responses: below this the normal approximations behind the tests fail
 ALPHA, POWER = 0.05, 0.80
 LOW_EFFORT_DAYS = 10.0
+EVENT_CUSTOMERS = 500  # customers in `action.completed`; the rest by the cursor endpoint
+CUSTOMER_CHUNK = 1000
 RANGES = {
     ActionMetric.NPS: (-100.0, 100.0),
     ActionMetric.CSAT: (0.0, 100.0),
@@ -225,6 +231,8 @@ class ActionService:
         action = await ActionRepository(session).add(tenant_id, values)
         made = read(action)
         await event_service.emit(session, tenant_id, EventType.ACTION_CREATED, [made])
+        if action.completed_at is not None:
+            await self._completed(session, action, made)
         return made
 
     async def get(self, session: AsyncSession, tenant_id: UUID, action_id: UUID) -> ActionRead:
@@ -278,7 +286,73 @@ class ActionService:
         await session.flush()
         made = read(action)
         await event_service.emit(session, tenant_id, EventType.ACTION_UPDATED, [made])
+        if "completed_at" in changes:
+            await self._completed(session, action, made)
         return made
+
+    async def customers_to_tell(
+        self,
+        session: AsyncSession,
+        tenant_id: UUID,
+        action_id: UUID,
+        *,
+        limit: int,
+        after: UUID | None,
+    ) -> tuple[list[CustomerToTell], str | None]:
+        return await self._to_tell(
+            session, await self._row(session, tenant_id, action_id), limit, after
+        )
+
+    async def _completed(
+        self, session: AsyncSession, action: ImprovementAction, made: ActionRead
+    ) -> None:
+        customers, cursor = await self._to_tell(session, action, EVENT_CUSTOMERS, None)
+        payload = ActionCompleted(
+            action=made,
+            public_summary=action.public_summary,
+            customers=customers,
+            next_cursor=cursor,
+        )
+        await event_service.emit(session, action.tenant_id, EventType.ACTION_COMPLETED, [payload])
+
+    async def _to_tell(
+        self, session: AsyncSession, action: ImprovementAction, limit: int, after: UUID | None
+    ) -> tuple[list[CustomerToTell], str | None]:
+        """The customers who raised it, from the baseline window's start until the action
+        was done (until now while it is not), less those opted out of every channel; by
+        customer id, read in chunks until the page is full (opt-outs leave gaps)."""
+        lo = datetime.fromisoformat(action.baseline["from"])
+        hi = action.completed_at or utcnow()
+        repo = ActionRepository(session)
+        found: list[tuple[UUID, CustomerToTell]] = []
+        while len(found) <= limit:
+            rows = await repo.customers_who_said(action, lo, hi, after=after, limit=CUSTOMER_CHUNK)
+            blocks = await invitation_service.blocks_for(
+                session, action.tenant_id, [ref for _, ref, _, _ in rows]
+            )
+            for customer_id, ref, mentions, last in rows:
+                blocked = blocks.get(ref, {})
+                if ALL_CHANNELS in blocked:
+                    continue
+                found.append(
+                    (
+                        customer_id,
+                        CustomerToTell(
+                            ref=ref,
+                            mentions=mentions,
+                            last_mentioned_at=last,
+                            blocked_channels=sorted(blocked),
+                        ),
+                    )
+                )
+                if len(found) > limit:
+                    break
+            if len(rows) < CUSTOMER_CHUNK:
+                break
+            after = rows[-1][0]
+        page = found[:limit]
+        cursor = encode_cursor(page[-1][0]) if len(found) > limit else None
+        return [c for _, c in page], cursor
 
     async def efforts(
         self, session: AsyncSession, tenant_id: UUID, low_effort_days: float

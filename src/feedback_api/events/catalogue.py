@@ -42,6 +42,7 @@ class EventType(StrEnum):
     THEME_RISING = "theme.rising"
     ACTION_CREATED = "action.created"
     ACTION_UPDATED = "action.updated"
+    ACTION_COMPLETED = "action.completed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,5 +169,13 @@ CATALOGUE: dict[EventType, EventSpec] = {
     ),
     EventType.ACTION_UPDATED: EventSpec(
         1, "An improvement action changed (status, target, dates …). `data`: the action."
+    ),
+    EventType.ACTION_COMPLETED: EventSpec(
+        1,
+        "An improvement action was done: tell the customers who raised it. `data`: "
+        "`action`, its `public_summary`, `customers` (up to 500: `ref`, `mentions`, "
+        "`last_mentioned_at`, `blocked_channels`; those who mentioned its theme in its scope "
+        "from the baseline's start until it was done, less anyone opted out of every "
+        "channel or erased) and `next_cursor` for `GET /v1/actions/{id}/customers`.",
     ),
 }

@@ -52,6 +52,7 @@ class InvitationService:
         self.export_customer = privacy_service.export_customer
         self.forget_customer = privacy_service.forget_customer
         self.block_hash = contact_service.block_hash
+        self.blocks_for = contact_service.blocks_for
 
 
 invitation = InvitationService()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -200,6 +200,18 @@ class ContactService:
         """The keyed hash a ref's contact blocks are stored under (see `ref_hash`)."""
         key = await InvitationRepository(session).ref_key(tenant_id)
         return ref_hash(key, tenant_id, ref)
+
+    async def blocks_for(
+        self, session: AsyncSession, tenant_id: UUID, refs: Sequence[str]
+    ) -> dict[str, dict[str, str]]:
+        """The contact blocks of many customers, by ref: channel (`*`: every channel) →
+        reason. Refs without a block are absent."""
+        if not refs:
+            return {}
+        key = await InvitationRepository(session).ref_key(tenant_id)
+        hashes = {ref_hash(key, tenant_id, ref): ref for ref in refs}
+        found = await InvitationRepository(session).blocks_of(tenant_id, list(hashes))
+        return {hashes[h]: channels for h, channels in found.items()}
 
 
 contacts = ContactService()
