@@ -144,7 +144,7 @@ async def test_the_cursor_walks_every_customer_once_past_opt_outs(tenant: Tenant
         if cursor is None:
             break
     expected = set(refs) - set(refs[::3])
-    assert sorted(seen) == sorted(expected) and len(seen) == len(expected)
+    assert sorted(seen) == sorted(expected)  # each once
     bad = await tenant.get(
         f"/v1/actions/{action['id']}/customers", params={"cursor": "bm90LWEtY3Vyc29y"}
     )

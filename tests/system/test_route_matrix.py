@@ -29,6 +29,8 @@ ROUTES: dict[str, str | None] = {
     "POST /v1/responses": "responses:write",
     "POST /v1/responses/batch": "responses:write",
     "PATCH /v1/responses/{response_id}": "responses:write",
+    "POST /v1/responses/{response_id}/reply": "responses:write",
+    "GET /v1/responses/{response_id}/reply": "responses:read",
     "GET /v1/events": "events:read",
     "GET /v1/events/{event_id}": "events:read",
     "POST /v1/webhook-endpoints": "webhooks:manage",

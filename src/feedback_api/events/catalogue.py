@@ -16,6 +16,7 @@ EVENT_TYPE_FILTER_PATTERN = r"^[a-z_]+\.([a-z_]+|\*)$"
 class EventType(StrEnum):
     RESPONSE_CREATED = "response.created"
     RESPONSE_UPDATED = "response.updated"
+    RESPONSE_REPLIED = "response.replied"
     CUSTOMER_ERASED = "customer.erased"
     WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
     WEBHOOK_TEST = "webhook.test"
@@ -55,6 +56,11 @@ CATALOGUE: dict[EventType, EventSpec] = {
     EventType.RESPONSE_CREATED: EventSpec(1, "A response was stored. `data`: the response."),
     EventType.RESPONSE_UPDATED: EventSpec(
         1, "A response's tags or attributes changed. `data`: the response after the change."
+    ),
+    EventType.RESPONSE_REPLIED: EventSpec(
+        1,
+        "A response's public reply was written or edited. `data`: the reply "
+        "(`response_id`, `body`, `version`, times).",
     ),
     EventType.CUSTOMER_ERASED: EventSpec(
         1,

@@ -46,6 +46,8 @@ class AnswerTarget:
     survey: Survey
     customer_ref: str | None
     tenant_locale: str
+    # The tenant has a public review feed: the page asks whether the answer may appear in it.
+    publishes: bool = False
 
 
 class AnswerService:
@@ -94,7 +96,13 @@ class AnswerService:
         surveys = await repo.surveys(claims.tenant_id, [invitation.survey_id])
         defaults = await repo.tenant_defaults(claims.tenant_id)
         assert defaults is not None
-        return AnswerTarget(invitation, surveys[invitation.survey_id], customer_ref, defaults[1])
+        return AnswerTarget(
+            invitation,
+            surveys[invitation.survey_id],
+            customer_ref,
+            defaults[1],
+            await repo.publishes_reviews(claims.tenant_id),
+        )
 
     def question(self, target: AnswerTarget, answer: int | None) -> InvitationQuestion:
         """The question in the invitation's language, for the page (ours or the tenant's)."""
@@ -112,6 +120,7 @@ class AnswerService:
             follow_up=pick_text(survey.follow_up, inv.locale, target.tenant_locale),
             answer=answer,
             expires_at=inv.expires_at,
+            asks_publish_consent=target.publishes,
         )
 
     def thank_you(self, target: AnswerTarget) -> str | None:
@@ -163,6 +172,7 @@ class AnswerService:
             attributes=context.get("attributes", {}),
             request_hash=canonical_hash(answer.model_dump(mode="json")),
             api_key_id=api_key_id,
+            publish_consent=answer.publish_consent,
         )
         read, created = await response_service.store_answer(
             session, inv.tenant_id, values, client=client

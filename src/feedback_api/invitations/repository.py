@@ -79,6 +79,10 @@ class InvitationRepository:
         row = (await self.session.execute(stmt)).first()
         return (row[0], row[1]) if row is not None else None
 
+    async def publishes_reviews(self, tenant_id: UUID) -> bool:
+        stmt = select(Tenant.public_feeds).where(Tenant.id == tenant_id)
+        return bool((await self.session.scalars(stmt)).one_or_none())
+
     async def customer_by_ref(self, tenant_id: UUID, ref: str) -> Customer | None:
         stmt = select(Customer).where(Customer.tenant_id == tenant_id, Customer.external_ref == ref)
         return (await self.session.scalars(stmt)).one_or_none()

@@ -458,6 +458,11 @@ class Answer(InputSchema):
     )
     comment: Comment | None = None
     tags: Tags = Field(default_factory=list)
+    publish_consent: bool = Field(
+        default=False,
+        description="The customer allows publishing the answer (without who they are) in "
+        "the public review feed; the page's checkbox, off by default.",
+    )
 
 
 class AnswerResult(BaseModel):
@@ -470,6 +475,11 @@ class AnswerResult(BaseModel):
 
 class InvitationQuestion(BaseModel):
     """What a custom answer page needs to render the question."""
+
+    asks_publish_consent: bool = Field(
+        description="The tenant publishes reviews: ask whether this answer may appear in the "
+        "public feed (`publish_consent`, off unless the customer ticks it)."
+    )
 
     invitation_id: UUID
     kind: Kind

@@ -165,6 +165,7 @@ def _answer_page(
             answered=answered,
             error=error,
             comment=None,
+            asks_publish=q.asks_publish_consent,
         ),
         422 if error else 200,
     )
@@ -224,6 +225,8 @@ async def _read_answer(request: Request) -> Answer:
             data: dict[str, Any] = {
                 "score": fields.get("score"),
                 "comment": fields.get("comment") or None,
+                # An unticked checkbox is not sent at all: absent is no.
+                "publish_consent": fields.get("publish") == "yes",
             }
             if data["score"] is not None and _FORM_SCORE.fullmatch(data["score"]):
                 data["score"] = int(data["score"])

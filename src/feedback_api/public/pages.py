@@ -24,6 +24,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "unsubscribe": "Unsubscribe",
         "unsubscribed": "Done: you will not receive survey invitations any more.",
         "busy": "Too many tries in a short time. Please wait a minute and try again.",
+        "publish": "You may show my answer on your public reviews page (never my name).",
     },
     "zh": {
         "title": "您的反馈",
@@ -41,6 +42,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "unsubscribe": "退订",
         "unsubscribed": "已退订：您将不再收到调查邀请。",
         "busy": "尝试次数过多，请稍等一分钟后再试。",
+        "publish": "可以在公开评价页面展示我的回答（不显示我的姓名）。",
     },
     "de": {
         "title": "Ihr Feedback",
@@ -58,6 +60,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "unsubscribe": "Abmelden",
         "unsubscribed": "Erledigt: Sie erhalten keine Umfrage-Einladungen mehr.",
         "busy": "Zu viele Versuche in kurzer Zeit. Bitte warten Sie eine Minute.",
+        "publish": "Sie dürfen meine Antwort auf Ihrer öffentlichen Bewertungsseite zeigen "
+        "(nie meinen Namen).",
     },
 }
 
@@ -85,6 +89,8 @@ font:inherit;border:1px solid #767676;border-radius:.4rem}
 button{min-height:2.75rem;padding:.6rem 2rem;font:inherit;font-weight:600;color:#fff;
 background:#1a5fb4;border:0;border-radius:.4rem;cursor:pointer}
 .note{color:#555;font-size:.9rem}.error{color:#a00}
+.consent label{display:flex;gap:.6rem;align-items:flex-start}
+.consent input{width:1.4rem;height:1.4rem;margin:.1rem 0 0;flex:none}
 /* A phone cannot fit eleven 44-pixel targets in a row: two rows, and a full-width Send. */
 @media (max-width:37rem){.scale{grid-template-columns:repeat(var(--narrow),1fr)}
 button{width:100%}}
@@ -101,6 +107,8 @@ style="--cols:{{ n }};--narrow:{{ n if n <= 7 else (n + 1) // 2 }}">
 {% if nps %}<div class="ends"><span>{{ t.low }}</span><span>{{ t.high }}</span></div>{% endif %}
 <p class="comment"><label>{{ follow_up or t.comment }}<textarea name="comment" maxlength="5000">
 {{- comment or "" }}</textarea></label></p>
+{% if asks_publish %}<p class="consent"><label><input type="checkbox" name="publish" value="yes">
+{{ t.publish }}</label></p>{% endif %}
 <button type="submit">{{ t.send }}</button>
 {% if answered %}<p class="note">{{ t.change }}</p>{% endif %}
 </form>{% endblock %}"""

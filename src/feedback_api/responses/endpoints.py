@@ -25,6 +25,8 @@ from feedback_api.responses.schemas import (
     Client,
     ExportFormat,
     Kind,
+    ReplyRead,
+    ReplyWrite,
     ResponseCreate,
     ResponseFilters,
     ResponseRead,
@@ -244,3 +246,34 @@ async def update_response(
 
     Scores and comments are what the customer said, so they cannot be edited."""
     return await response_service.update(session, auth.tenant_id, response_id, body.changes())
+
+
+@router.post(
+    "/{response_id:uuid}/reply",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": ReplyRead, "description": "The reply was edited."},
+        **problem_responses(403, 404, body=True),
+    },
+)
+async def reply_to_response(
+    response_id: UUID,
+    body: ReplyWrite,
+    response: Response,
+    session: SessionDep,
+    auth: ResponsesWrite,
+) -> ReplyRead:
+    """Write the public reply to a response (201), or replace it (200, `version` + 1): one
+    per response. It is shown beside the review in the public feed when the customer
+    allowed publication. Every write is audited (version and key; not the text) and sends
+    `response.replied`. Erasing the customer deletes it with their comment."""
+    reply, created = await response_service.reply(session, auth, response_id, body)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return reply
+
+
+@router.get("/{response_id:uuid}/reply", responses=problem_responses(403, 404))
+async def get_reply(response_id: UUID, session: SessionDep, auth: ResponsesRead) -> ReplyRead:
+    """The response's public reply; 404 when it has none."""
+    return await response_service.get_reply(session, auth.tenant_id, response_id)

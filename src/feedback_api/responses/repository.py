@@ -5,13 +5,13 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import Row, Select, literal_column, select, tuple_, update
+from sqlalchemy import Row, Select, delete, literal_column, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
 from feedback_api.kit.rawsql import driver_connection
-from feedback_api.models import Customer, Response
+from feedback_api.models import Customer, Response, ResponseReply
 from feedback_api.responses.schemas import ResponseFilters
 
 
@@ -41,24 +41,26 @@ class NewResponse(NamedTuple):
     verified: bool
     ip_hash: str | None
     ua_hash: str | None
+    publish_consent: bool
 
 
 INSERT_MANY = """
 INSERT INTO responses (tenant_id, id, kind, score, scale_min, scale_max, comment, tags, channel,
     touchpoint, survey, customer_id, agent_ref, location_ref, language, attributes, external_id,
-    request_hash, api_key_id, occurred_at, received_at, updated_at, verified, ip_hash, ua_hash)
+    request_hash, api_key_id, occurred_at, received_at, updated_at, verified, ip_hash, ua_hash,
+    publish_consent)
 SELECT $1, u.id, u.kind, u.score, u.scale_min, u.scale_max, u.comment,
     ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)), u.channel, u.touchpoint, u.survey,
     u.customer_id, u.agent_ref, u.location_ref, u.language, u.attributes::jsonb, u.external_id,
     u.request_hash, u.api_key_id, u.occurred_at, u.received_at, u.received_at, u.verified,
-    u.ip_hash, u.ua_hash
+    u.ip_hash, u.ua_hash, u.publish_consent
 FROM unnest($2::uuid[], $3::text[], $4::int2[], $5::int2[], $6::int2[], $7::text[], $8::text[],
     $9::text[], $10::text[], $11::text[], $12::uuid[], $13::text[], $14::text[], $15::text[],
     $16::text[], $17::text[], $18::text[], $19::uuid[], $20::timestamptz[], $21::timestamptz[],
-    $22::bool[], $23::text[], $24::text[])
+    $22::bool[], $23::text[], $24::text[], $25::bool[])
     AS u(id, kind, score, scale_min, scale_max, comment, tags, channel, touchpoint, survey,
     customer_id, agent_ref, location_ref, language, attributes, external_id, request_hash,
-    api_key_id, occurred_at, received_at, verified, ip_hash, ua_hash)
+    api_key_id, occurred_at, received_at, verified, ip_hash, ua_hash, publish_consent)
 ON CONFLICT (tenant_id, external_id) WHERE external_id IS NOT NULL DO NOTHING
 RETURNING id
 """
@@ -239,7 +241,50 @@ class ResponseRepository:
                 ua_hash=None,
                 # Only compared for a replay by external_id, which is gone.
                 request_hash="",
+                # Nothing of theirs stays in the public feed (their replies go too).
+                publish_consent=False,
             )
             .returning(Response.id)
         )
         return list((await self.session.scalars(stmt)).all())
+
+    async def reply(self, tenant_id: UUID, response_id: UUID) -> ResponseReply | None:
+        stmt = select(ResponseReply).where(
+            ResponseReply.tenant_id == tenant_id, ResponseReply.response_id == response_id
+        )
+        return (await self.session.scalars(stmt)).one_or_none()
+
+    async def write_reply(
+        self, tenant_id: UUID, response_id: UUID, body: str, key_id: UUID | None, now: datetime
+    ) -> ResponseReply:
+        """Create the reply, or replace its text and raise its version: one statement, so
+        two writers at once are taken one after the other."""
+        stmt = insert(ResponseReply).values(
+            tenant_id=tenant_id,
+            response_id=response_id,
+            body=body,
+            created_by_key_id=key_id,
+            updated_by_key_id=key_id,
+            created_at=now,
+            updated_at=now,
+        )
+        upsert = stmt.on_conflict_do_update(
+            index_elements=[ResponseReply.tenant_id, ResponseReply.response_id],
+            set_={
+                "body": stmt.excluded.body,
+                "version": ResponseReply.version + 1,
+                "updated_by_key_id": key_id,
+                "updated_at": now,
+            },
+        ).returning(ResponseReply)
+        upsert = upsert.execution_options(populate_existing=True)
+        return (await self.session.scalars(upsert)).one()
+
+    async def delete_replies(self, tenant_id: UUID, response_ids: Sequence[UUID]) -> None:
+        if response_ids:
+            await self.session.execute(
+                delete(ResponseReply).where(
+                    ResponseReply.tenant_id == tenant_id,
+                    ResponseReply.response_id.in_(response_ids),
+                )
+            )

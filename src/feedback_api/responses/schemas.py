@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
@@ -122,6 +122,12 @@ class ResponseCreate(InputSchema):
         "same content returns the original (200); with different content, 409.",
     )
 
+    publish_consent: bool = Field(
+        default=False,
+        description="The customer allows their score, comment (with personal data masked), "
+        "touchpoint and date to be shown in the tenant's public review feed, never who they "
+        "are. Off unless they said yes; ask them in their words, not in a footnote.",
+    )
     invitation_token: LinkToken | None = Field(
         default=None,
         description="The invitation's one-tap token (`links.token`): the response answers "
@@ -198,6 +204,7 @@ class ResponseRead(BaseModel):
     invitation_id: UUID | None = Field(description="The invitation this answers, if any.")
     verified: bool = Field(description="Came through a signed invitation or a trusted integration.")
     excluded: bool = Field(description="Kept out of the metrics by an integrity decision.")
+    publish_consent: bool = Field(description="May be shown in the public review feed.")
     occurred_at: datetime
     received_at: datetime
     updated_at: datetime
@@ -208,6 +215,24 @@ class ResponseRead(BaseModel):
         read = cls.model_validate(response, from_attributes=True)
         read.customer = customer_ref
         return read
+
+
+class ReplyWrite(InputSchema):
+    body: Annotated[str, Text(min_length=1, max_length=5000)] = Field(
+        description="The public reply, as the customer and every reader of the public review "
+        "feed will read it. Plain text; e-mail addresses, phone numbers and names in it are "
+        "masked in the feed as in comments."
+    )
+
+
+class ReplyRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    response_id: UUID
+    body: str
+    version: int = Field(description="1 when written, +1 with each edit.")
+    created_at: datetime
+    updated_at: datetime
 
 
 class ExportFormat(StrEnum):

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from feedback_api.audit.service import audit as audit_service
 from feedback_api.auth.context import AuthContext
 from feedback_api.config import Settings
 from feedback_api.customers.service import customer as customer_service
@@ -44,6 +45,8 @@ from feedback_api.responses.schemas import (
     Channel,
     Client,
     ExportFormat,
+    ReplyRead,
+    ReplyWrite,
     ResponseCreate,
     ResponseFilters,
     ResponseRead,
@@ -113,6 +116,7 @@ ANSWER_CHANGES = (
     "ip_hash",
     "ua_hash",
     "screened_at",
+    "publish_consent",
 )
 
 
@@ -140,6 +144,7 @@ class VerifiedAnswer:
     # Of the answer as given, for duplicate detection.
     request_hash: str
     api_key_id: UUID | None
+    publish_consent: bool = False
 
 
 @dataclass(slots=True)
@@ -320,6 +325,7 @@ class ResponseService:
                 verified=auth.trusted,
                 ip_hash=hashes_ip,
                 ua_hash=hashes_ua,
+                publish_consent=item.publish_consent,
             )
             for index, item in enumerate(items)
             if index not in later
@@ -521,7 +527,42 @@ class ResponseService:
     async def anonymise_for_customer(
         self, session: AsyncSession, tenant_id: UUID, customer_id: UUID
     ) -> list[UUID]:
-        return await ResponseRepository(session).anonymise_for_customer(tenant_id, customer_id)
+        repo = ResponseRepository(session)
+        ids = await repo.anonymise_for_customer(tenant_id, customer_id)
+        # A reply may greet them by name or quote them: it goes with what they said.
+        await repo.delete_replies(tenant_id, ids)
+        return ids
+
+    async def reply(
+        self, session: AsyncSession, auth: AuthContext, response_id: UUID, body: ReplyWrite
+    ) -> tuple[ReplyRead, bool]:
+        """Write the response's public reply (or edit it: the version rises). Audited with
+        the version and the key, never the text; sends `response.replied`. Returns the reply
+        and whether it is new."""
+        await self.get(session, auth.tenant_id, response_id)  # 404 unless it exists
+        row = await ResponseRepository(session).write_reply(
+            auth.tenant_id, response_id, body.body, auth.key_id, utcnow()
+        )
+        reply = ReplyRead.model_validate(row)
+        await audit_service.record(
+            session,
+            auth.tenant_id,
+            action="response.replied",
+            target_type="response",
+            target_id=str(response_id),
+            actor_key_id=auth.key_id,
+            data={"version": reply.version},
+        )
+        await event_service.emit(session, auth.tenant_id, EventType.RESPONSE_REPLIED, [reply])
+        return reply, reply.version == 1
+
+    async def get_reply(
+        self, session: AsyncSession, tenant_id: UUID, response_id: UUID
+    ) -> ReplyRead:
+        row = await ResponseRepository(session).reply(tenant_id, response_id)
+        if row is None:
+            raise NotFound("no reply to this response")
+        return ReplyRead.model_validate(row)
 
 
 response = ResponseService()
