@@ -605,3 +605,21 @@ async def test_improvements_page_with_a_cursor(tenant: TenantHandle) -> None:
             break
     assert sorted(titles) == [f"Improvement {i}" for i in range(5)]
     assert len(titles) == 5
+
+
+async def test_staff_names_from_tickets_are_masked(tenant: TenantHandle) -> None:
+    slug = await open_feeds(tenant)
+    unhappy = await publish(tenant, score=2, comment="Nobody answered for a week, useless")
+    ticket = await tenant.post(
+        "/v1/tickets", json={"subject": "No answer", "assignee": "Zephyrine Okonkwo"}
+    )
+    assert ticket.status_code == 201, ticket.text
+    await reply(tenant, unhappy, "Zephyrine from our team will call you today.")
+    await publish(tenant, comment="zephyrine okonkwo sorted it out in ten minutes flat")
+    feed = await reviews(tenant, slug)
+    assert "ephyrine" not in str(feed).lower()
+    assert "okonkwo" not in str(feed).lower()
+    assert "[name] [name] sorted it out in ten minutes flat" in comments(feed)
+    assert "[name] from our team will call you today." in [
+        i["reply"]["body"] for i in feed["items"] if i["reply"]
+    ]

@@ -21,8 +21,10 @@ from feedback_api.models import (
     TicketResponse,
 )
 
-#: Tenant-wide staff names (ticket assignees) read per page, at most.
+#: Tenant-wide staff names (ticket assignees) read per page, at most, from this many of the
+#: latest tickets.
 MAX_STAFF_NAMES = 1000
+RECENT_TICKETS = 5000
 #: Customer attributes whose values are names.
 NAME_ATTRIBUTES = (
     "name",
@@ -155,11 +157,19 @@ class FeedRepository:
                 )
             )
             names.extend(n for n in (await self.session.scalars(linked)).all() if n)
-        everyone = (
+        # The latest tickets' assignees: a backward scan of (tenant_id, created_at, id),
+        # bounded, rather than every ticket the tenant ever had on every page view.
+        recent = (
             select(Ticket.assignee)
-            .where(Ticket.tenant_id == tenant_id, Ticket.assignee.is_not(None))
-            .group_by(Ticket.assignee)
-            .order_by(func.max(Ticket.created_at).desc())
+            .where(Ticket.tenant_id == tenant_id)
+            .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+            .limit(RECENT_TICKETS)
+            .subquery()
+        )
+        everyone = (
+            select(recent.c.assignee)
+            .where(recent.c.assignee.is_not(None))
+            .distinct()
             .limit(MAX_STAFF_NAMES)
         )
         names.extend(n for n in (await self.session.scalars(everyone)).all() if n)
