@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from feedback_api.actions.endpoints import router as actions_router
 from feedback_api.customers.endpoints import router as customers_router
 from feedback_api.events.endpoints import router as events_router
+from feedback_api.feeds.endpoints import router as feeds_router
 from feedback_api.insights.endpoints import router as insights_router
 from feedback_api.integrity.endpoints import router as integrity_router
 from feedback_api.invitations.endpoints import router as invitations_router
@@ -37,4 +38,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     actions_router,
     webhooks_router,
     public_router,
+    feeds_router,  # /public/{tenant_slug}/reviews and /improvements: no key
 )

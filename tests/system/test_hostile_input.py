@@ -21,10 +21,12 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from hypothesis import find
 from hypothesis import strategies as st
 
 from feedback_api.openapi import render
+from feedback_api.ratelimits.policies import Limit, Policy
 from tests.fixtures.auth import TenantHandle, bearer
 from tests.fixtures.routes import BODIES
 
@@ -246,7 +248,7 @@ OPERATIONS = [
     Operation(method, path, op)
     for path, ops in SPEC["paths"].items()
     for method, op in ops.items()
-    if path.startswith(("/v1/", "/r/"))
+    if path.startswith(("/v1/", "/r/", "/public/"))
 ]
 
 
@@ -260,8 +262,13 @@ class World:
 
 
 @pytest.fixture
-async def world(tenant: TenantHandle) -> World:
+async def world(tenant: TenantHandle, app: FastAPI) -> World:
     publishable = await tenant.key(publishable=True)
+    # The public feeds: open, so that hostile values reach past the slug; and a limit per
+    # client address that the hundreds of requests from this one client stay under.
+    feeds = await tenant.patch("/v1/tenant", json={"public_feeds": True})
+    assert feeds.status_code == 200, feeds.text
+    app.state.limiter.defaults[Policy.PUBLIC_FEED] = Limit(quota=100_000, window_seconds=60)
     # The names the route matrix's bodies (our baselines) refer to: customer "c", survey "x".
     customer = await tenant.put("/v1/customers/c", json={"email": "c@example.com"})
     assert customer.status_code in (200, 201), customer.text
@@ -304,6 +311,7 @@ async def world(tenant: TenantHandle) -> World:
             "event_id": next((e["id"] for e in events.json()["items"]), NO_ID),
             "key_id": keys.json()["items"][-1]["id"],
             "policy": "p",
+            "tenant_slug": feeds.json()["slug"],
         },
     )
 

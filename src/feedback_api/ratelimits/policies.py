@@ -26,6 +26,7 @@ class Policy(StrEnum):
     LINK_CLIENT = "link_client"  # one client IP on every one-tap link
     AUTH_FAILURES = "auth_failures"  # requests with a missing or unknown key, per client IP
     PREFLIGHT_CLIENT = "preflight_client"  # CORS preflights (no key yet), per client IP
+    PUBLIC_FEED = "public_feed"  # the public feeds (/public/{slug}/…), per client IP
 
 
 class Limit(InputSchema):
@@ -51,6 +52,9 @@ DEFAULTS: dict[Policy, Limit] = {
     Policy.AUTH_FAILURES: Limit(quota=60, window_seconds=60),
     # Browsers cache a preflight for up to 2 hours; a page needs a handful.
     Policy.PREFLIGHT_CLIENT: Limit(quota=120, window_seconds=60),
+    # A reader pages through a feed; a site embedding it caches (max-age 60) or fetches it
+    # server-side once a minute. Scrapers walking every page are slowed down.
+    Policy.PUBLIC_FEED: Limit(quota=60, window_seconds=60),
 }
 
 # What an operator may change per tenant. The others are counted before the tenant is known

@@ -43,6 +43,15 @@ ReopenDays = Annotated[
     ),
 ]
 
+PublicFeeds = Annotated[
+    bool,
+    Field(
+        description="Publish the public review feed (`GET /public/{slug}/reviews`: consented "
+        "reviews, masked) and improvement feed (`GET /public/{slug}/improvements`: public "
+        "actions). Off by default; off, both answer 404 (docs/public-feeds.md)."
+    ),
+]
+
 
 class TenantCreate(InputSchema):
     name: TenantName
@@ -62,6 +71,7 @@ class TenantUpdate(UpdateSchema):
     metrics_low_sample_n: LowSampleN | SkipJsonSchema[None] = None
     metrics_min_cell_n: MinCellN | SkipJsonSchema[None] = None
     ticket_reopen_days: ReopenDays | SkipJsonSchema[None] = None
+    public_feeds: PublicFeeds | SkipJsonSchema[None] = None
 
 
 _OVERRIDE = "null or omitted: the service's default (docs/security.md, Rate limits)."
@@ -92,6 +102,9 @@ class TenantRead(ReadSchema):
     metrics_low_sample_n: int
     metrics_min_cell_n: int
     ticket_reopen_days: int
+    public_feeds: bool = Field(
+        description="Whether the public review and improvement feeds are published."
+    )
     rate_limits: dict[str, Limit] = Field(
         description="The operator's overrides of the default rate limits; the limits in force "
         "are in the `RateLimit-Policy` field of every answer."

@@ -19,6 +19,7 @@ class IntegrityService:
     def __init__(self) -> None:
         # settings
         self.provenance = settings_service.provenance
+        self.salt = settings_service.salt
         self.settings = settings_service.get
         self.update_settings = settings_service.update
         # the screen (worker ticker)

@@ -54,6 +54,12 @@ class SettingsService:
             salt = (await self.load(session, tenant_id)).salt
         return ip_hash(salt, ip), ua_hash(salt, user_agent)
 
+    async def salt(self, session: AsyncSession, tenant_id: UUID) -> bytes:
+        """The tenant's random secret (never shown), for keyed hashes that other domains
+        derive their own keys from (the public feeds' ids and cursors)."""
+        salt = await SettingsRepository(session).salt(tenant_id)
+        return salt if salt is not None else (await self.load(session, tenant_id)).salt
+
     async def get(self, session: AsyncSession, tenant_id: UUID) -> SettingsRead:
         return settings_read(await self.load(session, tenant_id))
 
