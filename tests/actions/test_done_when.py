@@ -173,6 +173,49 @@ async def test_a_manager_turns_the_rising_theme_into_an_action_that_proves_itsel
             assert data["public_summary"] == action["public_summary"]
             assert {c["ref"] for c in data["customers"]} == mentioned - {opted_out}
             assert data["next_cursor"] is None
+
+            # 6. The public feeds: the consented review with its reply, and the improvement
+            # with its numbers; no personal data.
+            opened = await api.patch("/v1/tenant", json={"public_feeds": True})
+            assert opened.status_code == 200, opened.text
+            slug = opened.json()["slug"]
+            review = await api.post(
+                "/v1/responses",
+                json={
+                    "kind": "nps",
+                    "score": 1,
+                    "channel": "app",
+                    "touchpoint": "store",
+                    "customer": "store-ann",
+                    "comment": "Still too dark in there. Call me: 0171 2345678",
+                    "publish_consent": True,
+                },
+            )
+            assert review.status_code == 201, review.text
+            reply = "Thank you: brighter lights are in every fitting room since Monday."
+            replied = await api.post(
+                f"/v1/responses/{review.json()['id']}/reply", json={"body": reply}
+            )
+            assert replied.status_code == 201, replied.text
+            async with httpx.AsyncClient(base_url=base, timeout=60) as public:
+                reviews = await public.get(f"/public/{slug}/reviews")
+                assert reviews.status_code == 200, reviews.text
+                [shown] = reviews.json()["items"]
+                assert (shown["score"], shown["reply"]["body"]) == (1, reply)
+                assert "2345678" not in reviews.text
+                assert "store-ann" not in reviews.text
+                improvements = (await public.get(f"/public/{slug}/improvements")).json()
+                [improved] = improvements["items"]
+                assert improved["title"] == "Brighter fitting-room lights"
+                assert improved["status"] == "done"
+                assert improved["theme"]["label"] == "Fitting-room light"
+                assert improved["customers_said"]["mentions"] > 50
+                assert improved["baseline"]["value"] == action["baseline"]["value"]
+                assert improved["result"]["verdict"] == "improved"
+                assert improved["result"]["after"]["value"] < improved["baseline"]["value"]
+                page = await public.get(f"/public/{slug}/reviews", headers={"Accept": "text/html"})
+                assert page.headers["content-type"].startswith("text/html")
+                assert "brighter lights are in every fitting room" in page.text
     finally:
         await crm.stop()
     assert "Traceback" not in processes.log("worker")
