@@ -247,8 +247,14 @@ def known_names_pattern(tokens: Iterable[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(parts), re.IGNORECASE)
 
 
-def mask(text: str, *, known: re.Pattern[str] | None = None, region: str | None = None) -> str:
-    """`text` with personal data replaced by markers."""
+def mask(
+    text: str,
+    *,
+    known: re.Pattern[str] | Iterable[re.Pattern[str] | None] | None = None,
+    region: str | None = None,
+) -> str:
+    """`text` with personal data replaced by markers; `known`: the pattern (or patterns)
+    of the names the tenant knows."""
     text = _PRIVATE_USE.sub("", text)
     text = _EMAIL.sub(EMAIL, text)
     text = _URL.sub(URL, text)
@@ -259,8 +265,9 @@ def mask(text: str, *, known: re.Pattern[str] | None = None, region: str | None 
     text = _chinese_titles(text)
     text = _CN_FAMILIAR.sub(NAME, text)
     text = _GIVEN.sub(_given, text)  # before the known names: "Anna Müller" is one name
-    if known is not None:
-        text = known.sub(NAME, text)
+    for pattern in [known] if isinstance(known, re.Pattern) else known or ():
+        if pattern is not None:
+            text = pattern.sub(NAME, text)
     for marker, shown in MARKERS.items():
         text = text.replace(marker, shown)
     return text
