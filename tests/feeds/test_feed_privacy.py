@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
+from feedback_api.feeds import masking
 from tests.feeds.test_feeds import NOW, open_feeds, publish, reviews
 from tests.fixtures.auth import TenantHandle
 
@@ -29,3 +32,46 @@ async def test_masking_of_a_review_does_not_depend_on_its_page(tenant: TenantHan
     beside = (await reviews(tenant, slug, limit=2))["items"][0]["comment"]
     assert alone == probe
     assert beside == alone, "the page's other author's name shows as masked words"
+
+
+async def test_a_customers_name_with_an_apostrophe_or_hyphen_is_masked(
+    tenant: TenantHandle,
+) -> None:
+    await tenant.put("/v1/customers/irish", json={"name": "Jean-Luc O'Brien-Nakamura"})
+    slug = await open_feeds(tenant)
+    text = "O’Brien-Nakamura here. Jean signed for it, ask o'brien or Nakamura if unsure."
+    await publish(tenant, comment=text, customer="irish")
+    shown = (await reviews(tenant, slug))["items"][0]["comment"]
+    for secret in ("Brien", "brien", "Jean", "Nakamura"):
+        assert secret not in shown, shown
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        # French typography writes numbers with narrow no-break spaces (U+202F)
+        ("Appelez le 06\u202f12\u202f34\u202f56\u202f78 svp", "34"),
+        ("Tel 0171\u202f2345678", "0171"),
+        ("carte 4111\u20091111\u20091111\u20091111", "1111"),
+        ("Nummer 0171\u2007234\u20075678", "5678"),
+        # addresses spelled to get past filters, as people do in public posts
+        ("write to john.smith(at)gmail.com", "john.smith"),
+        ("write to john.smith [at] gmail [dot] com", "john.smith"),
+        ("write to john.smith\uff20gmail.com", "john.smith"),
+        ("write to jane_doe @ gmail.com", "jane_doe"),
+    ],
+)
+def test_spaced_numbers_and_spelled_out_addresses_are_masked(text: str, secret: str) -> None:
+    assert secret not in masking.mask(text, region="FR")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "from 2026\u201307\u201301 to 2026\u201307\u201309",
+        "follow me, 5 (at) noon",
+        "see me at the market.",
+    ],
+)
+def test_dates_with_typographic_dashes_and_the_word_at_stay(text: str) -> None:
+    assert masking.mask(text) == text
