@@ -154,8 +154,10 @@ async def test_reviews_show_consented_feedback_and_nothing_personal(
                 occurred_at=(NOW - timedelta(hours=i)).isoformat(),
             )
         )
-    # The customer's own name, known to the tenant, in a comment of someone else's.
-    await publish(tenant, comment="Jonathan from the Keller family was served first.")
+    # The customer's own name, known to the tenant, in their own comment.
+    await publish(
+        tenant, comment="Jonathan from the Keller family was served first.", customer="c-1"
+    )
     await reply(tenant, ids[0], "Dear Mr Smith, call us on +49 30 1234567 or anna.mueller@x.de")
     hidden = await post(tenant, comment="Not consented: please do not publish this one")
 

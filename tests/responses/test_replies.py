@@ -122,3 +122,14 @@ async def test_the_one_tap_page_asks_only_tenants_that_publish(
     await tenant.client.post(url, content="score=4", headers=FORM)  # last answer wins
     [stored] = await responses(tenant)
     assert stored["publish_consent"] is False
+
+
+async def test_consent_is_a_json_true_and_nothing_coerced(tenant: TenantHandle) -> None:
+    for value in ("yes", "on", "y", "t", "1", 1, "TRUE"):
+        answer = await tenant.post("/v1/responses", json={**ITEM, "publish_consent": value})
+        assert_problem(answer, 422, "validation_error")
+    batch = await tenant.post(
+        "/v1/responses/batch", json={"items": [{**ITEM, "publish_consent": "on"}]}
+    )
+    assert batch.status_code in (200, 422), batch.text
+    assert "201" not in str([i.get("status") for i in batch.json().get("items", [])])

@@ -47,6 +47,15 @@ _TLDS = (
     "com|net|org|info|biz|io|co|app|shop|online|site|me|ly|to|tv|"
     "de|at|ch|fr|uk|eu|nl|be|it|es|pl|cn|hk|tw|jp|kr|sg|au|ca|us|ru|in|br"
 )
+# Addresses written to get past filters: "jo(at)mail.com", "jo [at] mail [dot] com",
+# "jo＠mail.com" (full width), "jo @ mail.com"; under a common top-level domain only, so
+# that "@name" and "5 @ noon" stay what they are.
+_GAP = r"[ \t\u00a0]*"
+_AT = rf"(?:{_GAP}[@\uff20\ufe6b]{_GAP}|{_GAP}[(\[{{<]{_GAP}at{_GAP}[)\]}}>]{_GAP})"
+_DOT = rf"(?:{_GAP}[(\[{{<]{_GAP}dot{_GAP}[)\]}}>]{_GAP}|[.\uff0e\u3002])"
+_EMAIL_SPELLED = re.compile(
+    rf"[\w.%+-]+{_AT}[\w-]+(?:{_DOT}[\w-]+)*?{_DOT}(?:{_TLDS})(?![\w-])", re.IGNORECASE
+)
 # Trailing punctuation is the sentence's, not the link's.
 _URL_END = r"(?=[.,;:!?)\]\"'»”’]*(?:\s|$))"
 _URL = re.compile(
@@ -57,8 +66,13 @@ _URL = re.compile(
 # After a letter, digit or @ it is part of a word or an address, not a handle.
 _HANDLE = re.compile(r"(?<![\w@])@[A-Za-z0-9_][A-Za-z0-9_.]{1,30}")
 # A run of digits with the separators phone, card and order numbers are written with.
-_DIGIT_RUN = re.compile(r"\+?\(?\d[\d \t().\-/]*\d\)?")
+# Spaces include the no-break, thin and narrow no-break ones (French typography writes
+# "06 12 34 56 78" with U+202F), dashes the typographic ones.
+_DIGIT_RUN = re.compile(
+    r"\+?\(?\d[\d \t\u00a0\u2000-\u200a\u202f\u205f\u3000().\-\u2010-\u2015\u2212/]*\d\)?"
+)
 _DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{4}/\d{1,2}/\d{1,2}")
+_DASHES = re.compile("[\u2010-\u2015\u2212]")
 MIN_DIGITS = 7
 PHONE_REGIONS = ("US", "DE", "GB", "FR", "CN", "AT", "CH")
 
@@ -132,6 +146,8 @@ _NOT_SURNAMES = _words(
     """
 )
 MIN_KNOWN_NAME = 2
+_APOSTROPHES = "'’ʼ"
+_JOINERS = _APOSTROPHES + "-"
 
 
 def _phones(text: str, region: str | None) -> str:
@@ -156,7 +172,7 @@ def _digit_run(match: re.Match[str]) -> str:
     run = match.group(0)
     if sum(c.isdigit() for c in run) < MIN_DIGITS:
         return run
-    if _DATE.fullmatch(run.strip("() ")):
+    if _DATE.fullmatch(_DASHES.sub("-", run.strip("() "))):
         return run
     digits = sum(c.isdigit() for c in run)
     # A run written as a phone number is written with a + or a trunk 0 (or an area code in
@@ -225,10 +241,12 @@ def name_tokens(names: Iterable[str | None]) -> set[str]:
         if "@" in cleaned:  # an assignee given as an address: its local part's words
             cleaned = cleaned.split("@", 1)[0]
         for part in re.split(r"[\s._,;:/()]+", cleaned):
-            part = part.strip("'’-")
-            letters = sum(c.isalpha() for c in part)
-            if letters >= MIN_KNOWN_NAME and letters == len(part.replace("-", "")):
-                tokens.add(part)
+            part = part.strip(_JOINERS)
+            # "O'Brien-Nakamura" whole, and "Brien", "Nakamura" as they may be written
+            for piece in (part, *re.split(f"[{_JOINERS}]+", part)):
+                letters = sum(c.isalpha() for c in piece)
+                if letters >= MIN_KNOWN_NAME and letters == len(re.sub(f"[{_JOINERS}]", "", piece)):
+                    tokens.add(piece)
     return tokens
 
 
@@ -237,7 +255,12 @@ def known_names_pattern(tokens: Iterable[str]) -> re.Pattern[str] | None:
     if not ordered:
         return None
     # No word boundaries inside Chinese (no spaces); whole words elsewhere.
-    latin = [re.escape(t) for t in ordered if not re.search(f"[{_CJK}]", t)]
+    # An apostrophe is any of them: "O'Brien" is also written "O’Brien".
+    latin = [
+        re.sub(f"[{_APOSTROPHES}]", f"[{_APOSTROPHES}]", re.escape(t))
+        for t in ordered
+        if not re.search(f"[{_CJK}]", t)
+    ]
     cjk = [re.escape(t) for t in ordered if re.search(f"[{_CJK}]", t)]
     parts = []
     if latin:
@@ -247,10 +270,17 @@ def known_names_pattern(tokens: Iterable[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(parts), re.IGNORECASE)
 
 
-def mask(text: str, *, known: re.Pattern[str] | None = None, region: str | None = None) -> str:
-    """`text` with personal data replaced by markers."""
+def mask(
+    text: str,
+    *,
+    known: re.Pattern[str] | Iterable[re.Pattern[str] | None] | None = None,
+    region: str | None = None,
+) -> str:
+    """`text` with personal data replaced by markers; `known`: the pattern (or patterns)
+    of the names the tenant knows."""
     text = _PRIVATE_USE.sub("", text)
     text = _EMAIL.sub(EMAIL, text)
+    text = _EMAIL_SPELLED.sub(EMAIL, text)
     text = _URL.sub(URL, text)
     text = _HANDLE.sub(HANDLE, text)
     text = _phones(text, region)
@@ -259,8 +289,9 @@ def mask(text: str, *, known: re.Pattern[str] | None = None, region: str | None 
     text = _chinese_titles(text)
     text = _CN_FAMILIAR.sub(NAME, text)
     text = _GIVEN.sub(_given, text)  # before the known names: "Anna Müller" is one name
-    if known is not None:
-        text = known.sub(NAME, text)
+    for pattern in [known] if isinstance(known, re.Pattern) else known or ():
+        if pattern is not None:
+            text = pattern.sub(NAME, text)
     for marker, shown in MARKERS.items():
         text = text.replace(marker, shown)
     return text

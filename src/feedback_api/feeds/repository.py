@@ -126,39 +126,50 @@ class FeedRepository:
         stmt = stmt.order_by(Response.occurred_at.desc(), Response.id.desc()).limit(limit)
         return [ReviewRow._make(row) for row in await self.session.execute(stmt)]
 
-    async def customer_names(self, tenant_id: UUID, customer_ids: Sequence[UUID]) -> list[str]:
-        """The names of these customers: the name field and name-like attributes."""
+    async def customer_names(
+        self, tenant_id: UUID, customer_ids: Sequence[UUID]
+    ) -> dict[UUID, list[str]]:
+        """The names of these customers, by customer: the name field and name-like
+        attributes."""
         if not customer_ids:
-            return []
+            return {}
         attrs = [Customer.attributes[a].astext for a in NAME_ATTRIBUTES]
-        stmt = select(Customer.name, *attrs).where(
+        stmt = select(Customer.id, Customer.name, *attrs).where(
             Customer.tenant_id == tenant_id, Customer.id.in_(customer_ids)
         )
-        return [v for row in await self.session.execute(stmt) for v in row if v]
+        return {row[0]: [v for v in row[1:] if v] for row in await self.session.execute(stmt)}
 
-    async def staff_names(self, tenant_id: UUID, response_ids: Sequence[UUID]) -> list[str]:
-        """Who works the tenant's tickets: the assignees of the tickets of these responses,
-        and the tenant's other assignees (most recent first, bounded)."""
-        names: list[str] = []
-        if response_ids:
-            linked = (
-                select(Ticket.assignee)
-                .join(
-                    TicketResponse,
-                    and_(
-                        TicketResponse.tenant_id == Ticket.tenant_id,
-                        TicketResponse.ticket_id == Ticket.id,
-                    ),
-                )
-                .where(
-                    Ticket.tenant_id == tenant_id,
-                    TicketResponse.response_id.in_(response_ids),
-                    Ticket.assignee.is_not(None),
-                )
+    async def assignees(
+        self, tenant_id: UUID, response_ids: Sequence[UUID]
+    ) -> dict[UUID, list[str]]:
+        """The assignees of the tickets of these responses, by response."""
+        found: dict[UUID, list[str]] = {}
+        if not response_ids:
+            return found
+        stmt = (
+            select(TicketResponse.response_id, Ticket.assignee)
+            .join(
+                TicketResponse,
+                and_(
+                    TicketResponse.tenant_id == Ticket.tenant_id,
+                    TicketResponse.ticket_id == Ticket.id,
+                ),
             )
-            names.extend(n for n in (await self.session.scalars(linked)).all() if n)
-        # The latest tickets' assignees: a backward scan of (tenant_id, created_at, id),
-        # bounded, rather than every ticket the tenant ever had on every page view.
+            .where(
+                Ticket.tenant_id == tenant_id,
+                TicketResponse.response_id.in_(response_ids),
+                Ticket.assignee.is_not(None),
+            )
+        )
+        for response_id, assignee in await self.session.execute(stmt):
+            if assignee:
+                found.setdefault(response_id, []).append(assignee)
+        return found
+
+    async def staff_names(self, tenant_id: UUID) -> list[str]:
+        """Who works the tenant's tickets: the assignees of its latest tickets (bounded)."""
+        # A backward scan of (tenant_id, created_at, id), bounded, rather than every ticket
+        # the tenant ever had on every page view.
         recent = (
             select(Ticket.assignee)
             .where(Ticket.tenant_id == tenant_id)
@@ -172,8 +183,7 @@ class FeedRepository:
             .distinct()
             .limit(MAX_STAFF_NAMES)
         )
-        names.extend(n for n in (await self.session.scalars(everyone)).all() if n)
-        return names
+        return [n for n in (await self.session.scalars(everyone)).all() if n]
 
     async def improvements(
         self, tenant_id: UUID, *, after: tuple[datetime, UUID] | None, limit: int

@@ -113,16 +113,35 @@ class FeedService:
             ) from None
 
     async def _known_names(
-        self, session: AsyncSession, tenant_id: UUID, rows: Sequence[ReviewRow]
-    ) -> re.Pattern[str] | None:
+        self,
+        session: AsyncSession,
+        tenant_id: UUID,
+        rows: Sequence[ReviewRow],
+        staff: re.Pattern[str] | None,
+    ) -> dict[UUID, tuple[re.Pattern[str] | None, ...]]:
+        """By review: the names its text is masked with. Its own customer's, its agent's
+        and its tickets' assignees', and the tenant's staff: never those of the other
+        reviews on the page, or what one review shows would depend on its neighbours and
+        give away their authors' names."""
         repo = FeedRepository(session)
         customers = sorted({r.customer_id for r in rows if r.customer_id is not None})
-        names: list[str | None] = [r.agent_ref for r in rows]
-        names += await repo.customer_names(tenant_id, customers)
-        names += await repo.staff_names(tenant_id, [r.id for r in rows])
+        names = await repo.customer_names(tenant_id, customers)
+        assignees = await repo.assignees(tenant_id, [r.id for r in rows])
+        known: dict[UUID, tuple[re.Pattern[str] | None, ...]] = {}
+        for row in rows:
+            own: list[str | None] = [row.agent_ref, *assignees.get(row.id, [])]
+            if row.customer_id is not None:
+                own += names.get(row.customer_id, [])
+            known[row.id] = (masking.known_names_pattern(masking.name_tokens(own)), staff)
+        return known
+
+    async def _staff(self, session: AsyncSession, tenant_id: UUID) -> re.Pattern[str] | None:
+        names = await FeedRepository(session).staff_names(tenant_id)
         return masking.known_names_pattern(masking.name_tokens(names))
 
-    def _review(self, feed: Feed, row: ReviewRow, known: re.Pattern[str] | None) -> PublicReview:
+    def _review(
+        self, feed: Feed, row: ReviewRow, known: Sequence[re.Pattern[str] | None]
+    ) -> PublicReview:
         def clean(text: str | None) -> str | None:
             return None if text is None else masking.mask(text, known=known, region=feed.region)
 
@@ -159,6 +178,7 @@ class FeedService:
         batch = DETAIL_BATCH if detailed else limit + 1
         scanned = 0
         next_position: tuple[datetime, UUID] | None = None
+        staff = await self._staff(session, tenant_id)
         while True:
             rows = await repo.reviews(
                 tenant_id,
@@ -167,10 +187,10 @@ class FeedService:
                 limit=batch,
                 with_comment=detailed,
             )
-            known = await self._known_names(session, tenant_id, rows)
+            known = await self._known_names(session, tenant_id, rows, staff)
             full = False
             for row in rows:
-                review = self._review(feed, row, known)
+                review = self._review(feed, row, known[row.id])
                 if detailed and not is_detailed(review.comment):
                     position = (row.occurred_at, row.id)
                     scanned += 1
@@ -206,10 +226,17 @@ class FeedService:
         rows = await repo.improvements(tenant_id, after=after, limit=limit + 1)
         page = rows[:limit]
         themes = await repo.theme_names(tenant_id, sorted({a.theme for a in page if a.theme}))
-        staff = await repo.staff_names(tenant_id, [])
-        known = masking.known_names_pattern(masking.name_tokens([*staff, *(a.owner for a in page)]))
+        staff = await self._staff(session, tenant_id)
         items = [
-            await self._improvement(session, feed, action, themes, known, lang) for action in page
+            await self._improvement(
+                session,
+                feed,
+                action,
+                themes,
+                (masking.known_names_pattern(masking.name_tokens([action.owner])), staff),
+                lang,
+            )
+            for action in page
         ]
         last = page[-1] if len(rows) > limit else None
         return ImprovementFeed(
@@ -226,7 +253,7 @@ class FeedService:
         feed: Feed,
         action: ImprovementAction,
         themes: Mapping[str, Mapping[str, Any]],
-        known: re.Pattern[str] | None,
+        known: Sequence[re.Pattern[str] | None],
         lang: str,
     ) -> PublicImprovement:
         metric = ActionMetric(action.metric)

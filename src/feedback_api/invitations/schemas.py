@@ -7,7 +7,14 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StrictBool,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
@@ -458,7 +465,8 @@ class Answer(InputSchema):
     )
     comment: Comment | None = None
     tags: Tags = Field(default_factory=list)
-    publish_consent: bool = Field(
+    # Consent is a JSON `true`, never "yes", "on", "1" or 1 coerced.
+    publish_consent: StrictBool = Field(
         default=False,
         description="The customer allows publishing the answer (without who they are) in "
         "the public review feed; the page's checkbox, off by default.",

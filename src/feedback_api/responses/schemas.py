@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
@@ -122,7 +122,8 @@ class ResponseCreate(InputSchema):
         "same content returns the original (200); with different content, 409.",
     )
 
-    publish_consent: bool = Field(
+    # Consent is a JSON `true`, never "yes", "on", "1" or 1 coerced.
+    publish_consent: StrictBool = Field(
         default=False,
         description="The customer allows their score, comment (with personal data masked), "
         "touchpoint and date to be shown in the tenant's public review feed, never who they "
