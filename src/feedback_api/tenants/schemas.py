@@ -9,7 +9,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from feedback_api.keys.schemas import ApiKeyCreated
 from feedback_api.kit.schemas import InputSchema, ReadSchema, UpdateSchema
-from feedback_api.kit.types import Int, LanguageTag, Slug, Text, TimeZoneName
+from feedback_api.kit.types import Bool, Int, LanguageTag, Slug, Text, TimeZoneName
 from feedback_api.ratelimits.policies import Limit
 
 TenantName = Annotated[str, Text(min_length=1, max_length=200)]
@@ -44,7 +44,7 @@ ReopenDays = Annotated[
 ]
 
 PublicFeeds = Annotated[
-    bool,
+    Bool,
     Field(
         description="Publish the public review feed (`GET /public/{slug}/reviews`: consented "
         "reviews, masked) and improvement feed (`GET /public/{slug}/improvements`: public "
