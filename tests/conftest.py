@@ -36,7 +36,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # Fixtures that start processes (the API, the worker, Chromium): their tests are `slow`.
-SLOW_FIXTURES = frozenset({"processes", "own_processes", "browser"})
+SLOW_FIXTURES = frozenset({"processes", "own_processes", "module_processes", "browser"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

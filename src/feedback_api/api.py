@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from feedback_api.actions.endpoints import router as actions_router
+from feedback_api.compat.delighted.endpoints import router as delighted_router
 from feedback_api.customers.endpoints import router as customers_router
 from feedback_api.events.endpoints import router as events_router
 from feedback_api.feeds.endpoints import router as feeds_router
@@ -39,4 +40,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     webhooks_router,
     public_router,
     feeds_router,  # /public/{tenant_slug}/reviews and /improvements: no key
+    delighted_router,  # /compat/delighted/v1/…: Delighted's API (HTTP Basic)
 )

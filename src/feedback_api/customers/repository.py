@@ -96,6 +96,50 @@ class CustomerRepository:
         stmt = stmt.order_by(Customer.created_at.desc(), Customer.id.desc()).limit(limit)
         return list((await self.session.scalars(stmt)).all())
 
+    async def by_contact(
+        self, tenant_id: UUID, *, email: str | None, phone: str | None
+    ) -> Customer | None:
+        """The oldest customer with this e-mail address (or else phone number)."""
+        column, value = (Customer.email, email) if email is not None else (Customer.phone, phone)
+        if value is None:
+            return None
+        stmt = (
+            select(Customer)
+            .where(Customer.tenant_id == tenant_id, column == value)
+            .order_by(Customer.created_at, Customer.id)
+            .limit(1)
+        )
+        return (await self.session.scalars(stmt)).one_or_none()
+
+    async def by_id(self, tenant_id: UUID, customer_id: UUID) -> Customer | None:
+        stmt = select(Customer).where(Customer.tenant_id == tenant_id, Customer.id == customer_id)
+        return (await self.session.scalars(stmt)).one_or_none()
+
+    async def oldest_first(
+        self,
+        tenant_id: UUID,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        email: str | None,
+        phone: str | None,
+        after: tuple[datetime, UUID] | None,
+        limit: int,
+    ) -> list[Customer]:
+        stmt = select(Customer).where(Customer.tenant_id == tenant_id)
+        if since is not None:
+            stmt = stmt.where(Customer.created_at >= since)
+        if until is not None:
+            stmt = stmt.where(Customer.created_at <= until)
+        if email is not None:
+            stmt = stmt.where(Customer.email == email)
+        if phone is not None:
+            stmt = stmt.where(Customer.phone == phone)
+        if after is not None:
+            stmt = stmt.where(tuple_(Customer.created_at, Customer.id) > tuple_(*after))
+        stmt = stmt.order_by(Customer.created_at, Customer.id).limit(limit)
+        return list((await self.session.scalars(stmt)).all())
+
     async def delete(self, tenant_id: UUID, customer_id: UUID) -> None:
         await self.session.execute(
             delete(Customer).where(Customer.tenant_id == tenant_id, Customer.id == customer_id)

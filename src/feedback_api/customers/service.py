@@ -58,6 +58,38 @@ class CustomerService:
         )
         return paginate(rows, limit, lambda c: (c.created_at, c.id))
 
+    async def find(
+        self,
+        session: AsyncSession,
+        tenant_id: UUID,
+        *,
+        customer_id: UUID | None = None,
+        email: str | None = None,
+        phone: str | None = None,
+    ) -> Customer | None:
+        """A customer by id, else by e-mail address, else by phone number (the oldest)."""
+        repo = CustomerRepository(session)
+        if customer_id is not None:
+            return await repo.by_id(tenant_id, customer_id)
+        return await repo.by_contact(tenant_id, email=email, phone=phone)
+
+    async def oldest_first(
+        self,
+        session: AsyncSession,
+        tenant_id: UUID,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        email: str | None,
+        phone: str | None,
+        after: tuple[datetime, UUID] | None,
+        limit: int,
+    ) -> list[Customer]:
+        """Customers by creation, oldest first, after a keyset position."""
+        return await CustomerRepository(session).oldest_first(
+            tenant_id, since=since, until=until, email=email, phone=phone, after=after, limit=limit
+        )
+
     async def delete(self, session: AsyncSession, tenant_id: UUID, customer_id: UUID) -> None:
         await CustomerRepository(session).delete(tenant_id, customer_id)
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.auth.context import AuthContext
 from feedback_api.auth.origins import OriginNotAllowed, check_origin
@@ -41,39 +42,60 @@ def require(
     async def dependency(
         request: Request, session: SessionDep, credentials: Credentials
     ) -> AuthContext:
-        limiter: Limiter = request.app.state.limiter
-        ip = client_subject(client_ip(request))
-        failures = limiter.failures(ip)
-        # A client that keeps failing gets 429 instead of 401 for its failures. A valid key
-        # from the same address is never refused for them: behind one NAT or proxy, one
-        # client's stale key must not lock every tenant's clients out.
-        if credentials is None:
-            await limiter.fail(failures)
-            raise Unauthenticated("send `Authorization: Bearer <API key>`")
-        auth = await api_key_service.authenticate(session, credentials.credentials)
-        if auth is None:
-            await limiter.fail(failures)
-            raise Unauthenticated("the API key is not valid or has been revoked")
-        # Before counting: a page from an origin the key does not list is refused, and a
-        # page it does list can read every answer that follows, a 429 included.
-        try:
-            check_origin(request, auth)
-        except OriginNotAllowed:
-            await limiter.fail(failures)
-            raise
-        request.state.ratelimit = await limiter.take(_checks(limiter, auth, ip))
-        if auth.is_publishable:
-            if not allow_publishable:
-                raise PublishableKeyForbidden(
-                    "publishable keys may only submit ratings with POST /v1/responses"
-                )
-            return auth
-        missing = [s.value for s in scopes if s.value not in auth.scopes]
-        if missing:
-            raise MissingScope(f"this endpoint needs the scope(s): {', '.join(missing)}")
-        return auth
+        secret = None if credentials is None else credentials.credentials
+        return await admit(
+            request,
+            session,
+            secret,
+            scopes,
+            allow_publishable,
+            "send `Authorization: Bearer <API key>`",
+        )
 
     return dependency
+
+
+async def admit(
+    request: Request,
+    session: AsyncSession,
+    secret: str | None,
+    scopes: tuple[Scope, ...],
+    allow_publishable: bool,
+    how: str,
+) -> AuthContext:
+    """Authenticate `secret` (from whichever header the route reads it), take the request
+    from the key's rate limits and check its scopes. `how` says how to send a key."""
+    limiter: Limiter = request.app.state.limiter
+    ip = client_subject(client_ip(request))
+    failures = limiter.failures(ip)
+    # A client that keeps failing gets 429 instead of 401 for its failures. A valid key
+    # from the same address is never refused for them: behind one NAT or proxy, one
+    # client's stale key must not lock every tenant's clients out.
+    if secret is None:
+        await limiter.fail(failures)
+        raise Unauthenticated(how)
+    auth = await api_key_service.authenticate(session, secret)
+    if auth is None:
+        await limiter.fail(failures)
+        raise Unauthenticated("the API key is not valid or has been revoked")
+    # Before counting: a page from an origin the key does not list is refused, and a
+    # page it does list can read every answer that follows, a 429 included.
+    try:
+        check_origin(request, auth)
+    except OriginNotAllowed:
+        await limiter.fail(failures)
+        raise
+    request.state.ratelimit = await limiter.take(_checks(limiter, auth, ip))
+    if auth.is_publishable:
+        if not allow_publishable:
+            raise PublishableKeyForbidden(
+                "publishable keys may only submit ratings with POST /v1/responses"
+            )
+        return auth
+    missing = [s.value for s in scopes if s.value not in auth.scopes]
+    if missing:
+        raise MissingScope(f"this endpoint needs the scope(s): {', '.join(missing)}")
+    return auth
 
 
 def _checks(limiter: Limiter, auth: AuthContext, ip: str) -> list[Check]:

@@ -506,6 +506,31 @@ class ResponseService:
         reads = [row_to_read(r) for r in rows]
         return paginate(reads, limit, lambda r: (r.occurred_at, r.id))
 
+    async def numbered_page(
+        self,
+        session: AsyncSession,
+        tenant_id: UUID,
+        filters: ResponseFilters,
+        *,
+        updated_from: datetime | None,
+        updated_to: datetime | None,
+        by_updated: bool,
+        descending: bool,
+        page: int,
+        per_page: int,
+    ) -> list[ResponseRead]:
+        rows = await ResponseRepository(session).numbered_page(
+            tenant_id,
+            filters,
+            updated_from=updated_from,
+            updated_to=updated_to,
+            by_updated=by_updated,
+            descending=descending,
+            offset=(page - 1) * per_page,
+            limit=per_page,
+        )
+        return [row_to_read(r) for r in rows]
+
     async def update(
         self, session: AsyncSession, tenant_id: UUID, response_id: UUID, values: dict[str, Any]
     ) -> ResponseRead:

@@ -1,0 +1,1 @@
+"""APIs of other products, served on our domains so that their clients keep working."""

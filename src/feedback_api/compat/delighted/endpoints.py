@@ -1,0 +1,189 @@
+"""`/compat/delighted/v1/…`: Delighted's API on our customers, invitations, responses and
+metrics (docs/delighted.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import Depends, Query, Request, status
+from fastapi.responses import JSONResponse
+
+from feedback_api.auth.context import AuthContext
+from feedback_api.auth.scopes import Scope
+from feedback_api.compat.delighted import people
+from feedback_api.compat.delighted import responses as survey_responses
+from feedback_api.compat.delighted.routing import DelightedRoute, DelightedRouter, delighted_key
+from feedback_api.compat.delighted.schemas import (
+    Metrics,
+    Person,
+    PersonCreate,
+    PersonCreated,
+    SurveyResponse,
+    SurveyResponseCreate,
+)
+from feedback_api.db import SessionDep, SettingsDep
+from feedback_api.kit.pagination import encode_cursor
+from feedback_api.kit.params import Cursor, parse_cursor
+from feedback_api.kit.types import Text
+
+router = DelightedRouter(
+    prefix="/compat/delighted/v1", tags=["delighted compatibility"], route_class=DelightedRoute
+)
+
+PeopleWrite = Annotated[
+    AuthContext, Depends(delighted_key(Scope.CUSTOMERS_WRITE, Scope.INVITATIONS_WRITE))
+]
+PeopleRead = Annotated[AuthContext, Depends(delighted_key(Scope.CUSTOMERS_READ))]
+PeopleErase = Annotated[AuthContext, Depends(delighted_key(Scope.CUSTOMERS_WRITE))]
+PerPage = Annotated[int, Query(ge=1, le=100, description="Default 20, at most 100.")]
+Since = Annotated[int | None, Query(ge=0, le=32_503_680_000, description="Unix seconds.")]
+Identifier = Annotated[str, Text(min_length=1, max_length=400)]
+
+
+@router.both("POST", "/people", status_code=status.HTTP_200_OK, response_model=PersonCreated)
+async def create_person(
+    body: PersonCreate, session: SessionDep, settings: SettingsDep, auth: PeopleWrite
+) -> PersonCreated:
+    """Create or update a person (by `email`, else `phone_number`) and, unless `send` is
+    false, schedule the `delighted` survey to them after `delay` seconds on `channel`,
+    under the tenant's contact rules (`survey_scheduled_at` is null when they held it back)."""
+    return await people.create_or_update(session, auth, body, settings)
+
+
+@router.both("GET", "/people", response_model=list[Person])
+async def list_people(
+    request: Request,
+    session: SessionDep,
+    auth: PeopleRead,
+    per_page: PerPage = 20,
+    since: Since = None,
+    until: Since = None,
+    email: Annotated[str | None, Text(max_length=320)] = None,
+    phone_number: Annotated[str | None, Text(max_length=20)] = None,
+    page_info: Cursor = None,
+) -> JSONResponse:
+    """People oldest first; the next page's absolute URL is in `Link: <…>; rel="next"`,
+    absent on the last page."""
+    after = parse_cursor(page_info, datetime, UUID)
+    items, last = await people.page(
+        session,
+        auth.tenant_id,
+        since=since,
+        until=until,
+        email=email,
+        phone=phone_number,
+        after=(after[0], after[1]) if after else None,
+        per_page=per_page,
+    )
+    headers = {}
+    if last is not None:
+        following = request.url.remove_query_params("page_info").include_query_params(
+            page_info=encode_cursor(*last)
+        )
+        headers["Link"] = f'<{following}>; rel="next"'
+    return JSONResponse([p.model_dump() for p in items], headers=headers)
+
+
+@router.both("DELETE", "/people/{identifier}", status_code=status.HTTP_202_ACCEPTED)
+async def delete_person(
+    identifier: Identifier, session: SessionDep, auth: PeopleErase
+) -> dict[str, bool]:
+    """Erase the person (our erasure: docs/privacy.md): `{id}`, `email:{address}` or
+    `phone_number:{E.164}`, percent-encoded. Answers 202 `{"ok": true}`."""
+    await people.erase(session, auth, identifier)
+    return {"ok": True}
+
+
+ResponsesWrite = Annotated[AuthContext, Depends(delighted_key(Scope.RESPONSES_WRITE))]
+ResponsesRead = Annotated[AuthContext, Depends(delighted_key(Scope.RESPONSES_READ))]
+MetricsRead = Annotated[AuthContext, Depends(delighted_key(Scope.METRICS_READ))]
+Expand = Annotated[list[Annotated[str, Text(max_length=20)]] | None, Query(max_length=5)]
+Order = Annotated[
+    Literal["asc", "desc", "asc:updated_at", "desc:updated_at"],
+    Query(description="By creation (default asc) or by last update."),
+]
+
+
+def _expands(*given: list[str] | None) -> set[str]:
+    return {value for values in given if values for value in values}
+
+
+@router.both(
+    "POST", "/survey_responses", status_code=status.HTTP_201_CREATED, response_model=SurveyResponse
+)
+async def create_survey_response(
+    body: SurveyResponseCreate, session: SessionDep, settings: SettingsDep, auth: ResponsesWrite
+) -> SurveyResponse:
+    """Record an NPS answer (0–10) for a person: our `POST /v1/responses` with kind `nps`,
+    their customer ref and `person_properties` as the response's attributes."""
+    return await survey_responses.create(session, auth, body, settings)
+
+
+@router.both("GET", "/survey_responses", response_model=list[SurveyResponse])
+async def list_survey_responses(
+    session: SessionDep,
+    auth: ResponsesRead,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    per_page: PerPage = 20,
+    since: Since = None,
+    until: Since = None,
+    updated_since: Since = None,
+    updated_until: Since = None,
+    person_id: Annotated[str | None, Text(max_length=64)] = None,
+    person_email: Annotated[str | None, Text(max_length=320)] = None,
+    order: Order = "asc",
+    expand: Expand = None,
+    expand_list: Annotated[Expand, Query(alias="expand[]")] = None,
+    trend: Annotated[str | None, Text(max_length=64)] = None,
+) -> list[SurveyResponse]:
+    """NPS responses by page number (`page` from 1, `per_page` up to 100): a page shorter
+    than `per_page` is the last. `expand[]=person` gives the person instead of their id.
+    `trend` is accepted and ignored (Delighted's trends have no counterpart here)."""
+    return await survey_responses.page(
+        session,
+        auth.tenant_id,
+        since=since,
+        until=until,
+        updated_since=updated_since,
+        updated_until=updated_until,
+        person_id=person_id,
+        person_email=person_email,
+        order=order,
+        page_number=page,
+        per_page=per_page,
+        expand_person="person" in _expands(expand, expand_list),
+    )
+
+
+@router.both("GET", "/survey_responses/{response_id}", response_model=SurveyResponse)
+async def get_survey_response(
+    response_id: Identifier,
+    session: SessionDep,
+    auth: ResponsesRead,
+    expand: Expand = None,
+    expand_list: Annotated[Expand, Query(alias="expand[]")] = None,
+) -> SurveyResponse:
+    """One response; `expand[]=person` gives the person instead of their id."""
+    return await survey_responses.get(
+        session,
+        auth.tenant_id,
+        response_id,
+        expand_person="person" in _expands(expand, expand_list),
+    )
+
+
+@router.both("GET", "/metrics", response_model=Metrics)
+async def get_metrics(
+    session: SessionDep,
+    auth: MetricsRead,
+    since: Since = None,
+    until: Since = None,
+    trend: Annotated[str | None, Text(max_length=64)] = None,
+    groups: Annotated[Expand, Query(alias="groups[]")] = None,
+) -> Metrics:
+    """NPS over `since`–`until` (default: the last 30 days, as Delighted's): integer `nps`,
+    the counts and whole-number percentages of promoters, passives and detractors. Valid
+    responses only, as `GET /v1/metrics/nps` counts them."""
+    return await survey_responses.metrics(session, auth.tenant_id, since=since, until=until)

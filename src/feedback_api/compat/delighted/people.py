@@ -1,0 +1,201 @@
+"""People: Delighted's person is our customer; "send a survey" is our invitation, under our
+contact rules."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from feedback_api.auth.context import AuthContext
+from feedback_api.compat.delighted.schemas import Person, PersonCreate, PersonCreated
+from feedback_api.config import Settings
+from feedback_api.customers.service import customer as customer_service
+from feedback_api.exceptions import InvalidRequest, NotFound
+from feedback_api.invitations.schemas import (
+    InvitationContext,
+    InvitationCreate,
+    SurveyCreate,
+)
+from feedback_api.invitations.service import invitation as invitation_service
+from feedback_api.models import Customer
+from feedback_api.privacy.service import privacy as privacy_service
+
+#: The survey Delighted's "send a survey to this person" schedules, created on first use
+#: (change its question with PATCH /v1/surveys/delighted).
+SURVEY = "delighted"
+DEFAULT_QUESTION = {
+    "en": "How likely are you to recommend us to a friend or colleague?",
+    "de": "Wie wahrscheinlich ist es, dass Sie uns einem Freund oder Kollegen empfehlen?",
+    "zh": "您有多大可能向朋友或同事推荐我们？",
+}
+#: Properties that shape the survey rather than describe the person: they go with the
+#: invitation (and so onto the response), not into the customer's attributes.
+SURVEY_PROPERTIES = re.compile(r"^(delighted_|question_|thank_you_)")
+_BAD_KEY = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def unix(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp())
+
+
+def person(customer: Customer) -> Person:
+    return Person(
+        id=str(customer.id),
+        email=customer.email,
+        name=customer.name,
+        phone_number=customer.phone,
+        created_at=int(customer.created_at.timestamp()),
+    )
+
+
+def attribute_name(key: str) -> str:
+    """A Delighted property name as one of our attribute names: "Purchase Experience" →
+    "Purchase_Experience" (ours allow letters, digits, `_ . -`, up to 64)."""
+    name = _BAD_KEY.sub("_", key).strip("_")[:64]
+    return name or "property"
+
+
+def _split(properties: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+    """(customer attributes, survey context, locale) from Delighted's `properties`."""
+    attributes: dict[str, Any] = {}
+    context: dict[str, Any] = {}
+    locale = None
+    for key, value in properties.items():
+        if key == "locale" and isinstance(value, str):
+            locale = value
+        elif SURVEY_PROPERTIES.match(key):
+            context[attribute_name(key)] = value
+        elif value is not None:
+            attributes[attribute_name(key)] = value
+    return attributes, context, locale
+
+
+async def find(session: AsyncSession, tenant_id: UUID, identifier: str) -> Customer:
+    """`id`, `email:<address>` or `phone_number:<E.164>`, as Delighted's paths name people."""
+    kind, _, value = identifier.partition(":")
+    found = None
+    if value and kind == "email":
+        found = await customer_service.find(session, tenant_id, email=value)
+    elif value and kind == "phone_number":
+        found = await customer_service.find(session, tenant_id, phone=value)
+    elif not value:
+        try:
+            customer_id = UUID(identifier)
+        except ValueError:
+            customer_id = None
+        if customer_id is not None:
+            found = await customer_service.find(session, tenant_id, customer_id=customer_id)
+        if found is None and "@" in identifier:  # `/people/{email}` in survey_requests
+            found = await customer_service.find(session, tenant_id, email=identifier)
+    if found is None:
+        raise NotFound("no such person")
+    return found
+
+
+async def _survey(session: AsyncSession, tenant_id: UUID) -> None:
+    try:
+        await invitation_service.get_survey(session, tenant_id, SURVEY)
+    except NotFound:
+        await invitation_service.create_survey(
+            session,
+            tenant_id,
+            SurveyCreate.model_validate(
+                {"key": SURVEY, "kind": "nps", "question": DEFAULT_QUESTION}
+            ),
+        )
+
+
+async def create_or_update(
+    session: AsyncSession, auth: AuthContext, body: PersonCreate, settings: Settings
+) -> PersonCreated:
+    tenant_id = auth.tenant_id
+    if body.email is None and body.phone_number is None:
+        raise InvalidRequest.at(("body", "email"), "required", "email or phone_number is required")
+    channel = body.channel or ("sms" if body.email is None else "email")
+    if channel == "sms" and (body.phone_number_update or body.phone_number) is None:
+        raise InvalidRequest.at(("body", "phone_number"), "required", "sms needs a phone_number")
+    if channel == "email" and (body.email_update or body.email) is None:
+        raise InvalidRequest.at(("body", "email"), "required", "email needs an email")
+    existing = await customer_service.find(
+        session, tenant_id, email=body.email, phone=None if body.email else body.phone_number
+    )
+    attributes, context, locale = _split(body.properties)
+    values: dict[str, Any] = {
+        "name": body.name,
+        "email": body.email_update or body.email,
+        "phone": body.phone_number_update or body.phone_number,
+        "locale": locale,
+        "attributes": attributes,
+    }
+    if existing is not None:
+        ref = existing.external_ref
+        kept = {
+            "name": existing.name,
+            "email": existing.email,
+            "phone": existing.phone,
+            "locale": existing.locale,
+            "timezone": existing.timezone,
+        }
+        values = {
+            **kept,
+            **{k: v for k, v in values.items() if v is not None and k != "attributes"},
+            "attributes": {**existing.attributes, **attributes},
+        }
+    else:
+        ref = str(body.email or body.phone_number)
+    customer, _ = await customer_service.upsert(session, tenant_id, ref, values)
+    scheduled = None
+    if body.send is not False:
+        await _survey(session, tenant_id)
+        invitation, _ = await invitation_service.schedule(
+            session,
+            tenant_id,
+            InvitationCreate(
+                customer=ref,
+                survey=SURVEY,
+                channel=channel,  # type: ignore[arg-type]
+                delay_seconds=body.delay or 0,
+                context=InvitationContext(attributes=context),
+            ),
+            settings=settings,
+        )
+        scheduled = invitation.due_at if invitation.status.value == "scheduled" else None
+    return PersonCreated(**person(customer).model_dump(), survey_scheduled_at=unix(scheduled))
+
+
+async def page(
+    session: AsyncSession,
+    tenant_id: UUID,
+    *,
+    since: int | None,
+    until: int | None,
+    email: str | None,
+    phone: str | None,
+    after: tuple[datetime, UUID] | None,
+    per_page: int,
+) -> tuple[list[Person], tuple[datetime, UUID] | None]:
+    rows = await customer_service.oldest_first(
+        session,
+        tenant_id,
+        since=None if since is None else datetime.fromtimestamp(since, UTC),
+        until=None if until is None else datetime.fromtimestamp(until, UTC),
+        email=email,
+        phone=phone,
+        after=after,
+        limit=per_page + 1,
+    )
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    last = (rows[-1].created_at, rows[-1].id) if more and rows else None
+    return [person(c) for c in rows], last
+
+
+async def erase(session: AsyncSession, auth: AuthContext, identifier: str) -> None:
+    customer = await find(session, auth.tenant_id, identifier)
+    await privacy_service.erase(
+        session, auth.tenant_id, customer.external_ref, actor_key_id=auth.key_id
+    )

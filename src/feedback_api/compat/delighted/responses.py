@@ -1,0 +1,159 @@
+"""Survey responses and metrics: Delighted's NPS responses are our `nps` responses; its
+person is the response's customer, its `person_properties` the response's attributes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from feedback_api.auth.context import AuthContext
+from feedback_api.compat.delighted import people
+from feedback_api.compat.delighted.schemas import (
+    Metrics,
+    Person,
+    SurveyResponse,
+    SurveyResponseCreate,
+)
+from feedback_api.config import Settings
+from feedback_api.customers.service import customer as customer_service
+from feedback_api.exceptions import InvalidRequest, NotFound
+from feedback_api.kit.time import utcnow
+from feedback_api.metrics.selection import Selection
+from feedback_api.metrics.service import MetricQuery
+from feedback_api.metrics.service import metric as metric_service
+from feedback_api.responses.schemas import ResponseCreate, ResponseFilters, ResponseRead
+from feedback_api.responses.service import response as response_service
+
+#: Delighted's metrics covered the last 30 days when neither `since` nor `until` was given.
+DEFAULT_DAYS = 30
+
+
+def _time(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+async def read(
+    session: AsyncSession, tenant_id: UUID, response: ResponseRead, *, expand_person: bool
+) -> SurveyResponse:
+    person: str | Person | None = None
+    if response.customer is not None:
+        customer = await customer_service.get(session, tenant_id, response.customer)
+        person = people.person(customer) if expand_person else str(customer.id)
+    return SurveyResponse(
+        id=str(response.id),
+        person=person,
+        survey_type=response.kind.value,
+        score=response.score,
+        comment=response.comment,
+        created_at=int(response.occurred_at.timestamp()),
+        updated_at=int(response.updated_at.timestamp()),
+        person_properties=response.attributes,
+        tags=response.tags,
+    )
+
+
+async def create(
+    session: AsyncSession, auth: AuthContext, body: SurveyResponseCreate, settings: Settings
+) -> SurveyResponse:
+    try:
+        customer = await people.find(session, auth.tenant_id, body.person)
+    except NotFound:
+        raise InvalidRequest.at(("body", "person"), "unknown_person", "no such person") from None
+    item = ResponseCreate.model_validate(
+        {
+            "kind": "nps",
+            "score": body.score,
+            "comment": body.comment or None,
+            "channel": "other",
+            "customer": customer.external_ref,
+            "attributes": {people.attribute_name(k): v for k, v in body.person_properties.items()},
+            "occurred_at": _time(body.created_at),
+        }
+    )
+    stored, _ = await response_service.create(
+        session, auth, item, timedelta(seconds=settings.clock_skew_seconds), settings=settings
+    )
+    return await read(session, auth.tenant_id, stored, expand_person=False)
+
+
+async def get(
+    session: AsyncSession, tenant_id: UUID, response_id: str, *, expand_person: bool
+) -> SurveyResponse:
+    try:
+        uid = UUID(response_id)
+    except ValueError:
+        raise NotFound("no such survey response") from None
+    stored = await response_service.get(session, tenant_id, uid)
+    return await read(session, tenant_id, stored, expand_person=expand_person)
+
+
+async def page(
+    session: AsyncSession,
+    tenant_id: UUID,
+    *,
+    since: int | None,
+    until: int | None,
+    updated_since: int | None,
+    updated_until: int | None,
+    person_id: str | None,
+    person_email: str | None,
+    order: str,
+    page_number: int,
+    per_page: int,
+    expand_person: bool,
+) -> list[SurveyResponse]:
+    ref = None
+    if person_id is not None or person_email is not None:
+        identifier = person_id if person_id is not None else f"email:{person_email}"
+        try:
+            ref = (await people.find(session, tenant_id, identifier)).external_ref
+        except NotFound:
+            return []
+    until_at = _time(until)
+    filters = ResponseFilters(
+        kind="nps",
+        customer=ref,
+        occurred_from=_time(since),
+        occurred_to=None if until_at is None else until_at + timedelta(seconds=1),
+    )
+    direction, _, column = order.partition(":")
+    rows = await response_service.numbered_page(
+        session,
+        tenant_id,
+        filters,
+        updated_from=_time(updated_since),
+        updated_to=_time(updated_until),
+        by_updated=column == "updated_at",
+        descending=direction == "desc",
+        page=page_number,
+        per_page=per_page,
+    )
+    return [await read(session, tenant_id, r, expand_person=expand_person) for r in rows]
+
+
+def _percent(part: int, n: int) -> int | None:
+    return round(100 * part / n) if n else None
+
+
+async def metrics(
+    session: AsyncSession, tenant_id: UUID, *, since: int | None, until: int | None
+) -> Metrics:
+    end = _time(until) or utcnow()
+    start = _time(since) or end - timedelta(days=DEFAULT_DAYS)
+    selection = Selection(tenant_id=tenant_id, kind="nps", scale_min=0, scale_max=10)
+    tally = await metric_service.tally(session, MetricQuery(selection), start, end)
+    counts = tally.histogram.counts
+    promoters, passives, detractors = sum(counts[9:11]), sum(counts[7:9]), sum(counts[0:7])
+    n = promoters + passives + detractors
+    return Metrics(
+        nps=round(100 * (promoters - detractors) / n) if n else None,
+        promoter_count=promoters,
+        promoter_percent=_percent(promoters, n),
+        passive_count=passives,
+        passive_percent=_percent(passives, n),
+        detractor_count=detractors,
+        detractor_percent=_percent(detractors, n),
+        response_count=n,
+    )

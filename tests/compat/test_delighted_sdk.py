@@ -1,0 +1,122 @@
+"""Delighted's official Python SDK (4.2.0, its final release) as a black box against a live
+server: a program written for Delighted runs after setting the base URL."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytest
+
+from tests.fixtures.processes import Processes
+from tests.fixtures.processes import module_processes as module_processes  # the fixture
+
+with warnings.catch_warnings():  # "Delighted is being sunset on June 30, 2026"
+    warnings.simplefilter("ignore", FutureWarning)
+    import delighted  # type: ignore[import-untyped]
+
+
+@pytest.fixture(scope="module")
+def server(module_processes: Processes) -> str:
+    return f"http://127.0.0.1:{module_processes.serve()}/compat/delighted/v1/"
+
+
+@pytest.fixture
+def sdk(module_processes: Processes, server: str) -> Any:
+    """A client of a new tenant."""
+    key = module_processes.tenant("Moved from Delighted")
+    return delighted.Client(api_key=key, api_base_url=server)
+
+
+def test_people_created_listed_page_by_page_and_erased(sdk: Any) -> None:
+    ann = delighted.Person.create(
+        client=sdk,
+        email="ann@example.com",
+        name="Ann",
+        send=False,
+        properties={"Customer Type": "gold", "locale": "de"},
+    )
+    assert isinstance(ann.id, str)
+    assert (ann.email, ann.name, ann.survey_scheduled_at) == ("ann@example.com", "Ann", None)
+    assert isinstance(ann.created_at, int)
+    again = delighted.Person.create(client=sdk, email="ann@example.com", name="Ann B", send=False)
+    assert again.id == ann.id  # the same person, updated
+    for i in range(44):
+        delighted.Person.create(client=sdk, email=f"p{i}@example.com", send=False)
+    listed = list(delighted.Person.list(client=sdk, per_page=10).auto_paging_iter())
+    assert len(listed) == 45
+    assert len({p.id for p in listed}) == 45
+    assert listed[0].name == "Ann B"
+
+    assert delighted.Person.delete(client=sdk, email="ann@example.com") == {"ok": True}
+    left = list(delighted.Person.list(client=sdk, per_page=100).auto_paging_iter())
+    assert ann.id not in {p.id for p in left}
+    with pytest.raises(delighted.errors.GeneralAPIError):  # 404: no such person any more
+        delighted.Person.delete(client=sdk, email="ann@example.com")
+
+
+def test_a_survey_is_scheduled_unless_send_is_false(sdk: Any) -> None:
+    sent = delighted.Person.create(client=sdk, email="bo@example.com", delay=60)
+    assert isinstance(sent.survey_scheduled_at, int)
+    sms = delighted.Person.create(client=sdk, phone_number="+4915112345678", channel="sms")
+    assert sms.phone_number == "+4915112345678"
+
+
+def test_errors_as_the_sdk_expects_them(sdk: Any) -> None:
+    with pytest.raises(delighted.errors.ResourceValidationError):
+        delighted.Person.create(client=sdk, email="not an address", send=False)
+    with pytest.raises(delighted.errors.ResourceValidationError):
+        delighted.Person.create(client=sdk, name="nobody", send=False)
+    stranger = delighted.Client(api_key="fbk_sk_nope", api_base_url=sdk.api_base_url)
+    with pytest.raises(delighted.errors.AuthenticationError):
+        delighted.Person.create(client=stranger, email="x@example.com")
+
+
+def test_survey_responses_recorded_paged_expanded_and_counted(sdk: Any) -> None:
+    people = [
+        delighted.Person.create(client=sdk, email=f"r{i}@example.com", name=f"R {i}", send=False)
+        for i in range(3)
+    ]
+    scores = [10, 9, 9, 8, 7, 6, 3, 0, 10, 10, 5, 9]
+    made = [
+        delighted.SurveyResponse.create(
+            client=sdk,
+            person=people[i % 3].id,
+            score=score,
+            comment=f"answer {i}",
+            person_properties={"Purchase Experience": "store"},
+        )
+        for i, score in enumerate(scores)
+    ]
+    assert all(isinstance(r.id, str) and isinstance(r.created_at, int) for r in made)
+    assert made[0].person == people[0].id
+    assert made[0].person_properties == {"Purchase_Experience": "store"}
+
+    pages = [delighted.SurveyResponse.all(client=sdk, per_page=5, page=n) for n in (1, 2, 3)]
+    assert [len(p) for p in pages] == [5, 5, 2]  # a short page is the last
+    assert [r.id for p in pages for r in p] == [r.id for r in made]  # oldest first
+    newest = delighted.SurveyResponse.all(client=sdk, order="desc", per_page=1)
+    assert newest[0].id == made[-1].id
+    mine = delighted.SurveyResponse.all(client=sdk, person_email="r1@example.com")
+    assert {r.id for r in mine} == {r.id for i, r in enumerate(made) if i % 3 == 1}
+
+    one = delighted.SurveyResponse.retrieve(made[3].id, client=sdk, expand=["person"])
+    assert isinstance(one.person, delighted.Person)
+    assert one.person.email == "r0@example.com"
+    assert one.score == 8
+
+    metrics = delighted.Metrics.retrieve(client=sdk)
+    promoters, detractors = 6, 4  # 10 9 9 9 10 10 | 8 7 | 6 3 0 5
+    assert metrics.response_count == 12
+    assert (metrics.promoter_count, metrics.passive_count, metrics.detractor_count) == (
+        promoters,
+        2,
+        detractors,
+    )
+    assert metrics.nps == round(100 * (promoters - detractors) / 12)
+    assert metrics.promoter_percent == 50
+
+    with pytest.raises(delighted.errors.ResourceValidationError):
+        delighted.SurveyResponse.create(client=sdk, person=people[0].id, score=11)
+    with pytest.raises(delighted.errors.ResourceValidationError):
+        delighted.SurveyResponse.create(client=sdk, person="nobody", score=5)

@@ -1,0 +1,128 @@
+"""Delighted's transport conventions through the app: Basic with and without the colon,
+`.json` paths, a `{}` body on GET, its error bodies, another tenant's key, hostile values."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from tests.fixtures.auth import TenantHandle
+
+BASE = "/compat/delighted/v1"
+
+
+def basic(key: str, colon: bool) -> dict[str, str]:
+    raw = f"{key}:" if colon else key
+    return {"Authorization": "Basic " + base64.b64encode(raw.encode()).decode()}
+
+
+async def call(
+    tenant: TenantHandle, method: str, path: str, *, key: str | None = None, **kw: Any
+) -> Any:
+    headers = basic(key or tenant.admin_key, colon=True)
+    return await tenant.client.request(method, BASE + path, headers=headers, **kw)
+
+
+@pytest.mark.parametrize("colon", [False, True])
+@pytest.mark.parametrize("suffix", ["", ".json"])
+async def test_basic_with_or_without_the_colon_and_json_paths(
+    tenant: TenantHandle, colon: bool, suffix: str
+) -> None:
+    made = await tenant.client.post(
+        f"{BASE}/people{suffix}",
+        json={"email": "a@example.com", "send": False},
+        headers=basic(tenant.admin_key, colon),
+    )
+    assert made.status_code == 200, made.text
+    assert isinstance(made.json()["id"], str)
+    listed = await tenant.client.request(
+        "GET", f"{BASE}/people{suffix}", content=b"{}", headers=basic(tenant.admin_key, colon)
+    )
+    assert listed.status_code == 200, listed.text
+    assert [p["email"] for p in listed.json()] == ["a@example.com"]
+    assert "link" not in listed.headers  # one page
+
+
+async def test_errors_have_delighteds_shape(tenant: TenantHandle) -> None:
+    bad_key = await call(tenant, "GET", "/people", key="fbk_sk_wrong")
+    assert (bad_key.status_code, bad_key.json()) == (
+        401,
+        {"status": 401, "message": "Unauthorized"},
+    )
+    bearer = await tenant.client.get(f"{BASE}/people", headers={"Authorization": "Bearer x"})
+    assert bearer.status_code == 401
+    refused = await call(tenant, "POST", "/people", json={"email": "not-an-address"})
+    assert refused.status_code == 422
+    body = refused.json()
+    assert (body["status"], body["message"]) == (422, "Unprocessable Entity")
+    assert list(body["errors"]) == ["email"]
+    missing = await call(tenant, "GET", "/survey_responses/nope")
+    assert (missing.status_code, missing.json()["message"]) == (404, "Not Found")
+
+
+async def test_another_tenants_key_sees_nothing(
+    tenant: TenantHandle, other_tenant: TenantHandle
+) -> None:
+    person = (
+        await call(tenant, "POST", "/people", json={"email": "b@example.com", "send": False})
+    ).json()
+    answer = await call(
+        tenant, "POST", "/survey_responses", json={"person": person["id"], "score": 3}
+    )
+    assert answer.status_code == 201, answer.text
+    theirs = other_tenant.admin_key
+    assert (
+        await call(other_tenant, "GET", f"/survey_responses/{answer.json()['id']}", key=theirs)
+    ).status_code == 404
+    assert (await call(other_tenant, "GET", "/people", key=theirs)).json() == []
+    assert (await call(other_tenant, "GET", "/survey_responses", key=theirs)).json() == []
+    as_other = await call(
+        other_tenant,
+        "POST",
+        "/survey_responses",
+        key=theirs,
+        json={"person": person["id"], "score": 3},
+    )
+    assert as_other.status_code == 422  # no such person for them
+    gone = await call(other_tenant, "DELETE", f"/people/{person['id']}", key=theirs)
+    assert gone.status_code == 404
+    assert (await call(tenant, "GET", "/metrics")).json()["response_count"] == 1
+    assert (await call(other_tenant, "GET", "/metrics", key=theirs)).json()["response_count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kw"),
+    [
+        ("GET", "/people", {"params": {"per_page": "NaN"}}),
+        ("GET", "/people", {"params": {"since": "1e30"}}),
+        ("GET", "/people", {"params": {"page_info": "\x00"}}),
+        ("GET", "/people", {"params": {"email": "a\x00b"}}),
+        ("GET", "/survey_responses", {"params": {"page": "99999999999999999999"}}),
+        ("GET", "/survey_responses", {"params": {"order": "sideways"}}),
+        ("GET", "/metrics", {"params": {"until": "-1"}}),
+        ("POST", "/people", {"json": {"email": "a\x00@example.com"}}),
+        ("POST", "/people", {"json": {"phone_number": "+1" + "9" * 40}}),
+        ("POST", "/people", {"json": {"email": "c@example.com", "delay": 1e300}}),
+        ("POST", "/people", {"json": {"email": "c@example.com", "properties": {"k": "\x00"}}}),
+        ("POST", "/survey_responses", {"json": {"person": "x", "score": float("nan")}}),
+        (
+            "POST",
+            "/survey_responses",
+            {"json": {"person": "\x00", "score": 1, "created_at": 10**20}},
+        ),
+        ("DELETE", "/people/email:%00", {}),
+        ("GET", "/survey_responses/%00", {}),
+    ],
+)
+async def test_hostile_values_get_a_4xx(
+    tenant: TenantHandle, method: str, path: str, kw: dict[str, Any]
+) -> None:
+    if "json" in kw:  # as Python's json writes it, NaN and all
+        kw = {"content": json.dumps(kw["json"]), "headers": {"Content-Type": "application/json"}}
+    headers = {**basic(tenant.admin_key, colon=False), **kw.pop("headers", {})}
+    answer = await tenant.client.request(method, BASE + path, headers=headers, **kw)
+    assert 400 <= answer.status_code < 500, answer.text
+    assert answer.json()["status"] == answer.status_code
