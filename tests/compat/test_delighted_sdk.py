@@ -120,3 +120,23 @@ def test_survey_responses_recorded_paged_expanded_and_counted(sdk: Any) -> None:
         delighted.SurveyResponse.create(client=sdk, person=people[0].id, score=11)
     with pytest.raises(delighted.errors.ResourceValidationError):
         delighted.SurveyResponse.create(client=sdk, person="nobody", score=5)
+
+
+def test_save_on_an_expanded_response_changes_tags_and_properties_only(sdk: Any) -> None:
+    person = delighted.Person.create(client=sdk, email="s@example.com", send=False)
+    made = delighted.SurveyResponse.create(client=sdk, person=person.id, score=4, comment="slow")
+    response = delighted.SurveyResponse.retrieve(made.id, client=sdk, expand=["person"])
+    assert isinstance(response.person, delighted.Person)
+    response.tags = ["Delivery", "late"]
+    response.person_properties = {"Order Value": "120"}
+    saved = response.save(client=sdk)
+    assert (saved.score, saved.comment) == (4, "slow")
+    assert saved.tags == ["delivery", "late"]  # stored lowercased, as everywhere here
+    assert saved.person_properties == {"Order_Value": "120"}
+    again = delighted.SurveyResponse.retrieve(made.id, client=sdk)
+    assert again.tags == ["delivery", "late"]
+    assert again.person == person.id
+
+    response.score = 10  # what the customer said does not change
+    with pytest.raises(delighted.errors.ResourceValidationError):
+        response.save(client=sdk)

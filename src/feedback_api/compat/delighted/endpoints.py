@@ -22,6 +22,7 @@ from feedback_api.compat.delighted.schemas import (
     PersonCreated,
     SurveyResponse,
     SurveyResponseCreate,
+    SurveyResponseUpdate,
 )
 from feedback_api.db import SessionDep, SettingsDep
 from feedback_api.kit.pagination import encode_cursor
@@ -170,6 +171,27 @@ async def get_survey_response(
         session,
         auth.tenant_id,
         response_id,
+        expand_person="person" in _expands(expand, expand_list),
+    )
+
+
+@router.both("PUT", "/survey_responses/{response_id}", response_model=SurveyResponse)
+async def update_survey_response(
+    response_id: Identifier,
+    body: SurveyResponseUpdate,
+    session: SessionDep,
+    auth: ResponsesWrite,
+    expand: Expand = None,
+    expand_list: Annotated[Expand, Query(alias="expand[]")] = None,
+) -> SurveyResponse:
+    """Replace a response's `tags` and `person_properties` (our `PATCH /v1/responses/{id}`).
+    `score`, `comment` and `person` may be sent unchanged (the SDK's `save()` sends the
+    whole object, `person` expanded); a change to them is a 422, as are `notes`."""
+    return await survey_responses.update(
+        session,
+        auth.tenant_id,
+        response_id,
+        body,
         expand_person="person" in _expands(expand, expand_list),
     )
 

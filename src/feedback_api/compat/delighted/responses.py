@@ -15,6 +15,7 @@ from feedback_api.compat.delighted.schemas import (
     Person,
     SurveyResponse,
     SurveyResponseCreate,
+    SurveyResponseUpdate,
 )
 from feedback_api.config import Settings
 from feedback_api.customers.service import customer as customer_service
@@ -23,7 +24,12 @@ from feedback_api.kit.time import utcnow
 from feedback_api.metrics.selection import Selection
 from feedback_api.metrics.service import MetricQuery
 from feedback_api.metrics.service import metric as metric_service
-from feedback_api.responses.schemas import ResponseCreate, ResponseFilters, ResponseRead
+from feedback_api.responses.schemas import (
+    ResponseCreate,
+    ResponseFilters,
+    ResponseRead,
+    ResponseUpdate,
+)
 from feedback_api.responses.service import response as response_service
 
 #: Delighted's metrics covered the last 30 days when neither `since` nor `until` was given.
@@ -86,6 +92,42 @@ async def get(
     except ValueError:
         raise NotFound("no such survey response") from None
     stored = await response_service.get(session, tenant_id, uid)
+    return await read(session, tenant_id, stored, expand_person=expand_person)
+
+
+async def update(
+    session: AsyncSession,
+    tenant_id: UUID,
+    response_id: str,
+    body: SurveyResponseUpdate,
+    *,
+    expand_person: bool,
+) -> SurveyResponse:
+    """Tags and person properties change; the score, the comment and the person are what
+    the customer said and who said it: sent unchanged they are fine, changed a 422."""
+    current = await get(session, tenant_id, response_id, expand_person=False)
+    person = body.person.get("id") if isinstance(body.person, dict) else body.person
+    fixed = {"score": current.score, "comment": current.comment, "person": current.person}
+    for name, given in (("score", body.score), ("comment", body.comment), ("person", person)):
+        if given is not None and given != fixed[name]:
+            raise InvalidRequest.at(
+                ("body", name), "immutable", f"{name} is what the customer said: it cannot change"
+            )
+    if body.notes:
+        raise InvalidRequest.at(
+            ("body", "notes"),
+            "not_supported",
+            "notes are not kept on responses here: add them to the response's ticket",
+        )
+    changes: dict[str, object] = {}
+    if body.tags is not None:
+        changes["tags"] = body.tags
+    if body.person_properties is not None:
+        changes["attributes"] = {
+            people.attribute_name(k): v for k, v in body.person_properties.items()
+        }
+    values = ResponseUpdate.model_validate(changes).changes()
+    stored = await response_service.update(session, tenant_id, UUID(current.id), values)
     return await read(session, tenant_id, stored, expand_person=expand_person)
 
 

@@ -84,3 +84,15 @@ class Metrics(BaseModel):
     detractor_count: int
     detractor_percent: int | None
     response_count: int
+
+
+class SurveyResponseUpdate(Lenient):
+    """What `PUT /survey_responses/{id}` reads; the SDK's `save()` sends the whole object
+    back (the person expanded), so the fields it cannot change may come along unchanged."""
+
+    person: Annotated[str, Text(max_length=64)] | dict[str, Any] | None = None
+    score: Annotated[Int, Field(ge=0, le=10)] | None = None
+    comment: Annotated[str, Text(max_length=5000)] | None = None
+    person_properties: dict[str, Any] | None = Field(default=None, max_length=50)
+    tags: list[Annotated[str, Text(max_length=64)]] | None = Field(default=None, max_length=50)
+    notes: list[Any] | None = Field(default=None, max_length=100)
