@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.fixtures.processes import Processes
@@ -140,3 +141,17 @@ def test_save_on_an_expanded_response_changes_tags_and_properties_only(sdk: Any)
     response.score = 10  # what the customer said does not change
     with pytest.raises(delighted.errors.ResourceValidationError):
         response.save(client=sdk)
+
+
+def test_an_unsubscribe_cancels_the_scheduled_survey_and_holds_back_the_next(sdk: Any) -> None:
+    sent = delighted.Person.create(client=sdk, email="u@example.com", delay=3600)
+    assert sent.survey_scheduled_at is not None
+    assert delighted.Unsubscribe.create(client=sdk, person_email="u@example.com") == {"ok": True}
+    ours = sdk.api_base_url.replace("/compat/delighted/v1/", "/v1/invitations")
+    listed = httpx.get(ours, headers={"Authorization": f"Bearer {sdk.api_key}"}).json()
+    assert [i["status"] for i in listed["items"]] == ["cancelled"]
+    again = delighted.Person.create(client=sdk, email="u@example.com", delay=3600)
+    assert again.survey_scheduled_at is None  # our contact rules: opted out
+    # an address never seen is opted out too (a CRM forwards all it has)
+    assert delighted.Unsubscribe.create(client=sdk, person_email="new@example.com") == {"ok": True}
+    assert delighted.Person.create(client=sdk, email="new@example.com").survey_scheduled_at is None

@@ -23,6 +23,7 @@ from feedback_api.compat.delighted.schemas import (
     SurveyResponse,
     SurveyResponseCreate,
     SurveyResponseUpdate,
+    UnsubscribeCreate,
 )
 from feedback_api.db import SessionDep, SettingsDep
 from feedback_api.kit.pagination import encode_cursor
@@ -209,3 +210,13 @@ async def get_metrics(
     the counts and whole-number percentages of promoters, passives and detractors. Valid
     responses only, as `GET /v1/metrics/nps` counts them."""
     return await survey_responses.metrics(session, auth.tenant_id, since=since, until=until)
+
+
+@router.both("POST", "/unsubscribes", status_code=status.HTTP_200_OK)
+async def create_unsubscribe(
+    body: UnsubscribeCreate, session: SessionDep, auth: PeopleWrite
+) -> dict[str, bool]:
+    """Opt `person_email` out of every survey (our `POST /v1/customers/{ref}/unsubscribe`
+    without a channel; scheduled invitations are cancelled). Answers `{"ok": true}`."""
+    await people.unsubscribe(session, auth.tenant_id, str(body.person_email))
+    return {"ok": True}

@@ -199,3 +199,12 @@ async def erase(session: AsyncSession, auth: AuthContext, identifier: str) -> No
     await privacy_service.erase(
         session, auth.tenant_id, customer.external_ref, actor_key_id=auth.key_id
     )
+
+
+async def unsubscribe(session: AsyncSession, tenant_id: UUID, email: str) -> None:
+    """Delighted's unsubscribe: no survey on any channel any more (our opt-out, which also
+    cancels the scheduled ones). An address we do not know is opted out all the same, so
+    that a CRM can forward every opt-out it has."""
+    customer = await customer_service.find(session, tenant_id, email=email)
+    ref = customer.external_ref if customer is not None else email
+    await invitation_service.unsubscribe(session, tenant_id, ref, None)

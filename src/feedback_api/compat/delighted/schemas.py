@@ -96,3 +96,7 @@ class SurveyResponseUpdate(Lenient):
     person_properties: dict[str, Any] | None = Field(default=None, max_length=50)
     tags: list[Annotated[str, Text(max_length=64)]] | None = Field(default=None, max_length=50)
     notes: list[Any] | None = Field(default=None, max_length=100)
+
+
+class UnsubscribeCreate(Lenient):
+    person_email: EmailStr = Field(max_length=320)
