@@ -155,3 +155,14 @@ def test_an_unsubscribe_cancels_the_scheduled_survey_and_holds_back_the_next(sdk
     # an address never seen is opted out too (a CRM forwards all it has)
     assert delighted.Unsubscribe.create(client=sdk, person_email="new@example.com") == {"ok": True}
     assert delighted.Person.create(client=sdk, email="new@example.com").survey_scheduled_at is None
+
+
+def test_pending_survey_requests_are_cancelled(sdk: Any) -> None:
+    delighted.Person.create(client=sdk, email="p+1@example.com", delay=3600)
+    done = delighted.SurveyRequest.delete_pending(client=sdk, person_email="p+1@example.com")
+    assert done == {"ok": True}
+    ours = sdk.api_base_url.replace("/compat/delighted/v1/", "/v1/invitations")
+    listed = httpx.get(ours, headers={"Authorization": f"Bearer {sdk.api_key}"}).json()
+    assert [i["status"] for i in listed["items"]] == ["cancelled"]
+    with pytest.raises(delighted.errors.GeneralAPIError):  # 404: nobody by that address
+        delighted.SurveyRequest.delete_pending(client=sdk, person_email="nobody@example.com")

@@ -88,6 +88,18 @@ async def list_people(
     return JSONResponse([p.model_dump() for p in items], headers=headers)
 
 
+@router.both(
+    "DELETE", "/people/{email}/survey_requests/pending", status_code=status.HTTP_202_ACCEPTED
+)
+async def delete_pending_survey_requests(
+    email: Identifier, session: SessionDep, settings: SettingsDep, auth: PeopleWrite
+) -> dict[str, bool]:
+    """Cancel the surveys scheduled for the person and not sent yet (our
+    `DELETE /v1/invitations/{id}` for each). Answers 202 `{"ok": true}`."""
+    await people.cancel_pending(session, auth.tenant_id, email, settings)
+    return {"ok": True}
+
+
 @router.both("DELETE", "/people/{identifier}", status_code=status.HTTP_202_ACCEPTED)
 async def delete_person(
     identifier: Identifier, session: SessionDep, auth: PeopleErase

@@ -18,6 +18,7 @@ from feedback_api.exceptions import InvalidRequest, NotFound
 from feedback_api.invitations.schemas import (
     InvitationContext,
     InvitationCreate,
+    InvitationFilters,
     SurveyCreate,
 )
 from feedback_api.invitations.service import invitation as invitation_service
@@ -208,3 +209,20 @@ async def unsubscribe(session: AsyncSession, tenant_id: UUID, email: str) -> Non
     customer = await customer_service.find(session, tenant_id, email=email)
     ref = customer.external_ref if customer is not None else email
     await invitation_service.unsubscribe(session, tenant_id, ref, None)
+
+
+async def cancel_pending(
+    session: AsyncSession, tenant_id: UUID, email: str, settings: Settings
+) -> None:
+    """Cancel every survey still scheduled for the person (not sent yet). 404 for an
+    address we do not know."""
+    customer = await find(session, tenant_id, f"email:{email}")
+    filters = InvitationFilters(status="scheduled", customer=customer.external_ref)
+    while True:
+        pending, _ = await invitation_service.list_page(
+            session, tenant_id, filters, limit=100, after=None, settings=settings
+        )
+        for invitation in pending:
+            await invitation_service.cancel(session, tenant_id, invitation.id)
+        if len(pending) < 100:
+            return
