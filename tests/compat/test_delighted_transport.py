@@ -126,3 +126,12 @@ async def test_hostile_values_get_a_4xx(
     answer = await tenant.client.request(method, BASE + path, headers=headers, **kw)
     assert 400 <= answer.status_code < 500, answer.text
     assert answer.json()["status"] == answer.status_code
+
+
+async def test_a_body_that_is_not_json_is_a_400_in_delighteds_shape(tenant: TenantHandle) -> None:
+    answer = await tenant.client.post(
+        f"{BASE}/survey_responses",
+        content=b"}m\xff\\",
+        headers={**basic(tenant.admin_key, colon=True), "Content-Type": "application/json"},
+    )
+    assert (answer.status_code, answer.json()) == (400, {"status": 400, "message": "Bad Request"})

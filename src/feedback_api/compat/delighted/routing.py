@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from feedback_api.auth.context import AuthContext
 from feedback_api.auth.scopes import Scope
@@ -53,7 +54,7 @@ class DelightedError(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": DelightedError, "description": MESSAGES[status]}
-    for status in (401, 403, 404, 422, 429, 503)
+    for status in (400, 401, 403, 404, 422, 429, 503)
 }
 
 
@@ -78,6 +79,9 @@ class DelightedRoute(APIRoute):
                         str(e.get("msg", "is invalid"))
                     )
                 return error(422, fields)
+            except StarletteHTTPException as exc:  # a body that is not JSON: 400
+                status = exc.status_code if exc.status_code in MESSAGES else 400
+                return error(status, headers=dict(exc.headers or {}))
             except FeedbackError as exc:
                 fields = {}
                 for e in getattr(exc, "errors", None) or []:
