@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from feedback_api.db import asyncpg_dsn
 from feedback_api.events.catalogue import EventType
 from feedback_api.events.service import event as event_service
 from feedback_api.kit.time import utcnow
 from feedback_api.privacy.schemas import CustomerErased
 from tests.fixtures.auth import assert_problem
+from tests.fixtures.database import database_url
 from tests.fixtures.live import Live
 
 NPS: dict[str, Any] = {"kind": "nps", "score": 3, "channel": "crm"}
@@ -26,9 +29,9 @@ async def _poll(live: Live, query: str = "") -> dict[str, Any]:
 
 
 async def _poll_until(live: Live, count: int, query: str = "") -> dict[str, Any]:
-    """Poll until `count` events show. An event shows once every transaction that started
-    before it has ended, in any database of the server: other test workers' open
-    transactions delay it for a moment, as a long transaction would in production."""
+    """Poll until `count` events show. An event shows once every transaction of this
+    database that started before it has ended (`events.repository.HORIZON`): other test
+    workers' transactions, in databases of their own, do not hold it back."""
     for _ in range(200):
         result = await _poll(live, query)
         if len(result["items"]) >= count:
@@ -97,6 +100,19 @@ class TestPolling:
         )
         refs = [e["data"]["external_ref"] for e in late["items"]]
         assert refs == [slow_marker, fast_marker]
+
+    async def test_a_long_write_in_another_database_holds_nothing_back(self, live: Live) -> None:
+        # A reporting job or another service on the same server: its transaction has an
+        # xid older than our event, and our database cannot receive a row from it.
+        elsewhere = await asyncpg.connect(asyncpg_dsn(database_url("postgres")))
+        try:
+            async with elsewhere.transaction():
+                await elsewhere.fetchval("SELECT pg_current_xact_id()")
+                await live.client.post("/v1/responses", json=NPS, headers=live.headers)
+                shown = await _poll_until(live, 1)
+                assert [e["type"] for e in shown["items"]] == ["response.created"]
+        finally:
+            await elsewhere.close()
 
     async def test_an_event_of_a_rolled_back_transaction_never_appears(self, live: Live) -> None:
         session, _ = await _emit_in_own_transaction(live, commit=False)

@@ -241,14 +241,11 @@ async def seeded(live: Live, count: int = 400, seed: int = 7) -> list[UUID]:
 
 
 async def shows_up(live: Live, response_id: str) -> bool:
-    """Whether the response's event would show through GET /v1/events, as far as this
-    database goes, within 60 s. An event shows once every transaction that started before
-    it has ended (`events.repository.SETTLED`, tested through the API in
-    tests/events/test_polling.py), in any database of the server. Other test workers'
-    transactions (a whole test is one, some last minutes on a loaded machine) are noise
-    here, so this asks only about transactions in this database: a rebuild in one
-    transaction would hold the event back until the rebuild's end, which never comes while
-    this waits inside the rebuild."""
+    """Whether the response's event would show through GET /v1/events within 60 s: once
+    every transaction of this database that started before it has ended
+    (`events.repository.HORIZON`, tested through the API in tests/events/test_polling.py).
+    A rebuild in one transaction would hold the event back until the rebuild's end, which
+    never comes while this waits inside the rebuild."""
     older_here = text(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
         "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL "

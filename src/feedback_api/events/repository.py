@@ -27,9 +27,26 @@ FROM unnest($2::uuid[], $3::text[], $4::int2[], $5::timestamptz[], $6::text[])
     AS u(id, type, schema_version, occurred_at, data)
 """
 
-# Only events of transactions older than every transaction still running: those can no
-# longer be joined by an event with a smaller (xid, id), so a cursor never skips one.
-SETTLED = text("events.xid < (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint")
+# The settled horizon: the oldest transaction that could still add an event. Every xid
+# below the snapshot's xmax has ended, or is in its in-progress list (xip); of those, a
+# transaction of another database of the same server can write no row here, so it does
+# not count (a long write in another database, say a reporting job or another service on a
+# shared cluster, would otherwise hold every tenant's events and webhooks back). A running
+# xid that pg_stat_activity does not place in another database (a prepared transaction, a
+# transaction that ended meanwhile, a session this role may not inspect) counts, so the
+# horizon is never later than the snapshot's own xmin rule; the reader's own xid counts
+# too, as it does in xmin. pg_stat_activity shows a 32-bit xid: xids running at once are
+# within 2^31 of each other, so the low 32 bits name one of them.
+HORIZON = """least(
+    (SELECT min(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+     WHERE (x::text::bigint % 4294967296)::text NOT IN (
+         SELECT a.backend_xid::text FROM pg_stat_activity AS a
+         WHERE a.backend_xid IS NOT NULL AND a.datname IS DISTINCT FROM current_database())),
+    pg_current_xact_id_if_assigned()::text::bigint,
+    pg_snapshot_xmax(pg_current_snapshot())::text::bigint)"""
+# Only events of transactions below the horizon: those can no longer be joined by an event
+# with a smaller (xid, id), so a cursor never skips one.
+SETTLED = text(f"events.xid < {HORIZON}")
 
 
 PURGE = text(
