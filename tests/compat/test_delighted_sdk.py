@@ -155,6 +155,10 @@ def test_an_unsubscribe_cancels_the_scheduled_survey_and_holds_back_the_next(sdk
     # an address never seen is opted out too (a CRM forwards all it has)
     assert delighted.Unsubscribe.create(client=sdk, person_email="new@example.com") == {"ok": True}
     assert delighted.Person.create(client=sdk, email="new@example.com").survey_scheduled_at is None
+    # listed: the people we knew when they opted out (of the other only a keyed hash is kept)
+    (listed,) = delighted.Unsubscribe.all(client=sdk)
+    assert (listed.person_id, listed.email) == (sent.id, "u@example.com")
+    assert delighted.Bounce.all(client=sdk) == []
 
 
 def test_pending_survey_requests_are_cancelled(sdk: Any) -> None:

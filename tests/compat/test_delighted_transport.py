@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from feedback_api.config import Settings
+from feedback_api.invitations.service import invitation as invitation_service
+from feedback_api.kit.time import utcnow
 from tests.fixtures.auth import TenantHandle
 
 BASE = "/compat/delighted/v1"
@@ -135,3 +139,45 @@ async def test_a_body_that_is_not_json_is_a_400_in_delighteds_shape(tenant: Tena
         headers={**basic(tenant.admin_key, colon=True), "Content-Type": "application/json"},
     )
     assert (answer.status_code, answer.json()) == (400, {"status": 400, "message": "Bad Request"})
+
+
+async def test_unsubscribes_and_bounces_list_the_people_as_delighted_did(
+    tenant: TenantHandle, other_tenant: TenantHandle, settings: Settings
+) -> None:
+    ann = (await call(tenant, "POST", "/people", json={"email": "ann@example.com"})).json()
+    await invitation_service.process_due(
+        tenant.session, utcnow() + timedelta(minutes=1), settings=settings
+    )
+    (sent,) = (await tenant.get("/v1/invitations")).json()["items"]
+    reported = await tenant.post(
+        f"/v1/invitations/{sent['id']}/delivery", json={"status": "bounced"}
+    )
+    assert reported.status_code == 200, reported.text
+    bob = (
+        await call(tenant, "POST", "/people", json={"email": "bob@example.com", "send": False})
+    ).json()
+    await call(tenant, "POST", "/unsubscribes", json={"person_email": "bob@example.com"})
+    # opted out through our own API, of e-mail: listed; of SMS alone: not
+    await call(tenant, "POST", "/people", json={"email": "cy@example.com", "send": False})
+    await tenant.post("/v1/customers/cy@example.com/unsubscribe", json={"channel": "email"})
+    await call(tenant, "POST", "/people", json={"email": "di@example.com", "send": False})
+    await tenant.post("/v1/customers/di@example.com/unsubscribe", json={"channel": "sms"})
+    # an address with no person is opted out, but only its keyed hash is kept
+    await call(tenant, "POST", "/unsubscribes", json={"person_email": "ghost@example.com"})
+
+    listed = (await call(tenant, "GET", "/unsubscribes")).json()
+    assert [u["email"] for u in listed] == ["bob@example.com", "cy@example.com"]
+    assert listed[0]["person_id"] == bob["id"]
+    assert isinstance(listed[0]["unsubscribed_at"], int)
+    assert [
+        u["email"]
+        for u in (await call(tenant, "GET", "/unsubscribes.json?per_page=1&page=2")).json()
+    ] == ["cy@example.com"]
+    future = listed[0]["unsubscribed_at"] + 3600
+    assert (await call(tenant, "GET", f"/unsubscribes?since={future}")).json() == []
+    bounces = (await call(tenant, "GET", "/bounces")).json()
+    assert [(b["person_id"], b["email"]) for b in bounces] == [(ann["id"], "ann@example.com")]
+    assert isinstance(bounces[0]["bounced_at"], int)
+    theirs = other_tenant.admin_key
+    assert (await call(other_tenant, "GET", "/unsubscribes", key=theirs)).json() == []
+    assert (await call(other_tenant, "GET", "/bounces", key=theirs)).json() == []

@@ -284,3 +284,72 @@ class TestMigrations:
         assert found["subject"] == found["event"] == str(flag)
         assert found["audit"] == str(audit)
         assert found["downgraded"] == {"sms": unkeyed(kept), "*": ref_hash(key, TENANT, gone)}
+
+    def test_block_customers_migration_names_the_known_customers_of_old_blocks(
+        self, empty_database: str
+    ) -> None:
+        """Opt-outs and bounces recorded before customers were named on their blocks get
+        the customer whose ref hashes to them; a ref never seen and an erasure stay nameless."""
+        upgrade(empty_database, "0018")
+        known, bounced = uuid.uuid4(), uuid.uuid4()
+
+        async def run() -> list[tuple[str, uuid.UUID | None]]:
+            engine = create_async_engine(empty_database)
+            try:
+                async with engine.begin() as conn:
+                    await conn.execute(
+                        text(
+                            "INSERT INTO tenants (id, name, slug, created_at, updated_at) "
+                            "VALUES (:t, 'Old', 'old', now(), now())"
+                        ),
+                        {"t": TENANT},
+                    )
+                    await conn.execute(
+                        text("INSERT INTO contact_rules (tenant_id) VALUES (:t)"), {"t": TENANT}
+                    )
+                    key = bytes(await conn.scalar(text("SELECT ref_key FROM contact_rules")))
+                    for customer, ref in ((known, "ann"), (bounced, "bob"), (uuid.uuid4(), "x")):
+                        await conn.execute(
+                            text(
+                                "INSERT INTO customers (tenant_id, id, external_ref, "
+                                "created_at, updated_at) VALUES (:t, :c, :r, now(), now())"
+                            ),
+                            {"t": TENANT, "c": customer, "r": ref},
+                        )
+                    for ref, channel, reason in (
+                        ("ann", "*", "unsubscribed"),
+                        ("bob", "email", "bounced"),
+                        ("ghost", "*", "unsubscribed"),
+                        ("gone", "*", "erased"),
+                    ):
+                        await conn.execute(
+                            text(
+                                "INSERT INTO contact_blocks (tenant_id, ref_hash, channel, "
+                                "reason) VALUES (:t, :h, :ch, :r)"
+                            ),
+                            {
+                                "t": TENANT,
+                                "h": ref_hash(key, TENANT, ref),
+                                "ch": channel,
+                                "r": reason,
+                            },
+                        )
+                await asyncio.to_thread(upgrade, empty_database)
+                async with engine.connect() as conn:
+                    rows = await conn.execute(
+                        text("SELECT reason, customer_id FROM contact_blocks")
+                    )
+                    return [(reason, c) for reason, c in rows.all()]
+            finally:
+                await engine.dispose()
+
+        found = sorted(asyncio.run(run()), key=str)
+        assert found == sorted(
+            [
+                ("bounced", bounced),
+                ("erased", None),
+                ("unsubscribed", known),
+                ("unsubscribed", None),
+            ],
+            key=str,
+        )

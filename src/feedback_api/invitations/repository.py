@@ -124,10 +124,21 @@ class InvitationRepository:
             found.setdefault(ref, {})[channel] = reason
         return found
 
-    async def block(self, tenant_id: UUID, ref_hash: str, channel: str, reason: str) -> None:
+    async def block(
+        self,
+        tenant_id: UUID,
+        ref_hash: str,
+        channel: str,
+        reason: str,
+        customer_id: UUID | None = None,
+    ) -> None:
         """Add a block; an erasure overrides any other reason, nothing overrides erasure."""
         stmt = insert(ContactBlock).values(
-            tenant_id=tenant_id, ref_hash=ref_hash, channel=channel, reason=reason
+            tenant_id=tenant_id,
+            ref_hash=ref_hash,
+            channel=channel,
+            reason=reason,
+            customer_id=customer_id,
         )
         await self.session.execute(
             stmt.on_conflict_do_update(
@@ -136,10 +147,49 @@ class InvitationRepository:
                     ContactBlock.ref_hash,
                     ContactBlock.channel,
                 ],
-                set_={"reason": stmt.excluded.reason},
+                set_={
+                    "reason": stmt.excluded.reason,
+                    "customer_id": func.coalesce(
+                        stmt.excluded.customer_id, ContactBlock.customer_id
+                    ),
+                },
                 where=ContactBlock.reason != "erased",
             )
         )
+
+    async def blocked_customers(
+        self,
+        tenant_id: UUID,
+        reason: str,
+        channels: Sequence[str],
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        offset: int,
+        limit: int,
+    ) -> list[tuple[Customer, datetime]]:
+        """Known customers with a block of `reason` on one of `channels`, oldest block
+        first, each once (with their first such block's time)."""
+        first = (
+            select(ContactBlock.customer_id, func.min(ContactBlock.created_at).label("at"))
+            .where(
+                ContactBlock.tenant_id == tenant_id,
+                ContactBlock.reason == reason,
+                ContactBlock.channel.in_(channels),
+                ContactBlock.customer_id.is_not(None),
+            )
+            .group_by(ContactBlock.customer_id)
+            .subquery()
+        )
+        stmt = select(Customer, first.c.at).join(
+            first, (Customer.tenant_id == tenant_id) & (Customer.id == first.c.customer_id)
+        )
+        if since is not None:
+            stmt = stmt.where(first.c.at >= since)
+        if until is not None:
+            stmt = stmt.where(first.c.at <= until)
+        stmt = stmt.order_by(first.c.at, Customer.id).offset(offset).limit(limit)
+        return [(c, at) for c, at in (await self.session.execute(stmt)).all()]
 
     async def replace_blocks(
         self, tenant_id: UUID, ref_hash: str, channel: str, reason: str

@@ -98,6 +98,8 @@ class ContactBlock(Base):
     __tablename__ = "contact_blocks"
     __table_args__ = (
         CheckConstraint("reason IN ('unsubscribed', 'bounced', 'erased')", name="reason"),
+        # Who opted out or bounced, by time (Delighted's GET /unsubscribes and /bounces).
+        Index("ix_contact_blocks_tenant_id_reason_created_at", "tenant_id", "reason", "created_at"),
     )
 
     tenant_id: Mapped[UUID] = mapped_column(
@@ -107,6 +109,10 @@ class ContactBlock(Base):
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     reason: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    #: The customer the block was recorded for, when known, to list who opted out or
+    #: bounced. No foreign key: a customer row is deleted only by erasure, which replaces
+    #: the ref's blocks by one without it; a stale id would simply match no customer.
+    customer_id: Mapped[UUID | None] = mapped_column(default=None)
 
 
 class Invitation(TimestampMixin, Base):

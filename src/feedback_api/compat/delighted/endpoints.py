@@ -16,6 +16,7 @@ from feedback_api.compat.delighted import people
 from feedback_api.compat.delighted import responses as survey_responses
 from feedback_api.compat.delighted.routing import DelightedRoute, DelightedRouter, delighted_key
 from feedback_api.compat.delighted.schemas import (
+    Bounce,
     Metrics,
     Person,
     PersonCreate,
@@ -23,6 +24,7 @@ from feedback_api.compat.delighted.schemas import (
     SurveyResponse,
     SurveyResponseCreate,
     SurveyResponseUpdate,
+    Unsubscribe,
     UnsubscribeCreate,
 )
 from feedback_api.db import SessionDep, SettingsDep
@@ -40,6 +42,9 @@ PeopleWrite = Annotated[
 PeopleRead = Annotated[AuthContext, Depends(delighted_key(Scope.CUSTOMERS_READ))]
 PeopleErase = Annotated[AuthContext, Depends(delighted_key(Scope.CUSTOMERS_WRITE))]
 PerPage = Annotated[int, Query(ge=1, le=100, description="Default 20, at most 100.")]
+PageNumber = Annotated[
+    int, Query(ge=1, le=100_000, description="From 1; a short page is the last.")
+]
 Since = Annotated[int | None, Query(ge=0, le=32_503_680_000, description="Unix seconds.")]
 Identifier = Annotated[str, Text(min_length=1, max_length=400)]
 
@@ -139,7 +144,7 @@ async def create_survey_response(
 async def list_survey_responses(
     session: SessionDep,
     auth: ResponsesRead,
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page: PageNumber = 1,
     per_page: PerPage = 20,
     since: Since = None,
     until: Since = None,
@@ -232,3 +237,32 @@ async def create_unsubscribe(
     without a channel; scheduled invitations are cancelled). Answers `{"ok": true}`."""
     await people.unsubscribe(session, auth.tenant_id, str(body.person_email))
     return {"ok": True}
+
+
+@router.both("GET", "/unsubscribes", response_model=list[Unsubscribe])
+async def list_unsubscribes(
+    session: SessionDep,
+    auth: PeopleRead,
+    page: PageNumber = 1,
+    per_page: PerPage = 20,
+    since: Since = None,
+    until: Since = None,
+) -> list[Unsubscribe]:
+    """People who opted out of e-mail surveys (of every channel, or of e-mail), by when,
+    oldest first, whichever way they did; `since`/`until` bound `unsubscribed_at`. Opt-outs
+    of addresses we have no person for are kept as a keyed hash only and not listed."""
+    return await people.unsubscribes(session, auth.tenant_id, (since, until), page, per_page)
+
+
+@router.both("GET", "/bounces", response_model=list[Bounce])
+async def list_bounces(
+    session: SessionDep,
+    auth: PeopleRead,
+    page: PageNumber = 1,
+    per_page: PerPage = 20,
+    since: Since = None,
+    until: Since = None,
+) -> list[Bounce]:
+    """People whose survey e-mail bounced (as your messaging system reported it through
+    `POST /v1/invitations/{id}/delivery`), oldest first; `since`/`until` bound `bounced_at`."""
+    return await people.bounces(session, auth.tenant_id, (since, until), page, per_page)

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.auth.context import AuthContext
-from feedback_api.compat.delighted.schemas import Person, PersonCreate, PersonCreated
+from feedback_api.compat.delighted.schemas import (
+    Bounce,
+    Person,
+    PersonCreate,
+    PersonCreated,
+    Unsubscribe,
+)
 from feedback_api.config import Settings
 from feedback_api.customers.service import customer as customer_service
 from feedback_api.exceptions import InvalidRequest, NotFound
@@ -182,8 +188,8 @@ async def page(
     rows = await customer_service.oldest_first(
         session,
         tenant_id,
-        since=None if since is None else datetime.fromtimestamp(since, UTC),
-        until=None if until is None else datetime.fromtimestamp(until, UTC),
+        since=_moment(since),
+        until=_moment(until),
         email=email,
         phone=phone,
         after=after,
@@ -209,6 +215,64 @@ async def unsubscribe(session: AsyncSession, tenant_id: UUID, email: str) -> Non
     customer = await customer_service.find(session, tenant_id, email=email)
     ref = customer.external_ref if customer is not None else email
     await invitation_service.unsubscribe(session, tenant_id, ref, None)
+
+
+def _moment(seconds: int | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+async def _blocked(
+    session: AsyncSession,
+    tenant_id: UUID,
+    reason: Literal["unsubscribed", "bounced"],
+    channels: tuple[str, ...],
+    window: tuple[int | None, int | None],
+    page_number: int,
+    per_page: int,
+) -> list[tuple[Customer, int]]:
+    rows = await invitation_service.blocked_customers(
+        session,
+        tenant_id,
+        reason,
+        channels,
+        since=_moment(window[0]),
+        until=_moment(window[1]),
+        offset=(page_number - 1) * per_page,
+        limit=per_page,
+    )
+    return [(c, int(at.timestamp())) for c, at in rows]
+
+
+async def unsubscribes(
+    session: AsyncSession,
+    tenant_id: UUID,
+    window: tuple[int | None, int | None],
+    page_number: int,
+    per_page: int,
+) -> list[Unsubscribe]:
+    """Who opted out of e-mail (of every channel, or of e-mail alone), through any of our
+    ways: this API, `POST /v1/customers/{ref}/unsubscribe`, or a message's link."""
+    rows = await _blocked(
+        session, tenant_id, "unsubscribed", ("*", "email"), window, page_number, per_page
+    )
+    return [
+        Unsubscribe(person_id=str(c.id), email=c.email, name=c.name, unsubscribed_at=at)
+        for c, at in rows
+    ]
+
+
+async def bounces(
+    session: AsyncSession,
+    tenant_id: UUID,
+    window: tuple[int | None, int | None],
+    page_number: int,
+    per_page: int,
+) -> list[Bounce]:
+    """Whose e-mail bounced (reported with `POST /v1/invitations/{id}/delivery`)."""
+    rows = await _blocked(session, tenant_id, "bounced", ("email",), window, page_number, per_page)
+    return [
+        Bounce(person_id=str(c.id), email=c.email, name=c.name, bounced_at=at) for c, at in rows
+    ]
 
 
 async def cancel_pending(

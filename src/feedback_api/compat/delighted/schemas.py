@@ -98,5 +98,19 @@ class SurveyResponseUpdate(Lenient):
     notes: list[Any] | None = Field(default=None, max_length=100)
 
 
+class Unsubscribe(BaseModel):
+    person_id: str
+    email: str | None
+    name: str | None
+    unsubscribed_at: int
+
+
+class Bounce(BaseModel):
+    person_id: str
+    email: str | None
+    name: str | None
+    bounced_at: int
+
+
 class UnsubscribeCreate(Lenient):
     person_email: EmailStr = Field(max_length=320)

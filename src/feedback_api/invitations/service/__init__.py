@@ -53,6 +53,7 @@ class InvitationService:
         self.forget_customer = privacy_service.forget_customer
         self.block_hash = contact_service.block_hash
         self.blocks_for = contact_service.blocks_for
+        self.blocked_customers = contact_service.blocked_customers
 
 
 invitation = InvitationService()

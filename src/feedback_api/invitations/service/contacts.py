@@ -8,6 +8,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -30,7 +31,7 @@ from feedback_api.invitations.schemas import (
 from feedback_api.invitations.service.surveys import surveys as survey_service
 from feedback_api.invitations.timing import QuietHours, next_allowed
 from feedback_api.kit.time import utcnow
-from feedback_api.models import ContactRules, Survey
+from feedback_api.models import ContactRules, Customer, Survey
 
 
 def ref_hash(key: bytes, tenant_id: UUID, ref: str) -> str:
@@ -171,8 +172,10 @@ class ContactService:
         repo = InvitationRepository(session)
         scope = channel.value if channel else ALL_CHANNELS
         hashed = await self.block_hash(session, tenant_id, ref)
-        await repo.block(tenant_id, hashed, scope, "unsubscribed")
         customer = await repo.customer_by_ref(tenant_id, ref)
+        await repo.block(
+            tenant_id, hashed, scope, "unsubscribed", customer.id if customer else None
+        )
         if customer is not None:
             for inv in await repo.open_for_customer(
                 tenant_id, customer.id, channel.value if channel else None
@@ -194,6 +197,25 @@ class ContactService:
         hashed = await self.block_hash(session, tenant_id, ref)
         await InvitationRepository(session).unblock(
             tenant_id, hashed, channel.value if channel else None
+        )
+
+    async def blocked_customers(
+        self,
+        session: AsyncSession,
+        tenant_id: UUID,
+        reason: Literal["unsubscribed", "bounced"],
+        channels: Sequence[str],
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        offset: int,
+        limit: int,
+    ) -> list[tuple[Customer, datetime]]:
+        """Customers who opted out (or bounced) on one of `channels` (`*`: every channel),
+        by when, oldest first. Opt-outs of refs we have no customer for are not listed:
+        only their keyed hash is kept."""
+        return await InvitationRepository(session).blocked_customers(
+            tenant_id, reason, channels, since=since, until=until, offset=offset, limit=limit
         )
 
     async def block_hash(self, session: AsyncSession, tenant_id: UUID, ref: str) -> str:

@@ -326,7 +326,9 @@ class SchedulingService:
                 values["next_action_at"] = invitation.expires_at  # no reminders to a dead address
             if customer_ref is not None:
                 hashed = ref_hash(await repo.ref_key(tenant_id), tenant_id, customer_ref)
-                await repo.block(tenant_id, hashed, invitation.channel, "bounced")
+                await repo.block(
+                    tenant_id, hashed, invitation.channel, "bounced", invitation.customer_id
+                )
         await repo.update(tenant_id, invitation_id, values)
         return await self.get(session, tenant_id, invitation_id, settings=settings)
 
