@@ -4,11 +4,13 @@ server: a program written for Delighted runs after setting the base URL."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.fixtures.database import execute_sql
 from tests.fixtures.processes import Processes
 from tests.fixtures.processes import module_processes as module_processes  # the fixture
 
@@ -17,16 +19,21 @@ with warnings.catch_warnings():  # "Delighted is being sunset on June 30, 2026"
     import delighted  # type: ignore[import-untyped]
 
 
+TENANT_NAME = "Moved from Delighted"
+
+
 @pytest.fixture(scope="module")
 def server(module_processes: Processes) -> str:
     return f"http://127.0.0.1:{module_processes.serve()}/compat/delighted/v1/"
 
 
 @pytest.fixture
-def sdk(module_processes: Processes, server: str) -> Any:
-    """A client of a new tenant."""
-    key = module_processes.tenant("Moved from Delighted")
-    return delighted.Client(api_key=key, api_base_url=server)
+def sdk(module_processes: Processes, server: str, database_url: str) -> Iterator[Any]:
+    """A client of a new tenant, deleted afterwards with all it owns: its tickets would
+    otherwise be due in the SLA checks of later tests on this database."""
+    key = module_processes.tenant(TENANT_NAME)
+    yield delighted.Client(api_key=key, api_base_url=server)
+    execute_sql(database_url, f"DELETE FROM tenants WHERE name = '{TENANT_NAME}'")
 
 
 def test_people_created_listed_page_by_page_and_erased(sdk: Any) -> None:
@@ -116,6 +123,9 @@ def test_survey_responses_recorded_paged_expanded_and_counted(sdk: Any) -> None:
     )
     assert metrics.nps == round(100 * (promoters - detractors) / 12)
     assert metrics.promoter_percent == 50
+    # what came in through the API is Delighted's `core` group; none of it is e-mail
+    assert delighted.Metrics.retrieve(client=sdk, groups=["core"]).response_count == 12
+    assert delighted.Metrics.retrieve(client=sdk, groups=["email"]).response_count == 0
 
     with pytest.raises(delighted.errors.ResourceValidationError):
         delighted.SurveyResponse.create(client=sdk, person=people[0].id, score=11)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from feedback_api.config import Settings
 from feedback_api.invitations.service import invitation as invitation_service
-from feedback_api.kit.time import utcnow
 from tests.fixtures.auth import TenantHandle
 
 BASE = "/compat/delighted/v1"
@@ -145,9 +144,9 @@ async def test_unsubscribes_and_bounces_list_the_people_as_delighted_did(
     tenant: TenantHandle, other_tenant: TenantHandle, settings: Settings
 ) -> None:
     ann = (await call(tenant, "POST", "/people", json={"email": "ann@example.com"})).json()
-    await invitation_service.process_due(
-        tenant.session, utcnow() + timedelta(minutes=1), settings=settings
-    )
+    # due when the person's survey is scheduled: after the default quiet hours at night
+    due = datetime.fromtimestamp(ann["survey_scheduled_at"], UTC)
+    await invitation_service.process_due(tenant.session, due, settings=settings)
     (sent,) = (await tenant.get("/v1/invitations")).json()["items"]
     reported = await tenant.post(
         f"/v1/invitations/{sent['id']}/delivery", json={"status": "bounced"}
@@ -181,3 +180,25 @@ async def test_unsubscribes_and_bounces_list_the_people_as_delighted_did(
     theirs = other_tenant.admin_key
     assert (await call(other_tenant, "GET", "/unsubscribes", key=theirs)).json() == []
     assert (await call(other_tenant, "GET", "/bounces", key=theirs)).json() == []
+
+
+async def test_metrics_by_survey_group_are_our_channels(tenant: TenantHandle) -> None:
+    for channel, score in (("email", 10), ("email", 0), ("sms", 9), ("app", 3), ("qr", 10)):
+        made = await tenant.post(
+            "/v1/responses", json={"kind": "nps", "score": score, "channel": channel}
+        )
+        assert made.status_code == 201, made.text
+
+    async def count(query: str) -> Any:
+        answer = await call(tenant, "GET", f"/metrics{query}")
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    email = await count("?groups[]=email")
+    assert (email["response_count"], email["nps"]) == (2, 0)
+    assert (await count("?groups[]=email&groups[]=sms"))["response_count"] == 3
+    assert (await count("?groups=web"))["detractor_count"] == 1  # one value, no brackets
+    assert (await count("?groups[]=link"))["promoter_count"] == 1
+    assert (await count(""))["response_count"] == 5
+    refused = await call(tenant, "GET", "/metrics?groups[]=carrier-pigeon")
+    assert (refused.status_code, refused.json()["status"]) == (422, 422)

@@ -3,6 +3,7 @@ metrics (docs/delighted.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
@@ -118,6 +119,7 @@ async def delete_person(
 ResponsesWrite = Annotated[AuthContext, Depends(delighted_key(Scope.RESPONSES_WRITE))]
 ResponsesRead = Annotated[AuthContext, Depends(delighted_key(Scope.RESPONSES_READ))]
 MetricsRead = Annotated[AuthContext, Depends(delighted_key(Scope.METRICS_READ))]
+Group = Literal["core", "email", "kiosk", "link", "sms", "web"]
 Expand = Annotated[list[Annotated[str, Text(max_length=20)]] | None, Query(max_length=5)]
 Order = Annotated[
     Literal["asc", "desc", "asc:updated_at", "desc:updated_at"],
@@ -125,7 +127,7 @@ Order = Annotated[
 ]
 
 
-def _expands(*given: list[str] | None) -> set[str]:
+def _expands(*given: Sequence[str] | None) -> set[str]:
     return {value for values in given if values for value in values}
 
 
@@ -221,12 +223,21 @@ async def get_metrics(
     since: Since = None,
     until: Since = None,
     trend: Annotated[str | None, Text(max_length=64)] = None,
-    groups: Annotated[Expand, Query(alias="groups[]")] = None,
+    groups: Annotated[list[Group] | None, Query(max_length=6)] = None,
+    groups_list: Annotated[list[Group] | None, Query(alias="groups[]", max_length=6)] = None,
 ) -> Metrics:
     """NPS over `since`–`until` (default: the last 30 days, as Delighted's): integer `nps`,
     the counts and whole-number percentages of promoters, passives and detractors. Valid
-    responses only, as `GET /v1/metrics/nps` counts them."""
-    return await survey_responses.metrics(session, auth.tenant_id, since=since, until=until)
+    responses only, as `GET /v1/metrics/nps` counts them. `groups[]` keeps the responses
+    of those survey groups, mapped onto our channels: `core` crm, import and other; `email`;
+    `kiosk` in_person and phone; `link` qr and wechat; `sms`; `web` web and app."""
+    return await survey_responses.metrics(
+        session,
+        auth.tenant_id,
+        since=since,
+        until=until,
+        groups=_expands(groups, groups_list),
+    )
 
 
 @router.both("POST", "/unsubscribes", status_code=status.HTTP_200_OK)

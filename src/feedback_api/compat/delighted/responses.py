@@ -3,6 +3,8 @@ person is the response's customer, its `person_properties` the response's attrib
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -21,6 +23,7 @@ from feedback_api.config import Settings
 from feedback_api.customers.service import customer as customer_service
 from feedback_api.exceptions import InvalidRequest, NotFound
 from feedback_api.kit.time import utcnow
+from feedback_api.metrics.measures import Histogram
 from feedback_api.metrics.selection import Selection
 from feedback_api.metrics.service import MetricQuery
 from feedback_api.metrics.service import metric as metric_service
@@ -179,14 +182,42 @@ def _percent(part: int, n: int) -> int | None:
     return round(100 * part / n) if n else None
 
 
+#: Delighted's survey groups as our response channels (docs/delighted.md): `core` is what
+#: came in through the API from a CRM or an import, `link` the shared links (QR codes,
+#: WeChat), `kiosk` the counter and the phone call.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "core": ("crm", "import", "other"),
+    "email": ("email",),
+    "kiosk": ("in_person", "phone"),
+    "link": ("qr", "wechat"),
+    "sms": ("sms",),
+    "web": ("web", "app"),
+}
+
+
 async def metrics(
-    session: AsyncSession, tenant_id: UUID, *, since: int | None, until: int | None
+    session: AsyncSession,
+    tenant_id: UUID,
+    *,
+    since: int | None,
+    until: int | None,
+    groups: Collection[str] = (),
 ) -> Metrics:
     end = _time(until) or utcnow()
     start = _time(since) or end - timedelta(days=DEFAULT_DAYS)
     selection = Selection(tenant_id=tenant_id, kind="nps", scale_min=0, scale_max=10)
-    tally = await metric_service.tally(session, MetricQuery(selection), start, end)
-    counts = tally.histogram.counts
+    if groups:
+        channels = sorted({c for group in groups for c in GROUPS[group]})
+        histogram = Histogram(0, 10, [0] * 11)
+        for channel in channels:  # disjoint: each response has one channel
+            one = replace(selection, channel=channel)
+            part = await metric_service.tally(session, MetricQuery(one), start, end)
+            histogram = histogram.merged(part.histogram)
+    else:
+        histogram = (
+            await metric_service.tally(session, MetricQuery(selection), start, end)
+        ).histogram
+    counts = histogram.counts
     promoters, passives, detractors = sum(counts[9:11]), sum(counts[7:9]), sum(counts[0:7])
     n = promoters + passives + detractors
     return Metrics(
