@@ -25,6 +25,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from feedback_api import assembly
+from feedback_api.compat.delighted import autopilot as delighted_autopilot
 from feedback_api.config import Settings
 from feedback_api.events.tasks import purge_expired_events
 from feedback_api.idempotency.tasks import purge_expired_keys
@@ -75,6 +76,7 @@ TICK_SECONDS = 0.05
 Ticker = Callable[[AsyncSession, Settings], Awaitable[int]]
 TICKERS: tuple[Ticker, ...] = (
     invitation_tasks.process_due,
+    delighted_autopilot.schedule_due,
     webhook_tasks.dispatch,
     integrity_tasks.screen,
     metric_tasks.fold,

@@ -3,6 +3,7 @@ server: a program written for Delighted runs after setting the base URL."""
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -180,3 +181,48 @@ def test_pending_survey_requests_are_cancelled(sdk: Any) -> None:
     assert [i["status"] for i in listed["items"]] == ["cancelled"]
     with pytest.raises(delighted.errors.GeneralAPIError):  # 404: nobody by that address
         delighted.SurveyRequest.delete_pending(client=sdk, person_email="nobody@example.com")
+
+
+def test_autopilot_members_are_surveyed_again_by_the_worker(
+    sdk: Any, module_processes: Processes, database_url: str
+) -> None:
+    """Last in this module: the worker it starts stays until the module ends."""
+    config = delighted.AutopilotConfiguration.retrieve("email", client=sdk)
+    assert (config.platform_id, config.frequency) == ("email", 30 * 86_400)
+    email = delighted.AutopilotMembership.forEmail()
+    for i in range(5):
+        joined = email.create(
+            client=sdk, person_email=f"m{i}@example.com", properties={"plan": "gold"}
+        )
+        assert joined.person["email"] == f"m{i}@example.com"
+    listed = list(email.list(client=sdk, per_page=2).auto_paging_iter())
+    assert [m.person["email"] for m in listed] == [f"m{i}@example.com" for i in range(5)]
+    first = {m.person["email"]: m.next_survey_request["id"] for m in listed}
+
+    # A month on: their first round lies 40 days back and the next is due.
+    execute_sql(
+        database_url,
+        "UPDATE invitations SET due_at = due_at - interval '40 days' WHERE tenant_id = "
+        f"(SELECT id FROM tenants WHERE name = '{TENANT_NAME}');"
+        "UPDATE autopilot_memberships SET next_at = now() WHERE tenant_id = "
+        f"(SELECT id FROM tenants WHERE name = '{TENANT_NAME}')",
+    )
+    module_processes.start("worker", "worker")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = {
+            m.person["email"]: (m.next_survey_request or {}).get("id")
+            for m in email.list(client=sdk, per_page=100).auto_paging_iter()
+        }
+        if all(now[e] not in (None, first[e]) for e in first):
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"the worker scheduled no second round: {now}")
+
+    removed = email.delete(client=sdk, person_email="m0@example.com")
+    assert removed["person"]["email"] == "m0@example.com"
+    left = [m.person["email"] for m in email.list(client=sdk).auto_paging_iter()]
+    assert left == [f"m{i}@example.com" for i in range(1, 5)]
+    sms = delighted.AutopilotMembership.forSms()
+    assert list(sms.list(client=sdk).auto_paging_iter()) == []

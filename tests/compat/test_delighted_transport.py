@@ -117,6 +117,16 @@ async def test_another_tenants_key_sees_nothing(
             {"json": {"person": "\x00", "score": 1, "created_at": 10**20}},
         ),
         ("DELETE", "/people/email:%00", {}),
+        ("GET", "/autopilot/email/memberships", {"params": {"person_id": "\x00"}}),
+        ("GET", "/autopilot/sms/memberships", {"params": {"per_page": "1e9"}}),
+        ("POST", "/autopilot/email/memberships", {"json": {"person_email": 1e308}}),
+        (
+            "POST",
+            "/autopilot/email/memberships",
+            {"json": {"person_email": "e@example.com", "properties": {"k": float("nan")}}},
+        ),
+        ("DELETE", "/autopilot/email/memberships", {"params": {"person_email": "x\x00"}}),
+        ("DELETE", "/autopilot/sms/memberships", {"json": {"person_phone_number": "+" * 30}}),
         ("GET", "/survey_responses/%00", {}),
     ],
 )

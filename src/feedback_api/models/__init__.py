@@ -4,6 +4,7 @@ from feedback_api.kit.models import Base
 from feedback_api.models.action import ImprovementAction
 from feedback_api.models.api_key import ApiKey
 from feedback_api.models.audit_log import AuditLog
+from feedback_api.models.autopilot import AutopilotMembership
 from feedback_api.models.customer import Customer
 from feedback_api.models.event import Event
 from feedback_api.models.idempotency_key import IdempotencyKey
@@ -40,6 +41,7 @@ __all__ = [
     "ApiKey",
     "ImprovementAction",
     "AuditLog",
+    "AutopilotMembership",
     "Base",
     "ContactBlock",
     "ContactRules",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import Depends, Query, Request, status
@@ -13,15 +13,22 @@ from fastapi.responses import JSONResponse
 
 from feedback_api.auth.context import AuthContext
 from feedback_api.auth.scopes import Scope
-from feedback_api.compat.delighted import people
+from feedback_api.compat.delighted import autopilot, people
 from feedback_api.compat.delighted import responses as survey_responses
 from feedback_api.compat.delighted.routing import DelightedRoute, DelightedRouter, delighted_key
 from feedback_api.compat.delighted.schemas import (
+    AutopilotConfiguration,
     Bounce,
+    MemberIdentifier,
+    Membership,
+    MembershipCreate,
+    MembershipCreated,
+    MembershipRemoved,
     Metrics,
     Person,
     PersonCreate,
     PersonCreated,
+    Platform,
     SurveyResponse,
     SurveyResponseCreate,
     SurveyResponseUpdate,
@@ -85,13 +92,18 @@ async def list_people(
         after=(after[0], after[1]) if after else None,
         per_page=per_page,
     )
+    return _linked(request, [p.model_dump() for p in items], last)
+
+
+def _linked(request: Request, items: list[Any], last: tuple[datetime, UUID] | None) -> JSONResponse:
+    """A page, with the next page's absolute URL in `Link: <…>; rel="next"` unless last."""
     headers = {}
     if last is not None:
         following = request.url.remove_query_params("page_info").include_query_params(
             page_info=encode_cursor(*last)
         )
         headers["Link"] = f'<{following}>; rel="next"'
-    return JSONResponse([p.model_dump() for p in items], headers=headers)
+    return JSONResponse(items, headers=headers)
 
 
 @router.both(
@@ -277,3 +289,102 @@ async def list_bounces(
     """People whose survey e-mail bounced (as your messaging system reported it through
     `POST /v1/invitations/{id}/delivery`), oldest first; `since`/`until` bound `bounced_at`."""
     return await people.bounces(session, auth.tenant_id, (since, until), page, per_page)
+
+
+AutopilotRead = Annotated[AuthContext, Depends(delighted_key(Scope.INVITATIONS_READ))]
+AutopilotWrite = Annotated[
+    AuthContext, Depends(delighted_key(Scope.CUSTOMERS_WRITE, Scope.INVITATIONS_WRITE))
+]
+PersonId = Annotated[str | None, Text(min_length=1, max_length=64)]
+PersonEmail = Annotated[str | None, Text(min_length=1, max_length=320)]
+PersonPhone = Annotated[str | None, Text(min_length=1, max_length=20)]
+
+
+def _member(
+    body: MemberIdentifier | None, person_id: str | None, email: str | None, phone: str | None
+) -> MemberIdentifier:
+    """The person named in the JSON body (Python SDK) or the query string (Node, Ruby)."""
+    if body is not None and any((body.person_id, body.person_email, body.person_phone_number)):
+        return body
+    return MemberIdentifier.model_validate(
+        {"person_id": person_id, "person_email": email, "person_phone_number": phone}
+    )
+
+
+@router.both("GET", "/autopilot/{platform}", response_model=AutopilotConfiguration)
+async def get_autopilot(
+    platform: Platform, session: SessionDep, auth: AutopilotRead
+) -> AutopilotConfiguration:
+    """Autopilot on `email` or `sms`: our `delighted` survey (`active` is the survey's),
+    repeated every `frequency` seconds, the contact rules' frequency (or the survey's
+    cooldown when longer): `PATCH /v1/contact-rules` and `PATCH /v1/surveys/delighted` set
+    them."""
+    return await autopilot.configuration(session, auth.tenant_id, platform)
+
+
+@router.both("GET", "/autopilot/{platform}/memberships", response_model=list[Membership])
+async def list_autopilot_memberships(
+    platform: Platform,
+    request: Request,
+    session: SessionDep,
+    auth: AutopilotRead,
+    per_page: PerPage = 20,
+    person_id: PersonId = None,
+    person_email: PersonEmail = None,
+    person_phone_number: PersonPhone = None,
+    page_info: Cursor = None,
+) -> JSONResponse:
+    """The platform's members in the order they joined, each with their survey scheduled
+    and not yet sent; `person_id`, `person_email` or `person_phone_number` keeps one. The
+    next page's absolute URL is in `Link: <…>; rel="next"`, absent on the last page."""
+    after = parse_cursor(page_info, datetime, UUID)
+    items, last = await autopilot.page(
+        session,
+        auth.tenant_id,
+        platform,
+        _member(None, person_id, person_email, person_phone_number),
+        (after[0], after[1]) if after else None,
+        per_page,
+    )
+    return _linked(request, [m.model_dump() for m in items], last)
+
+
+@router.both(
+    "POST",
+    "/autopilot/{platform}/memberships",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MembershipCreated,
+)
+async def add_autopilot_membership(
+    platform: Platform,
+    body: MembershipCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    auth: AutopilotWrite,
+) -> MembershipCreated:
+    """Add a person (`person_id`, `person_email` or `person_phone_number`; created when
+    new, with `person_name`) and send them the first survey now, under the contact rules;
+    `properties` go with each of their surveys. Adding a member again changes only the
+    properties."""
+    return await autopilot.join(session, auth, platform, body, settings)
+
+
+@router.both(
+    "DELETE",
+    "/autopilot/{platform}/memberships",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=MembershipRemoved,
+)
+async def remove_autopilot_membership(
+    platform: Platform,
+    session: SessionDep,
+    auth: AutopilotWrite,
+    body: MemberIdentifier | None = None,
+    person_id: PersonId = None,
+    person_email: PersonEmail = None,
+    person_phone_number: PersonPhone = None,
+) -> MembershipRemoved:
+    """Take a person out (named in the JSON body or the query string) and cancel their
+    survey still scheduled; the person and their responses stay. 404 if not a member."""
+    who = _member(body, person_id, person_email, person_phone_number)
+    return await autopilot.leave(session, auth.tenant_id, platform, who)

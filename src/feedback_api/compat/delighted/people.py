@@ -66,7 +66,7 @@ def attribute_name(key: str) -> str:
     return name or "property"
 
 
-def _split(properties: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+def split(properties: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str | None]:
     """(customer attributes, survey context, locale) from Delighted's `properties`."""
     attributes: dict[str, Any] = {}
     context: dict[str, Any] = {}
@@ -103,7 +103,7 @@ async def find(session: AsyncSession, tenant_id: UUID, identifier: str) -> Custo
     return found
 
 
-async def _survey(session: AsyncSession, tenant_id: UUID) -> None:
+async def ensure_survey(session: AsyncSession, tenant_id: UUID) -> None:
     try:
         await invitation_service.get_survey(session, tenant_id, SURVEY)
     except NotFound:
@@ -116,21 +116,12 @@ async def _survey(session: AsyncSession, tenant_id: UUID) -> None:
         )
 
 
-async def create_or_update(
-    session: AsyncSession, auth: AuthContext, body: PersonCreate, settings: Settings
-) -> PersonCreated:
-    tenant_id = auth.tenant_id
-    if body.email is None and body.phone_number is None:
-        raise InvalidRequest.at(("body", "email"), "required", "email or phone_number is required")
-    channel = body.channel or ("sms" if body.email is None else "email")
-    if channel == "sms" and (body.phone_number_update or body.phone_number) is None:
-        raise InvalidRequest.at(("body", "phone_number"), "required", "sms needs a phone_number")
-    if channel == "email" and (body.email_update or body.email) is None:
-        raise InvalidRequest.at(("body", "email"), "required", "email needs an email")
-    existing = await customer_service.find(
-        session, tenant_id, email=body.email, phone=None if body.email else body.phone_number
-    )
-    attributes, context, locale = _split(body.properties)
+async def save(
+    session: AsyncSession, tenant_id: UUID, existing: Customer | None, body: PersonCreate
+) -> Customer:
+    """Create the person, or update `existing` with what the body sets (properties merged
+    into its attributes; a field the body leaves out stays)."""
+    attributes, _, locale = split(body.properties)
     values: dict[str, Any] = {
         "name": body.name,
         "email": body.email_update or body.email,
@@ -155,9 +146,28 @@ async def create_or_update(
     else:
         ref = str(body.email or body.phone_number)
     customer, _ = await customer_service.upsert(session, tenant_id, ref, values)
+    return customer
+
+
+async def create_or_update(
+    session: AsyncSession, auth: AuthContext, body: PersonCreate, settings: Settings
+) -> PersonCreated:
+    tenant_id = auth.tenant_id
+    if body.email is None and body.phone_number is None:
+        raise InvalidRequest.at(("body", "email"), "required", "email or phone_number is required")
+    channel = body.channel or ("sms" if body.email is None else "email")
+    if channel == "sms" and (body.phone_number_update or body.phone_number) is None:
+        raise InvalidRequest.at(("body", "phone_number"), "required", "sms needs a phone_number")
+    if channel == "email" and (body.email_update or body.email) is None:
+        raise InvalidRequest.at(("body", "email"), "required", "email needs an email")
+    existing = await customer_service.find(
+        session, tenant_id, email=body.email, phone=None if body.email else body.phone_number
+    )
+    customer = await save(session, tenant_id, existing, body)
+    ref = customer.external_ref
     scheduled = None
     if body.send is not False:
-        await _survey(session, tenant_id)
+        await ensure_survey(session, tenant_id)
         invitation, _ = await invitation_service.schedule(
             session,
             tenant_id,
@@ -166,7 +176,7 @@ async def create_or_update(
                 survey=SURVEY,
                 channel=channel,  # type: ignore[arg-type]
                 delay_seconds=body.delay or 0,
-                context=InvitationContext(attributes=context),
+                context=InvitationContext(attributes=split(body.properties)[1]),
             ),
             settings=settings,
         )

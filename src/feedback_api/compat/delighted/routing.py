@@ -85,8 +85,8 @@ class DelightedRoute(APIRoute):
             except FeedbackError as exc:
                 fields = {}
                 for e in getattr(exc, "errors", None) or []:
-                    loc = tuple(getattr(e, "loc", ()) or ())
-                    fields.setdefault(_field(loc), []).append(str(getattr(e, "message", "")))
+                    loc = tuple(e.get("loc", ()) or ())
+                    fields.setdefault(_field(loc), []).append(str(e.get("message", "")))
                 if exc.status == 422 and not fields:
                     fields = {"base": [str(exc)]}
                 status = exc.status if exc.status in MESSAGES else 400

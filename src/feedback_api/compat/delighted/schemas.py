@@ -114,3 +114,65 @@ class Bounce(BaseModel):
 
 class UnsubscribeCreate(Lenient):
     person_email: EmailStr = Field(max_length=320)
+
+
+Platform = Literal["email", "sms"]
+
+
+class AutopilotConfiguration(BaseModel):
+    platform_id: Platform
+    active: bool = Field(
+        description="Whether the `delighted` survey is active (PATCH /v1/surveys/delighted)."
+    )
+    frequency: int = Field(
+        description="Seconds between a member's surveys: the contact rules' frequency, or the "
+        "`delighted` survey's cooldown when longer."
+    )
+    created_at: int | None = Field(description="When the `delighted` survey was created.")
+    updated_at: int | None
+
+
+class MemberIdentifier(Lenient):
+    """Exactly one of them names the person."""
+
+    person_id: Annotated[str, Text(min_length=1, max_length=64)] | None = None
+    person_email: EmailStr | None = Field(default=None, max_length=320)
+    person_phone_number: PhoneNumber | None = None
+
+
+class MembershipCreate(MemberIdentifier):
+    person_name: Name | None = None
+    properties: dict[str, Any] = Field(default_factory=dict, max_length=50)
+
+
+class MemberPerson(BaseModel):
+    id: str
+    name: str | None
+    email: str | None
+    phone_number: str | None
+    created_at: int
+
+
+class SurveyRequest(BaseModel):
+    id: str
+    created_at: int
+    survey_scheduled_at: int | None
+    properties: dict[str, Any]
+
+
+class Membership(BaseModel):
+    created_at: int
+    updated_at: int
+    person: MemberPerson
+    next_survey_request: SurveyRequest | None = Field(
+        description="The member's survey scheduled and not yet sent, if any."
+    )
+
+
+class MembershipCreated(BaseModel):
+    person: MemberPerson
+    properties: dict[str, Any]
+
+
+class MembershipRemoved(BaseModel):
+    person: MemberPerson
