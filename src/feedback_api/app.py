@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from feedback_api import __version__, assembly, contract
 from feedback_api.api import ROUTERS
+from feedback_api.compat.delighted import routing as delighted_routing
 from feedback_api.config import Settings, get_settings
 from feedback_api.cors import CORSMiddleware
 from feedback_api.db import (
@@ -87,6 +88,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     install_exception_handlers(app)
     contract.install(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        error_shapes=[(delighted_routing.PREFIX, delighted_routing.error_bytes)],
+    )
     app.add_middleware(CORSMiddleware)  # outermost: web pages on POST /v1/responses only
     return app

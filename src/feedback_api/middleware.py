@@ -10,6 +10,7 @@ import random
 import re
 import time
 import uuid
+from collections.abc import Callable, Sequence
 
 import structlog
 from prometheus_client import Histogram
@@ -110,10 +111,18 @@ class _Exchange:
         )
 
 
+#: A path prefix whose clients expect errors in another shape than problem+json, and what
+#: renders them: the status → (content type, body).
+ErrorShape = tuple[str, Callable[[int], tuple[bytes, bytes]]]
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, error_shapes: Sequence[ErrorShape] = ()
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.error_shapes = tuple(error_shapes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -132,7 +141,8 @@ class RequestContextMiddleware:
                 try:
                     body = await self._read_body(headers, receive, scope["path"])
                 except FeedbackError as exc:
-                    await self._send_problem(exc, request_id, exchange.send)
+                    answer = Answer(exc.status, exc.code, exc.title, exc.detail)
+                    await self._send_answer(answer, scope["path"], request_id, exchange.send)
                     return
                 except ClientGone:
                     exchange.status = 499  # logged as nginx does: client closed request
@@ -162,7 +172,9 @@ class RequestContextMiddleware:
                     logger.warning("request_retried", attempt=attempt, sqlstate=sqlstate(exc))
                     await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)
                     continue
-                await self._send_answer(answer, exchange.request_id, exchange.send)
+                await self._send_answer(
+                    answer, exchange.scope["path"], exchange.request_id, exchange.send
+                )
                 return
 
     async def _read_body(self, headers: dict[bytes, bytes], receive: Receive, path: str) -> bytes:
@@ -197,28 +209,31 @@ class RequestContextMiddleware:
             raise UnsupportedMediaType("send the body as application/json")
         return body
 
-    async def _send_answer(self, answer: Answer, request_id: str, send: Send) -> None:
-        body = problem_bytes(
-            status=answer.status,
-            code=answer.code,
-            title=answer.title,
-            detail=answer.detail,
-            request_id=request_id,
+    async def _send_answer(self, answer: Answer, path: str, request_id: str, send: Send) -> None:
+        shape = next(
+            (render for prefix, render in self.error_shapes if path.startswith(prefix)), None
         )
+        if shape is not None:
+            content_type, body = shape(answer.status)
+        else:
+            content_type = b"application/problem+json"
+            body = problem_bytes(
+                status=answer.status,
+                code=answer.code,
+                title=answer.title,
+                detail=answer.detail,
+                request_id=request_id,
+            )
         extra = [(k.lower().encode(), v.encode()) for k, v in (answer.headers or {}).items()]
         await send(
             {
                 "type": "http.response.start",
                 "status": answer.status,
                 "headers": [
-                    (b"content-type", b"application/problem+json"),
+                    (b"content-type", content_type),
                     (b"content-length", str(len(body)).encode()),
                     *extra,
                 ],
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-    async def _send_problem(self, exc: FeedbackError, request_id: str, send: Send) -> None:
-        answer = Answer(exc.status, exc.code, exc.title, exc.detail)
-        await self._send_answer(answer, request_id, send)

@@ -183,6 +183,29 @@ def test_pending_survey_requests_are_cancelled(sdk: Any) -> None:
         delighted.SurveyRequest.delete_pending(client=sdk, person_email="nobody@example.com")
 
 
+def test_auto_paging_recovers_from_our_rate_limit(sdk: Any, database_url: str) -> None:
+    for i in range(25):
+        delighted.Person.create(client=sdk, email=f"r{i}@example.com", send=False)
+    execute_sql(  # as `PUT /v1/tenants/{id}/rate-limits` stores it: 3 requests per 2 s
+        database_url,
+        "UPDATE tenants SET rate_limits = "
+        """'{"secret_key": {"quota": 3, "window_seconds": 2}}' """
+        f"WHERE name = '{TENANT_NAME}'",
+    )
+    pages = delighted.Person.list(client=sdk, per_page=5)
+
+    def spend() -> None:
+        for _ in range(4):
+            next(delighted.Person.list(client=sdk, per_page=5).auto_paging_iter())
+
+    with pytest.raises(delighted.errors.TooManyRequestsError) as refused:
+        spend()
+    assert isinstance(refused.value.retry_after, int)
+    assert 1 <= refused.value.retry_after <= 2
+    listed = list(pages.auto_paging_iter(auto_handle_rate_limits=True))  # 5 pages, 3 per 2 s
+    assert sorted(p.email for p in listed) == sorted(f"r{i}@example.com" for i in range(25))
+
+
 def test_autopilot_members_are_surveyed_again_by_the_worker(
     sdk: Any, module_processes: Processes, database_url: str
 ) -> None:

@@ -8,10 +8,13 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
+from feedback_api.compat.delighted.routing import PREFIX, error_bytes
 from feedback_api.config import Settings
 from feedback_api.invitations.service import invitation as invitation_service
+from feedback_api.middleware import RequestContextMiddleware
 from tests.fixtures.auth import TenantHandle
 
 BASE = "/compat/delighted/v1"
@@ -212,3 +215,32 @@ async def test_metrics_by_survey_group_are_our_channels(tenant: TenantHandle) ->
     assert (await count(""))["response_count"] == 5
     refused = await call(tenant, "GET", "/metrics?groups[]=carrier-pigeon")
     assert (refused.status_code, refused.json()["status"]) == (422, 422)
+
+
+async def test_a_busy_database_is_a_503_in_delighteds_shape_with_retry_after() -> None:
+    """What the middleware answers for every route (the database busy, a body too large) has
+    Delighted's shape on its paths, and stays problem+json on ours."""
+
+    class StatementTimeout(Exception):
+        sqlstate = "57014"  # as asyncpg's QueryCanceledError carries it
+
+    async def busy(scope: Any, receive: Any, send: Any) -> None:
+        raise StatementTimeout
+
+    shaped = RequestContextMiddleware(
+        busy, max_body_bytes=1024, error_shapes=[(PREFIX, error_bytes)]
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=shaped), base_url="http://test"
+    ) as client:
+        answer = await client.get(f"{BASE}/people.json")
+        assert (answer.status_code, answer.json()) == (
+            503,
+            {"status": 503, "message": "Service Unavailable"},
+        )
+        assert int(answer.headers["Retry-After"]) >= 1
+        too_large = await client.post(f"{BASE}/people", content=b"x" * 2000)
+        assert too_large.json() == {"status": 413, "message": "Payload Too Large"}
+        ours = await client.get("/v1/customers")
+        assert ours.headers["content-type"] == "application/problem+json"
+        assert ours.json()["code"] == "database_busy"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -21,12 +22,15 @@ from feedback_api.db import SessionDep
 from feedback_api.exceptions import FeedbackError
 from feedback_api.keys.dependencies import admit
 
+PREFIX = "/compat/delighted/"
 MESSAGES = {
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
     409: "Conflict",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
     422: "Unprocessable Entity",
     429: "Too Many Requests",
     503: "Service Unavailable",
@@ -42,6 +46,13 @@ def error(
     if errors:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def error_bytes(status: int) -> tuple[bytes, bytes]:
+    """An error the middleware answers (the database busy or unreachable, a body too large)
+    in Delighted's shape: the content type and the body."""
+    body = {"status": status, "message": MESSAGES.get(status, "Error")}
+    return b"application/json", json.dumps(body).encode()
 
 
 class DelightedError(BaseModel):
