@@ -6,6 +6,7 @@ answer it; a new reaction to stored responses is one line here."""
 from __future__ import annotations
 
 from feedback_api.actions.service import action
+from feedback_api.compat.delighted.webhooks import DELIGHTED
 from feedback_api.insights.hooks import efforts
 from feedback_api.insights.service import on_stored as classify_comments
 from feedback_api.insights.service import wants as classifies
@@ -14,6 +15,7 @@ from feedback_api.invitations.answers import answers
 from feedback_api.responses.hooks import provenance, responses_stored, token_answers
 from feedback_api.tickets.service import may_open_a_ticket
 from feedback_api.tickets.service import on_stored as open_tickets
+from feedback_api.webhooks.formats import formats as webhook_formats
 
 
 def connect() -> None:
@@ -23,3 +25,4 @@ def connect() -> None:
     token_answers.provide(answers.answer_with_token)
     provenance.provide(integrity.provenance)
     efforts.provide(action.efforts)
+    webhook_formats.provide({"delighted": DELIGHTED})

@@ -48,6 +48,12 @@ class CustomerRepository:
         )
         return (await self.session.scalars(stmt)).one_or_none()
 
+    async def by_refs(self, tenant_id: UUID, refs: Collection[str]) -> dict[str, Customer]:
+        stmt = select(Customer).where(
+            Customer.tenant_id == tenant_id, Customer.external_ref.in_(list(refs))
+        )
+        return {c.external_ref: c for c in await self.session.scalars(stmt)}
+
     async def ids_by_ref(self, tenant_id: UUID, refs: Collection[str]) -> dict[str, UUID]:
         conn = await driver_connection(self.session)  # ingest hot path, see kit.rawsql
         rows = await conn.fetch(

@@ -58,6 +58,14 @@ class CustomerService:
         )
         return paginate(rows, limit, lambda c: (c.created_at, c.id))
 
+    async def by_refs(
+        self, session: AsyncSession, tenant_id: UUID, refs: Collection[str]
+    ) -> dict[str, Customer]:
+        """The customers with these refs (unknown refs left out), in one query."""
+        if not refs:
+            return {}
+        return await CustomerRepository(session).by_refs(tenant_id, refs)
+
     async def find(
         self,
         session: AsyncSession,

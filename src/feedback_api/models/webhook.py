@@ -36,6 +36,8 @@ class WebhookEndpoint(Base):
     description: Mapped[str | None] = mapped_column(String(500))
     event_types: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    # `standard` (Standard Webhooks) or another payload format (webhooks/formats.py).
+    format: Mapped[str] = mapped_column(String(16), server_default=text("'standard'"))
     # Signing needs the secret itself, so it is stored (not hashed): treat the database as
     # holding secrets.
     secret: Mapped[str] = mapped_column(String(100))

@@ -23,6 +23,7 @@ from feedback_api.events.service import event as event_service
 from feedback_api.jobs.service import job as job_service
 from feedback_api.kit.time import utcnow
 from feedback_api.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from feedback_api.webhooks.formats import STANDARD, format_of
 from feedback_api.webhooks.repository import WebhookRepository
 from feedback_api.webhooks.schemas import WebhookEndpointRead
 from feedback_api.webhooks.sending import Outgoing, Sent, send_batch
@@ -53,6 +54,24 @@ def matches(filters: list[str], event_type: str) -> bool:
     )
 
 
+async def _shape(session: AsyncSession, tenant_id: UUID, items: list[Outgoing]) -> None:
+    """Give the deliveries of endpoints with another payload format their body and headers
+    (one shaping per format and event; an event it cannot express goes as `{}`, which
+    dispatch never lets happen)."""
+    by_format: dict[str, list[Outgoing]] = {}
+    for item in items:
+        if item.endpoint.format != STANDARD:
+            by_format.setdefault(item.endpoint.format, []).append(item)
+    for name, group in by_format.items():
+        shape = format_of(name)
+        assert shape is not None
+        events = list({item.event.id: item.event for item in group}.values())
+        bodies = await shape.shape(session, tenant_id, events)
+        for item in group:
+            body = bodies.get(item.event.id, "{}")
+            item.shaped = (body, shape.sign(item.endpoint.secret, body))
+
+
 def _due(payload: dict[str, Any]) -> datetime | None:
     """The `next_attempt_at` a delivery job was scheduled for (None: queued before jobs
     carried it)."""
@@ -72,10 +91,13 @@ class DeliveryService:
         created = 0
         for endpoint in await repo.claim_endpoints_with_news(limit=20):
             events = await repo.events_after_cursor(endpoint, limit=500)
+            shape = format_of(endpoint.format)
             wanted = [
                 e
                 for e in events
-                if e.type != EventType.WEBHOOK_TEST and matches(endpoint.event_types, e.type)
+                if e.type != EventType.WEBHOOK_TEST
+                and matches(endpoint.event_types, e.type)
+                and (shape is None or shape.wants(e))
             ]
             if wanted:
                 created += len(await self.create(session, endpoint, wanted))
@@ -180,6 +202,7 @@ class DeliveryService:
                 orphans.append(delivery)
                 continue
             sendable.append(Outgoing(delivery, endpoint, event))
+        await _shape(session, tenant_id, sendable)
         return orphans, sendable
 
     async def _record(

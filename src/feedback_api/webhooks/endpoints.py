@@ -35,10 +35,12 @@ WebhooksManage = Annotated[AuthContext, Depends(require(Scope.WEBHOOKS_MANAGE))]
 async def create_webhook_endpoint(
     body: WebhookEndpointCreate, session: SessionDep, settings: SettingsDep, auth: WebhooksManage
 ) -> WebhookEndpointCreated:
-    """Register a URL to receive events, signed per Standard Webhooks.
+    """Register a URL to receive events, signed per Standard Webhooks (or, with `format:
+    delighted`, as Delighted's webhooks were).
 
     The `secret` (`whsec_…`) is shown only here: verify each delivery's `webhook-signature`
-    with it (any Standard Webhooks library does). Deliveries start with events that happen
+    with it (any Standard Webhooks library does; a `delighted` endpoint's receiver checks
+    `X-Delighted-Webhook-Signature` with it). Deliveries start with events that happen
     after this call."""
     endpoint = await webhook_service.create(
         session,
@@ -48,6 +50,7 @@ async def create_webhook_endpoint(
         event_types=body.event_types,
         enabled=body.enabled,
         settings=settings,
+        payload_format=body.format,
     )
     return WebhookEndpointCreated(
         **WebhookEndpointRead.model_validate(endpoint).model_dump(), secret=endpoint.secret
@@ -88,8 +91,8 @@ async def update_webhook_endpoint(
     settings: SettingsDep,
     auth: WebhooksManage,
 ) -> WebhookEndpointRead:
-    """Change the URL, description, event filter or `enabled`. Setting `enabled: true` on an
-    endpoint we disabled turns it back on."""
+    """Change the URL, description, event filter, `format` or `enabled`. Setting
+    `enabled: true` on an endpoint we disabled turns it back on."""
     endpoint = await webhook_service.update(
         session, auth.tenant_id, endpoint_id, body.changes(), settings
     )

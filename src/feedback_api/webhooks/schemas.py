@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import httpx
@@ -32,6 +32,18 @@ Description = Annotated[str, Text(max_length=500)]
 EventTypes = Annotated[
     list[EventTypeFilter],
     Field(max_length=50, description="Which events to send; empty = all."),
+]
+
+PayloadFormat = Annotated[
+    Literal["standard", "delighted"],
+    Field(
+        description="`standard`: Standard Webhooks (our event, `webhook-signature`). "
+        "`delighted`: Delighted's webhooks, for receivers written for Delighted "
+        "(`survey_response.created`/`.updated` from response.created/.updated, "
+        "`unsubscribe.created` from customer.unsubscribed of e-mail or of every channel; "
+        "signed in `X-Delighted-Webhook-Signature`); its endpoints take only those three "
+        "event types (all three when `event_types` is empty). docs/delighted.md."
+    ),
 ]
 
 
@@ -81,6 +93,7 @@ class WebhookEndpointCreate(InputSchema):
     description: Description | None = None
     event_types: EventTypes = Field(default_factory=list)
     enabled: Bool = True
+    format: PayloadFormat = "standard"
 
 
 class WebhookEndpointUpdate(UpdateSchema):
@@ -88,6 +101,7 @@ class WebhookEndpointUpdate(UpdateSchema):
     url: Url | SkipJsonSchema[None] = None
     description: Description | SkipJsonSchema[None] = None
     event_types: EventTypes | SkipJsonSchema[None] = None
+    format: PayloadFormat | SkipJsonSchema[None] = None
     enabled: Bool | SkipJsonSchema[None] = Field(
         default=None, description="Re-enabling clears `disabled_reason`."
     )
@@ -98,6 +112,7 @@ class WebhookEndpointRead(ReadSchema):
     url: str
     description: str | None
     event_types: list[str]
+    format: str = Field(description="`standard` or `delighted`.")
     enabled: bool
     disabled_reason: str | None = Field(description="Why we turned it off, if we did.")
     disabled_at: datetime | None

@@ -123,6 +123,9 @@ class Outgoing:
     delivery: WebhookDelivery
     endpoint: WebhookEndpoint
     event: Event
+    # Another payload format's body and headers (webhooks/formats.py); None: Standard
+    # Webhooks, signed as it leaves.
+    shaped: tuple[str, dict[str, str]] | None = None
 
 
 @dataclass(slots=True)
@@ -236,6 +239,9 @@ async def _send(item: Outgoing, slots: asyncio.Semaphore, settings: Settings) ->
 def _signed(item: Outgoing) -> tuple[str, dict[str, str]]:
     """The body and the Standard Webhooks headers, signed now, as it leaves (receivers
     reject timestamps more than minutes old); by both secrets while a rotation overlaps."""
+    if item.shaped is not None:
+        body, signed = item.shaped
+        return body, {"content-type": "application/json", "accept-encoding": "identity", **signed}
     delivery, endpoint, event = item.delivery, item.endpoint, item.event
     now = utcnow()
     body = json.dumps(

@@ -23,6 +23,7 @@ from feedback_api.kit.pagination import paginate
 from feedback_api.kit.time import utcnow
 from feedback_api.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from feedback_api.webhooks.delivery import delivery as delivery_service
+from feedback_api.webhooks.formats import STANDARD, checked_event_types
 from feedback_api.webhooks.repository import WebhookRepository
 from feedback_api.webhooks.schemas import WebhookAttemptRead, WebhookDeliveryRead
 from feedback_api.webhooks.ssrf import is_forbidden
@@ -87,6 +88,7 @@ class WebhookService:
         event_types: list[str],
         enabled: bool,
         settings: Settings,
+        payload_format: str = STANDARD,
     ) -> WebhookEndpoint:
         check_url(url, settings)
         return await WebhookRepository(session).add(
@@ -94,8 +96,9 @@ class WebhookService:
                 tenant_id=tenant_id,
                 url=url,
                 description=description,
-                event_types=event_types,
+                event_types=checked_event_types(payload_format, event_types),
                 enabled=enabled,
+                format=payload_format,
                 secret=new_secret(),
             )
         )
@@ -132,6 +135,12 @@ class WebhookService:
             check_url(values["url"], settings)
         if values.get("enabled") is True:
             values |= {"disabled_reason": None, "disabled_at": None, "failing_since": None}
+        if "format" in values or "event_types" in values:
+            current = await self.get(session, tenant_id, endpoint_id)
+            values["event_types"] = checked_event_types(
+                values.get("format", current.format),
+                values.get("event_types", current.event_types),
+            )
         if not values:
             return await self.get(session, tenant_id, endpoint_id)
         endpoint = await WebhookRepository(session).update(
