@@ -302,7 +302,7 @@ def _storable_at(value: str, where: str) -> None:
         raise PydanticCustomError(exc.type, "{where}: " + exc.message(), {"where": where}) from None
 
 
-def _check_attributes(value: dict[str, Any]) -> dict[str, Any]:
+def check_attributes(value: dict[str, Any]) -> dict[str, Any]:
     if len(value) > MAX_ATTRIBUTES_KEYS:
         raise PydanticCustomError(
             "too_many_attributes", "at most {n} attributes", {"n": MAX_ATTRIBUTES_KEYS}
@@ -329,7 +329,7 @@ _ATTRIBUTE_KEY = re.compile(ATTRIBUTE_KEY_PATTERN)
 
 Attributes = Annotated[
     dict[str, Any],
-    AfterValidator(_check_attributes),
+    AfterValidator(check_attributes),
     Field(
         description=f"Free-form JSON object, at most {MAX_ATTRIBUTES_KEYS} keys and "
         f"{MAX_ATTRIBUTES_BYTES} bytes, nested at most {MAX_JSON_DEPTH} levels; numbers "

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.auth.context import AuthContext
 from feedback_api.compat.delighted import people
+from feedback_api.compat.delighted.properties import split
 from feedback_api.compat.delighted.repository import AutopilotRepository, MembershipRow
 from feedback_api.compat.delighted.schemas import (
     AutopilotConfiguration,
@@ -38,6 +41,7 @@ from feedback_api.customers.service import customer as customer_service
 from feedback_api.exceptions import InvalidRequest, InvitationNotPending, NotFound
 from feedback_api.invitations.schemas import InvitationContext, InvitationCreate, SurveyRead
 from feedback_api.invitations.service import invitation as invitation_service
+from feedback_api.kit.poison import isolate
 from feedback_api.kit.time import utcnow
 from feedback_api.models import AutopilotMembership, Customer
 
@@ -102,33 +106,54 @@ async def _named(session: AsyncSession, tenant_id: UUID, who: MemberIdentifier) 
     return await customer_service.find(session, tenant_id, phone=who.person_phone_number)
 
 
+@dataclass(frozen=True, slots=True)
+class _Due:
+    """A member whose round is due, as plain values (no ORM state to expire when a
+    savepoint rolls back)."""
+
+    tenant_id: UUID
+    platform: str
+    customer_id: UUID
+    next_at: datetime
+    properties: dict[str, Any]
+
+    @classmethod
+    def of(cls, m: AutopilotMembership) -> _Due:
+        return cls(m.tenant_id, m.platform, m.customer_id, m.next_at, dict(m.properties))
+
+
 async def _round(
     session: AsyncSession,
-    membership: AutopilotMembership,
+    member: _Due,
     customer: Customer,
     frequency: timedelta,
     settings: Settings,
 ) -> None:
     """Schedule the member's survey for this round and set when the next round is due."""
     now = utcnow()
-    _, context, _ = people.split(membership.properties)
+    _, context, _ = split(member.properties)
     # One invitation per member and round (the round's due time, to the microsecond), even
     # if a round were run twice.
-    round_ref = f"{membership.platform}:{customer.id}:{membership.next_at.timestamp():.6f}"
+    round_ref = f"{member.platform}:{customer.id}:{member.next_at.timestamp():.6f}"
     invitation, _ = await invitation_service.schedule(
         session,
-        membership.tenant_id,
+        member.tenant_id,
         InvitationCreate(
             customer=customer.external_ref,
             survey=people.SURVEY,
-            channel=membership.platform,  # type: ignore[arg-type]
+            channel=member.platform,  # type: ignore[arg-type]
             trigger_ref=f"autopilot:{round_ref}",
             context=InvitationContext(attributes=context),
         ),
         settings=settings,
     )
-    membership.invitation_id = invitation.id
-    membership.next_at = max(invitation.due_at or now, now) + frequency
+    await AutopilotRepository(session).advance(
+        member.tenant_id,
+        member.platform,
+        member.customer_id,
+        next_at=max(invitation.due_at or now, now) + frequency,
+        invitation_id=invitation.id,
+    )
 
 
 async def join(
@@ -169,7 +194,7 @@ async def join(
         survey = await _survey(session, tenant_id)
         if survey is not None and survey.active:
             frequency = await _frequency(session, tenant_id, survey)
-            await _round(session, membership, customer, frequency, settings)
+            await _round(session, _Due.of(membership), customer, frequency, settings)
     return MembershipCreated(person=_member(customer), properties=membership.properties)
 
 
@@ -234,30 +259,37 @@ async def page(
 
 
 async def schedule_due(session: AsyncSession, settings: Settings) -> int:
-    """The worker's sweep: schedule the round of every member whose round is due."""
-    repo = AutopilotRepository(session)
-    due = await repo.claim_due(utcnow(), DUE_BATCH)
-    by_tenant: dict[UUID, list[AutopilotMembership]] = {}
-    for membership in due:
-        by_tenant.setdefault(membership.tenant_id, []).append(membership)
-    for tenant_id, memberships in by_tenant.items():
-        await _tenant_rounds(session, tenant_id, memberships, settings)
+    """The worker's sweep: schedule the round of every member whose round is due. A member
+    whose round fails (a bug, a value our invitations refuse) is set aside for a day, in a
+    savepoint of its own: the others', and other tenants', rounds go on."""
+    due = [_Due.of(m) for m in await AutopilotRepository(session).claim_due(utcnow(), DUE_BATCH)]
+    by_tenant: dict[UUID, list[_Due]] = {}
+    for member in due:
+        by_tenant.setdefault(member.tenant_id, []).append(member)
+    for tenant_id, members in by_tenant.items():
+        await _tenant_rounds(session, tenant_id, members, settings)
     return len(due)
 
 
 async def _tenant_rounds(
-    session: AsyncSession,
-    tenant_id: UUID,
-    memberships: Sequence[AutopilotMembership],
-    settings: Settings,
+    session: AsyncSession, tenant_id: UUID, members: Sequence[_Due], settings: Settings
 ) -> None:
     survey = await _survey(session, tenant_id)
     frequency = await _frequency(session, tenant_id, survey)
-    for membership in memberships:
-        customer = await customer_service.find(
-            session, tenant_id, customer_id=membership.customer_id
-        )
-        if customer is None or survey is None or not survey.active:
-            membership.next_at = utcnow() + PAUSED_RETRY  # resumes within a day of reactivation
-            continue
-        await _round(session, membership, customer, frequency, settings)
+    repo = AutopilotRepository(session)
+
+    async def postpone(member: _Due, _: Exception | None = None) -> None:
+        later = utcnow() + PAUSED_RETRY
+        await repo.advance(tenant_id, member.platform, member.customer_id, next_at=later)
+
+    async def rounds(batch: Sequence[_Due]) -> None:
+        for member in batch:
+            customer = await customer_service.find(
+                session, tenant_id, customer_id=member.customer_id
+            )
+            if customer is None or survey is None or not survey.active:
+                await postpone(member)  # resumes within a day of reactivation
+            else:
+                await _round(session, member, customer, frequency, settings)
+
+    await isolate(session, "autopilot.rounds", members, rounds, postpone)

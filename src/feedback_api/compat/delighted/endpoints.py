@@ -10,6 +10,7 @@ from uuid import UUID
 
 from fastapi import Depends, Query, Request, status
 from fastapi.responses import JSONResponse
+from pydantic import EmailStr
 
 from feedback_api.auth.context import AuthContext
 from feedback_api.auth.scopes import Scope
@@ -38,7 +39,7 @@ from feedback_api.compat.delighted.schemas import (
 from feedback_api.db import SessionDep, SettingsDep
 from feedback_api.kit.pagination import encode_cursor
 from feedback_api.kit.params import Cursor, parse_cursor
-from feedback_api.kit.types import Text
+from feedback_api.kit.types import PhoneNumber, Text
 
 router = DelightedRouter(
     prefix="/compat/delighted/v1", tags=["delighted compatibility"], route_class=DelightedRoute
@@ -107,7 +108,7 @@ def _linked(request: Request, items: list[Any], last: tuple[datetime, UUID] | No
 
 
 @router.both(
-    "DELETE", "/people/{email}/survey_requests/pending", status_code=status.HTTP_202_ACCEPTED
+    "DELETE", "/people/{email:path}/survey_requests/pending", status_code=status.HTTP_202_ACCEPTED
 )
 async def delete_pending_survey_requests(
     email: Identifier, session: SessionDep, settings: SettingsDep, auth: PeopleWrite
@@ -118,7 +119,7 @@ async def delete_pending_survey_requests(
     return {"ok": True}
 
 
-@router.both("DELETE", "/people/{identifier}", status_code=status.HTTP_202_ACCEPTED)
+@router.both("DELETE", "/people/{identifier:path}", status_code=status.HTTP_202_ACCEPTED)
 async def delete_person(
     identifier: Identifier, session: SessionDep, auth: PeopleErase
 ) -> dict[str, bool]:
@@ -296,19 +297,20 @@ AutopilotWrite = Annotated[
     AuthContext, Depends(delighted_key(Scope.CUSTOMERS_WRITE, Scope.INVITATIONS_WRITE))
 ]
 PersonId = Annotated[str | None, Text(min_length=1, max_length=64)]
-PersonEmail = Annotated[str | None, Text(min_length=1, max_length=320)]
-PersonPhone = Annotated[str | None, Text(min_length=1, max_length=20)]
+PersonEmail = Annotated[EmailStr | None, Query(max_length=320)]
+PersonPhone = Annotated[PhoneNumber | None, Query()]
 
 
 def _member(
-    body: MemberIdentifier | None, person_id: str | None, email: str | None, phone: str | None
+    body: MemberIdentifier | None,
+    person_id: str | None,
+    email: EmailStr | None,
+    phone: str | None,
 ) -> MemberIdentifier:
     """The person named in the JSON body (Python SDK) or the query string (Node, Ruby)."""
     if body is not None and any((body.person_id, body.person_email, body.person_phone_number)):
         return body
-    return MemberIdentifier.model_validate(
-        {"person_id": person_id, "person_email": email, "person_phone_number": phone}
-    )
+    return MemberIdentifier(person_id=person_id, person_email=email, person_phone_number=phone)
 
 
 @router.both("GET", "/autopilot/{platform}", response_model=AutopilotConfiguration)

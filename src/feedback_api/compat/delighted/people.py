@@ -3,7 +3,8 @@ contact rules."""
 
 from __future__ import annotations
 
-import re
+import contextlib
+import hashlib
 from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -11,6 +12,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.auth.context import AuthContext
+from feedback_api.compat.delighted.properties import split
 from feedback_api.compat.delighted.schemas import (
     Bounce,
     Person,
@@ -20,7 +22,7 @@ from feedback_api.compat.delighted.schemas import (
 )
 from feedback_api.config import Settings
 from feedback_api.customers.service import customer as customer_service
-from feedback_api.exceptions import InvalidRequest, NotFound
+from feedback_api.exceptions import InvalidRequest, NotFound, SurveyKeyTaken
 from feedback_api.invitations.schemas import (
     InvitationContext,
     InvitationCreate,
@@ -39,14 +41,22 @@ DEFAULT_QUESTION = {
     "de": "Wie wahrscheinlich ist es, dass Sie uns einem Freund oder Kollegen empfehlen?",
     "zh": "您有多大可能向朋友或同事推荐我们？",
 }
-#: Properties that shape the survey rather than describe the person: they go with the
-#: invitation (and so onto the response), not into the customer's attributes.
-SURVEY_PROPERTIES = re.compile(r"^(delighted_|question_|thank_you_)")
-_BAD_KEY = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def unix(moment: datetime | None) -> int | None:
     return None if moment is None else int(moment.timestamp())
+
+
+_NOT_IN_A_REF = {"%": "%25", "/": "%2F", "?": "%3F", "#": "%23"}
+
+
+def ref_for(address: str) -> str:
+    """A new person's customer ref: their e-mail address (or phone number), with the
+    characters our refs leave out (`/ ? #`, valid in an address) percent-encoded."""
+    ref = "".join(_NOT_IN_A_REF.get(c, c) for c in address)
+    if len(ref) > 255:  # an address this long is not valid; never a ref we refuse
+        ref = "delighted:" + hashlib.sha256(address.encode()).hexdigest()
+    return ref
 
 
 def person(customer: Customer) -> Person:
@@ -57,28 +67,6 @@ def person(customer: Customer) -> Person:
         phone_number=customer.phone,
         created_at=int(customer.created_at.timestamp()),
     )
-
-
-def attribute_name(key: str) -> str:
-    """A Delighted property name as one of our attribute names: "Purchase Experience" →
-    "Purchase_Experience" (ours allow letters, digits, `_ . -`, up to 64)."""
-    name = _BAD_KEY.sub("_", key).strip("_")[:64]
-    return name or "property"
-
-
-def split(properties: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str | None]:
-    """(customer attributes, survey context, locale) from Delighted's `properties`."""
-    attributes: dict[str, Any] = {}
-    context: dict[str, Any] = {}
-    locale = None
-    for key, value in properties.items():
-        if key == "locale" and isinstance(value, str):
-            locale = value
-        elif SURVEY_PROPERTIES.match(key):
-            context[attribute_name(key)] = value
-        elif value is not None:
-            attributes[attribute_name(key)] = value
-    return attributes, context, locale
 
 
 async def find(session: AsyncSession, tenant_id: UUID, identifier: str) -> Customer:
@@ -107,13 +95,15 @@ async def ensure_survey(session: AsyncSession, tenant_id: UUID) -> None:
     try:
         await invitation_service.get_survey(session, tenant_id, SURVEY)
     except NotFound:
-        await invitation_service.create_survey(
-            session,
-            tenant_id,
-            SurveyCreate.model_validate(
-                {"key": SURVEY, "kind": "nps", "question": DEFAULT_QUESTION}
-            ),
-        )
+        # Two first requests of a tenant may both get here: the second finds it made.
+        with contextlib.suppress(SurveyKeyTaken):
+            await invitation_service.create_survey(
+                session,
+                tenant_id,
+                SurveyCreate.model_validate(
+                    {"key": SURVEY, "kind": "nps", "question": DEFAULT_QUESTION}
+                ),
+            )
 
 
 async def save(
@@ -144,7 +134,7 @@ async def save(
             "attributes": {**existing.attributes, **attributes},
         }
     else:
-        ref = str(body.email or body.phone_number)
+        ref = ref_for(str(body.email or body.phone_number))
     customer, _ = await customer_service.upsert(session, tenant_id, ref, values)
     return customer
 

@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, and_, delete, select, tuple_
+from sqlalchemy import Row, and_, delete, func, literal_column, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from feedback_api.models import AutopilotMembership, Customer, Invitation
 
@@ -30,24 +31,27 @@ class AutopilotRepository:
     ) -> tuple[AutopilotMembership, bool]:
         """Add the member, or give an existing one the new properties (their schedule stays).
         Returns the membership, locked, and whether it is new."""
-        stmt = (
-            insert(AutopilotMembership)
-            .values(
-                tenant_id=tenant_id,
-                platform=platform,
-                customer_id=customer_id,
-                properties=properties,
-                next_at=next_at,
-            )
-            .on_conflict_do_nothing()
-            .returning(AutopilotMembership.customer_id)
+        inserting = insert(AutopilotMembership).values(
+            tenant_id=tenant_id,
+            platform=platform,
+            customer_id=customer_id,
+            properties=properties,
+            next_at=next_at,
         )
-        new = (await self.session.execute(stmt)).first() is not None
-        membership = await self.get(tenant_id, platform, customer_id, for_update=True)
-        assert membership is not None
-        if not new:
-            membership.properties = properties
-        return membership, new
+        # One statement that inserts or locks and updates: a member removed between a
+        # conflict and a re-read cannot leave us with neither (Postgres retries it inside).
+        stmt: ReturningInsert[AutopilotMembership, bool] = inserting.on_conflict_do_update(
+            index_elements=[
+                AutopilotMembership.tenant_id,
+                AutopilotMembership.platform,
+                AutopilotMembership.customer_id,
+            ],
+            set_={"properties": inserting.excluded.properties, "updated_at": func.now()},
+        ).returning(AutopilotMembership, literal_column("xmax = 0"))
+        row = (
+            await self.session.execute(stmt, execution_options={"populate_existing": True})
+        ).one()
+        return row[0], bool(row[1])
 
     async def get(
         self, tenant_id: UUID, platform: str, customer_id: UUID, *, for_update: bool = False
@@ -115,3 +119,27 @@ class AutopilotRepository:
             .execution_options(populate_existing=True)  # the locked row's values, not a cache
         )
         return (await self.session.scalars(stmt)).all()
+
+    async def advance(
+        self,
+        tenant_id: UUID,
+        platform: str,
+        customer_id: UUID,
+        *,
+        next_at: datetime,
+        invitation_id: UUID | None = None,
+    ) -> None:
+        """When the member's next round is due (and, with a new round, its invitation)."""
+        values: dict[str, Any] = {"next_at": next_at, "updated_at": func.now()}
+        if invitation_id is not None:
+            values["invitation_id"] = invitation_id
+        await self.session.execute(
+            update(AutopilotMembership)
+            .where(
+                AutopilotMembership.tenant_id == tenant_id,
+                AutopilotMembership.platform == platform,
+                AutopilotMembership.customer_id == customer_id,
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )

@@ -3,7 +3,7 @@ person is the response's customer, its `person_properties` the response's attrib
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.auth.context import AuthContext
 from feedback_api.compat.delighted import people
+from feedback_api.compat.delighted.properties import as_attributes
 from feedback_api.compat.delighted.schemas import (
     Metrics,
     Person,
@@ -27,6 +28,7 @@ from feedback_api.metrics.measures import Histogram
 from feedback_api.metrics.selection import Selection
 from feedback_api.metrics.service import MetricQuery
 from feedback_api.metrics.service import metric as metric_service
+from feedback_api.models import Customer
 from feedback_api.responses.schemas import (
     ResponseCreate,
     ResponseFilters,
@@ -43,12 +45,11 @@ def _time(value: int | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-async def read(
-    session: AsyncSession, tenant_id: UUID, response: ResponseRead, *, expand_person: bool
+def _shown(
+    response: ResponseRead, customer: Customer | None, expand_person: bool
 ) -> SurveyResponse:
     person: str | Person | None = None
-    if response.customer is not None:
-        customer = await customer_service.get(session, tenant_id, response.customer)
+    if customer is not None:
         person = people.person(customer) if expand_person else str(customer.id)
     return SurveyResponse(
         id=str(response.id),
@@ -61,6 +62,29 @@ async def read(
         person_properties=response.attributes,
         tags=response.tags,
     )
+
+
+async def read(
+    session: AsyncSession, tenant_id: UUID, response: ResponseRead, *, expand_person: bool
+) -> SurveyResponse:
+    (shown,) = await read_many(session, tenant_id, [response], expand_person=expand_person)
+    return shown
+
+
+async def read_many(
+    session: AsyncSession,
+    tenant_id: UUID,
+    responses: Sequence[ResponseRead],
+    *,
+    expand_person: bool,
+) -> list[SurveyResponse]:
+    """Responses in Delighted's shape, their people looked up in one query."""
+    refs = {r.customer for r in responses if r.customer is not None}
+    customers = await customer_service.by_refs(session, tenant_id, refs)
+    return [
+        _shown(r, customers.get(r.customer) if r.customer else None, expand_person)
+        for r in responses
+    ]
 
 
 async def create(
@@ -77,7 +101,7 @@ async def create(
             "comment": body.comment or None,
             "channel": "other",
             "customer": customer.external_ref,
-            "attributes": {people.attribute_name(k): v for k, v in body.person_properties.items()},
+            "attributes": as_attributes(body.person_properties),
             "occurred_at": _time(body.created_at),
         }
     )
@@ -126,9 +150,7 @@ async def update(
     if body.tags is not None:
         changes["tags"] = body.tags
     if body.person_properties is not None:
-        changes["attributes"] = {
-            people.attribute_name(k): v for k, v in body.person_properties.items()
-        }
+        changes["attributes"] = as_attributes(body.person_properties)
     values = ResponseUpdate.model_validate(changes).changes()
     stored = await response_service.update(session, tenant_id, UUID(current.id), values)
     return await read(session, tenant_id, stored, expand_person=expand_person)
@@ -175,7 +197,7 @@ async def page(
         page=page_number,
         per_page=per_page,
     )
-    return [await read(session, tenant_id, r, expand_person=expand_person) for r in rows]
+    return await read_many(session, tenant_id, rows, expand_person=expand_person)
 
 
 def _percent(part: int, n: int) -> int | None:

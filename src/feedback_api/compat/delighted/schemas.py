@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from feedback_api.compat.delighted.properties import PersonProperties, Properties
 from feedback_api.kit.types import Int, PhoneNumber, Text
 
 Name = Annotated[str, Text(max_length=200)]
@@ -26,7 +27,7 @@ class PersonCreate(Lenient):
     channel: Literal["email", "sms"] | None = None
     delay: Annotated[Int, Field(ge=0, le=3600 * 24 * 90)] | None = None
     send: bool | None = None
-    properties: dict[str, Any] = Field(default_factory=dict, max_length=50)
+    properties: Properties = Field(default_factory=dict)
     last_sent_at: UnixTime | None = None
     email_update: EmailStr | None = Field(default=None, max_length=320)
     phone_number_update: PhoneNumber | None = None
@@ -56,7 +57,7 @@ class SurveyResponseCreate(Lenient):
     )
     score: Annotated[Int, Field(ge=0, le=10)]
     comment: Annotated[str, Text(max_length=5000)] | None = None
-    person_properties: dict[str, Any] = Field(default_factory=dict, max_length=50)
+    person_properties: PersonProperties = Field(default_factory=dict)
     created_at: UnixTime | None = None
 
 
@@ -93,7 +94,7 @@ class SurveyResponseUpdate(Lenient):
     person: Annotated[str, Text(max_length=64)] | dict[str, Any] | None = None
     score: Annotated[Int, Field(ge=0, le=10)] | None = None
     comment: Annotated[str, Text(max_length=5000)] | None = None
-    person_properties: dict[str, Any] | None = Field(default=None, max_length=50)
+    person_properties: PersonProperties | None = None
     tags: list[Annotated[str, Text(max_length=64)]] | None = Field(default=None, max_length=50)
     notes: list[Any] | None = Field(default=None, max_length=100)
 
@@ -142,7 +143,7 @@ class MemberIdentifier(Lenient):
 
 class MembershipCreate(MemberIdentifier):
     person_name: Name | None = None
-    properties: dict[str, Any] = Field(default_factory=dict, max_length=50)
+    properties: Properties = Field(default_factory=dict)
 
 
 class MemberPerson(BaseModel):
