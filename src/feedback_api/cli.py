@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -25,8 +26,10 @@ from feedback_api.db import (
 app = typer.Typer(help="feedback-api: a headless customer-feedback service.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
 key_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+import_app = typer.Typer(help="Bring a history in from another system.", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(key_app, name="key")
+app.add_typer(import_app, name="import")
 
 
 def _database_url(settings: Settings) -> tuple[str, bool]:
@@ -332,6 +335,112 @@ def _guarded(settings: Settings, url: str, work: Any) -> Any:
     except FeedbackError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(1) from None
+
+
+@import_app.command("delighted")
+def import_delighted(
+    tenant: Annotated[UUID, typer.Option(help="Tenant id.")],
+    responses: Annotated[
+        Path,
+        typer.Option(exists=True, dir_okay=False, help="Delighted's survey responses CSV export."),
+    ],
+    people: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="Delighted's people CSV export."),
+    ] = None,
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            help="Repeatable: COLUMN=ROLE for a column not known by its name. ROLE: "
+            "response_id, score, comment, created_at, person_id, name, email, phone, tags, "
+            "survey_type, skip, or property:<name>.",
+        ),
+    ] = None,
+    kind: Annotated[
+        str, typer.Option(help="nps, csat or ces: the survey type of rows that do not say.")
+    ] = "nps",
+) -> None:
+    """Import a Delighted history from its CSV exports (docs/delighted.md). Idempotent on
+    Delighted's response ids: run it again after a crash or with a newer export. Prints a
+    summary (imported, updated, skipped, rejected with reasons) as JSON on stdout."""
+    import csv as csv_module
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.table import Table
+
+    from feedback_api.compat.delighted import importer
+    from feedback_api.exceptions import FeedbackError
+
+    if kind not in ("nps", "csat", "ces"):
+        raise typer.BadParameter("nps, csat or ces", param_hint="--kind")
+    try:
+        mapped = importer.parse_map(mapping or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--map") from None
+    csv_module.field_size_limit(16 * 1024 * 1024)
+    with responses.open(newline="", encoding="utf-8-sig") as counting:
+        total = max(0, sum(1 for _ in csv_module.reader(counting)) - 1)
+    settings = get_settings()
+    url, _ = _database_url(settings)
+    console = Console(stderr=True)
+
+    async def main(answers: Any, persons: Any, bar: Progress) -> importer.Summary:
+        engine = create_engine(url, settings)
+        task = bar.add_task("importing", total=total)
+        try:
+            return await importer.run(
+                create_sessionmaker(engine),
+                tenant,
+                answers,
+                persons,
+                mapped,
+                kind=kind,
+                progress=lambda n: bar.advance(task, n),
+            )
+        finally:
+            await engine.dispose()
+
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+    try:
+        with contextlib.ExitStack() as files, bar:
+            answers = files.enter_context(responses.open(newline="", encoding="utf-8-sig"))
+            persons = (
+                files.enter_context(people.open(newline="", encoding="utf-8-sig"))
+                if people
+                else None
+            )
+            summary = asyncio.run(main(answers, persons, bar))
+    except (ValueError, UnicodeDecodeError, csv_module.Error) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except FeedbackError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    table = Table("imported", "updated", "skipped", "rejected", "people")
+    table.add_row(
+        *(
+            str(v)
+            for v in (
+                summary.imported,
+                summary.updated,
+                summary.skipped,
+                summary.rejected,
+                summary.people,
+            )
+        )
+    )
+    console.print(table)
+    for reason, count in summary.reasons.most_common(10):
+        console.print(f"  {count} × {reason}")
+    _print_json(summary.as_dict())
 
 
 @app.command()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -530,6 +530,19 @@ class ResponseService:
             limit=per_page,
         )
         return [row_to_read(r) for r in rows]
+
+    async def by_external_ids(
+        self, session: AsyncSession, tenant_id: UUID, external_ids: Collection[str]
+    ) -> dict[str, ResponseRead]:
+        """Stored responses by their external_id (deleted ones left out)."""
+        if not external_ids:
+            return {}
+        rows = await ResponseRepository(session).by_external_ids(tenant_id, external_ids)
+        return {
+            external_id: ResponseRead.of(response, ref)
+            for external_id, (response, ref) in rows.items()
+            if response.deleted_at is None
+        }
 
     async def update(
         self, session: AsyncSession, tenant_id: UUID, response_id: UUID, values: dict[str, Any]
