@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from feedback_api.auth.context import AuthContext
@@ -70,7 +70,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc[1:]] if loc and loc[0] in ("body", "query", "path") else []
+    parts = [str(p) for p in (loc[1:] if loc and loc[0] in ("body", "query", "path") else loc)]
     return ".".join(parts) or "base"
 
 
@@ -83,7 +83,9 @@ class DelightedRoute(APIRoute):
         async def route(request: Request) -> Response:
             try:
                 return await handler(request)
-            except RequestValidationError as exc:
+            except (RequestValidationError, ValidationError) as exc:
+                # A ValidationError here is Delighted's input meeting one of our own schemas
+                # (what the edge let through and ours refuse): the client's to fix, a 422.
                 fields: dict[str, list[str]] = {}
                 for e in exc.errors():
                     fields.setdefault(_field(tuple(e.get("loc", ()))), []).append(

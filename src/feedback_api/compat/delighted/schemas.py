@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from feedback_api.compat.delighted.properties import PersonProperties, Properties
 from feedback_api.kit.types import Int, PhoneNumber, Text
+from feedback_api.responses.schemas import Tags
 
 Name = Annotated[str, Text(max_length=200)]
 UnixTime = Annotated[Int, Field(ge=0, le=32_503_680_000)]  # up to year 3000
@@ -95,7 +96,7 @@ class SurveyResponseUpdate(Lenient):
     score: Annotated[Int, Field(ge=0, le=10)] | None = None
     comment: Annotated[str, Text(max_length=5000)] | None = None
     person_properties: PersonProperties | None = None
-    tags: list[Annotated[str, Text(max_length=64)]] | None = Field(default=None, max_length=50)
+    tags: Tags | None = None
     notes: list[Any] | None = Field(default=None, max_length=100)
 
 
