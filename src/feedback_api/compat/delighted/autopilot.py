@@ -27,7 +27,6 @@ from feedback_api.compat.delighted.repository import AutopilotRepository, Member
 from feedback_api.compat.delighted.schemas import (
     AutopilotConfiguration,
     MemberIdentifier,
-    MemberPerson,
     Membership,
     MembershipCreate,
     MembershipCreated,
@@ -49,16 +48,6 @@ from feedback_api.models import AutopilotMembership, Customer
 DUE_BATCH = 100
 #: While the survey is inactive, a due member is looked at again this much later.
 PAUSED_RETRY = timedelta(days=1)
-
-
-def _member(customer: Customer) -> MemberPerson:
-    return MemberPerson(
-        id=str(customer.id),
-        name=customer.name,
-        email=customer.email,
-        phone_number=customer.phone,
-        created_at=int(customer.created_at.timestamp()),
-    )
 
 
 async def _survey(session: AsyncSession, tenant_id: UUID) -> SurveyRead | None:
@@ -195,7 +184,7 @@ async def join(
         if survey is not None and survey.active:
             frequency = await _frequency(session, tenant_id, survey)
             await _round(session, _Due.of(membership), customer, frequency, settings)
-    return MembershipCreated(person=_member(customer), properties=membership.properties)
+    return MembershipCreated(person=people.person(customer), properties=membership.properties)
 
 
 async def leave(
@@ -214,7 +203,7 @@ async def leave(
         with contextlib.suppress(InvitationNotPending):  # sent, answered or cancelled already
             await invitation_service.cancel(session, tenant_id, membership.invitation_id)
     await repo.leave(membership)
-    return MembershipRemoved(person=_member(customer))
+    return MembershipRemoved(person=people.person(customer))
 
 
 def _membership(row: MembershipRow) -> Membership:
@@ -230,7 +219,7 @@ def _membership(row: MembershipRow) -> Membership:
     return Membership(
         created_at=int(membership.created_at.timestamp()),
         updated_at=int(membership.updated_at.timestamp()),
-        person=_member(customer),
+        person=people.person(customer),
         next_survey_request=request,
     )
 

@@ -147,14 +147,6 @@ class MembershipCreate(MemberIdentifier):
     properties: Properties = Field(default_factory=dict)
 
 
-class MemberPerson(BaseModel):
-    id: str
-    name: str | None
-    email: str | None
-    phone_number: str | None
-    created_at: int
-
-
 class SurveyRequest(BaseModel):
     id: str
     created_at: int
@@ -165,16 +157,16 @@ class SurveyRequest(BaseModel):
 class Membership(BaseModel):
     created_at: int
     updated_at: int
-    person: MemberPerson
+    person: Person
     next_survey_request: SurveyRequest | None = Field(
         description="The member's survey scheduled and not yet sent, if any."
     )
 
 
 class MembershipCreated(BaseModel):
-    person: MemberPerson
+    person: Person
     properties: dict[str, Any]
 
 
 class MembershipRemoved(BaseModel):
-    person: MemberPerson
+    person: Person
