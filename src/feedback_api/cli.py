@@ -380,8 +380,12 @@ def import_delighted(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--map") from None
     csv_module.field_size_limit(16 * 1024 * 1024)
-    with responses.open(newline="", encoding="utf-8-sig") as counting:
-        total = max(0, sum(1 for _ in csv_module.reader(counting)) - 1)
+    try:
+        with responses.open(newline="", encoding="utf-8-sig") as counting:
+            total = max(0, sum(1 for _ in csv_module.reader(counting)) - 1)
+    except (UnicodeDecodeError, csv_module.Error) as exc:
+        typer.echo(f"error: {responses}: {exc} (save the export as UTF-8 CSV)", err=True)
+        raise typer.Exit(1) from None
     settings = get_settings()
     url, _ = _database_url(settings)
     console = Console(stderr=True)

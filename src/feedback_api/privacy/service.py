@@ -65,7 +65,9 @@ class PrivacyService:
         flag_events = await integrity_service.forget_responses(session, tenant_id, anonymised)
         await theme_service.forget(session, tenant_id, anonymised)
         tickets = await ticket_service.forget_customer(session, tenant_id, customer.id, anonymised)
-        invitations = await invitation_service.forget_customer(session, tenant_id, customer.id, ref)
+        invitations = await invitation_service.forget_customer(
+            session, tenant_id, customer.id, ref, email=customer.email, phone=customer.phone
+        )
         await idempotency_service.forget_customer(session, tenant_id, ref, anonymised)
         scrubbed = await event_service.scrub_customer(session, tenant_id, ref)
         await webhook_service.forget_answers(session, tenant_id, [*scrubbed, *flag_events])

@@ -54,22 +54,28 @@ def matches(filters: list[str], event_type: str) -> bool:
     )
 
 
-async def _shape(session: AsyncSession, tenant_id: UUID, items: list[Outgoing]) -> None:
+async def _shape(session: AsyncSession, tenant_id: UUID, items: list[Outgoing]) -> list[Outgoing]:
     """Give the deliveries of endpoints with another payload format their body and headers
-    (one shaping per format and event; an event it cannot express goes as `{}`, which
-    dispatch never lets happen)."""
+    (one shaping per format and event). Returns those whose event the format could not
+    express (dispatch lets only expressible types through, but an event may be damaged):
+    they fail unsent, and the rest of the job goes on."""
     by_format: dict[str, list[Outgoing]] = {}
     for item in items:
         if item.endpoint.format != STANDARD:
             by_format.setdefault(item.endpoint.format, []).append(item)
+    unshaped: list[Outgoing] = []
     for name, group in by_format.items():
         shape = format_of(name)
         assert shape is not None
         events = list({item.event.id: item.event for item in group}.values())
         bodies = await shape.shape(session, tenant_id, events)
         for item in group:
-            body = bodies.get(item.event.id, "{}")
-            item.shaped = (body, shape.sign(item.endpoint.secret, body))
+            body = bodies.get(item.event.id)
+            if body is None:
+                unshaped.append(item)
+            else:
+                item.shaped = (body, shape.sign(item.endpoint.secret, body))
+    return unshaped
 
 
 def _due(payload: dict[str, Any]) -> datetime | None:
@@ -202,8 +208,9 @@ class DeliveryService:
                 orphans.append(delivery)
                 continue
             sendable.append(Outgoing(delivery, endpoint, event))
-        await _shape(session, tenant_id, sendable)
-        return orphans, sendable
+        unshaped = {id(item) for item in await _shape(session, tenant_id, sendable)}
+        orphans += [item.delivery for item in sendable if id(item) in unshaped]
+        return orphans, [item for item in sendable if id(item) not in unshaped]
 
     async def _record(
         self,

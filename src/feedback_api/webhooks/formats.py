@@ -16,7 +16,8 @@ from feedback_api.models import Event
 
 STANDARD = "standard"
 
-#: (session, tenant, events) → each expressible event's body, by event id; reads only.
+#: (session, tenant, events) → each expressible event's body, by event id; reads only. An
+#: event left out is one the format cannot express: its delivery fails without being sent.
 Shaper = Callable[[AsyncSession, UUID, Sequence[Event]], Awaitable[dict[UUID, str]]]
 
 

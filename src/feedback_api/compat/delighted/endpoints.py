@@ -123,7 +123,7 @@ async def delete_pending_survey_requests(
 async def delete_person(
     identifier: Identifier, session: SessionDep, auth: PeopleErase
 ) -> dict[str, bool]:
-    """Erase the person (our erasure: docs/privacy.md): `{id}`, `email:{address}` or
+    """Erase the person (our erasure: docs/concepts.md, Erasure): `{id}`, `email:{address}` or
     `phone_number:{E.164}`, percent-encoded. Answers 202 `{"ok": true}`."""
     await people.erase(session, auth, identifier)
     return {"ok": True}

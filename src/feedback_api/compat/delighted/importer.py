@@ -25,6 +25,7 @@ from typing import Any, TextIO
 from uuid import UUID
 
 from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from feedback_api.auth.context import AuthContext
@@ -32,13 +33,18 @@ from feedback_api.compat.delighted import people
 from feedback_api.compat.delighted.properties import attribute_name
 from feedback_api.compat.delighted.schemas import PersonCreate
 from feedback_api.customers.service import customer as customer_service
+from feedback_api.invitations.service import address_refs
 from feedback_api.invitations.service import invitation as invitation_service
 from feedback_api.keys.service import api_key as api_key_service
+from feedback_api.kit.poison import is_data_error
+from feedback_api.kit.types import check_storable
+from feedback_api.models import Customer
 from feedback_api.responses.schemas import ResponseCreate
 from feedback_api.responses.service import response as response_service
 from feedback_api.tenants.service import tenant as tenant_service
 
 CHUNK = 500
+KEY_NAME = "Delighted import "
 SCOPES = ("responses:read", "responses:write", "customers:read", "customers:write")
 ROLES = (
     "response_id",
@@ -194,7 +200,7 @@ class Summary:
 def _cell(row: Mapping[str, str | None], columns: Mapping[str, str], role: str) -> str | None:
     for header, its in columns.items():
         if its == role:
-            value = (row.get(header) or "").strip()
+            value = (row.get(header) or "").replace("\ufeff", "").strip()
             if value:
                 return value
     return None
@@ -207,6 +213,16 @@ def _properties(row: Mapping[str, str | None], columns: Mapping[str, str]) -> di
         if role.startswith("property:") and value:
             found[attribute_name(role.removeprefix("property:"))] = value
     return found
+
+
+def _storable(value: str | None) -> bool:
+    if value is None:
+        return True
+    try:
+        check_storable(value)
+    except PydanticCustomError:
+        return False
+    return True
 
 
 def read_people(
@@ -228,6 +244,9 @@ def read_people(
         key = _cell(row, columns, "person_id") or person.email or person.phone
         if key is None:
             unusable.append((number, "a person without an id, e-mail or phone"))
+            continue
+        if not all(map(_storable, (key, person.email, person.phone, person.name))):
+            unusable.append((number, "a person whose id, name or address cannot be stored"))
             continue
         for k in {key, person.email, person.phone} - {None}:
             assert k is not None
@@ -272,6 +291,14 @@ def read_responses(
                 properties=person.properties,
             )
         key = given.email or given.phone or person_id
+        unstorable = [v for v in (key, given.name, given.email, given.phone) if not _storable(v)]
+        if unstorable:
+            summary.reject(
+                number,
+                "the person's id, name or address holds U+0000 or a lone "
+                "surrogate, which cannot be stored",
+            )
+            continue
         created = _cell(row, columns, "created_at")
         tags = _cell(row, columns, "tags")
         kind = KINDS.get((_cell(row, columns, "survey_type") or default_kind).lower())
@@ -297,43 +324,64 @@ def _reason(error: Any) -> str:
     errors = getattr(error, "errors", None) or []
     if errors:
         first = errors[0]
-        where = ".".join(str(p) for p in first.get("loc", [])[-1:])
+        names = [str(p) for p in first.get("loc", []) if isinstance(p, str)]
+        where = names[-1] if names else "row"
         return f"{where}: {first.get('message') or first.get('msg')}"
     return str(getattr(error, "detail", error))
 
 
 async def _customers(
-    session: AsyncSession, tenant_id: UUID, rows: Sequence[Row], cache: dict[str, str]
-) -> tuple[dict[str, str], int]:
-    """Each person's customer ref (created, or updated from the export), and how many
-    people were new to this run. A person erased here gets no ref: their rows are refused."""
+    session: AsyncSession, tenant_id: UUID, rows: Sequence[Row], cache: dict[str, str | None]
+) -> int:
+    """Give each person of these rows their customer ref in `cache` (created, or updated
+    from the export), None for a person erased here or whose data cannot be stored (their
+    rows are refused). Returns how many customers were new."""
     wanted: dict[str, Person] = {}
     for row in rows:
         if row.person_key is not None and row.person_key not in cache and row.person:
             wanted.setdefault(row.person_key, row.person)
-    refs = {key: _ref_of(key, person) for key, person in wanted.items()}
-    blocks = await invitation_service.blocks_for(session, tenant_id, list(refs.values()))
-    saved = 0
+    candidates = {key: _candidate_refs(key, person) for key, person in wanted.items()}
+    erased = await invitation_service.erased(
+        session, tenant_id, sorted({ref for refs in candidates.values() for ref in refs})
+    )
+    new = 0
     for key, person in wanted.items():
-        ref = refs[key]
-        if blocks.get(ref, {}).get("*") == "erased":
+        cache[key] = None
+        if erased & set(candidates[key]):
             continue
-        body = _person(person)
-        if body is None:  # known by Delighted's id alone, or an address we cannot keep
-            customer, _ = await customer_service.upsert(
-                session, tenant_id, ref, {"name": person.name, "attributes": {}}
-            )
-        else:
-            existing = await customer_service.find(
-                session,
-                tenant_id,
-                email=body.email,
-                phone=None if body.email else body.phone_number,
-            )
-            customer = await people.save(session, tenant_id, existing, body)
+        try:
+            async with session.begin_nested():
+                customer, created = await _save(session, tenant_id, key, person)
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            continue  # refused by the database: the person's rows are rejected
         cache[key] = customer.external_ref
-        saved += 1
-    return cache, saved
+        new += created
+    return new
+
+
+async def _save(
+    session: AsyncSession, tenant_id: UUID, key: str, person: Person
+) -> tuple[Customer, bool]:
+    body = _person(person)
+    if body is None:  # known by Delighted's id alone, or by an address we cannot keep
+        return await customer_service.upsert(
+            session, tenant_id, _ref_of(key, person), {"name": person.name, "attributes": {}}
+        )
+    existing = await customer_service.find(
+        session, tenant_id, email=body.email, phone=None if body.email else body.phone_number
+    )
+    return await people.save(session, tenant_id, existing, body), existing is None
+
+
+def _candidate_refs(key: str, person: Person) -> list[str]:
+    """Every ref (and address) under which an erasure of this person would be remembered."""
+    refs = [_ref_of(key, person), people.ref_for(f"delighted-person:{key}")]
+    for address in (person.email, person.phone):
+        if address:
+            refs.append(people.ref_for(address))
+    return [*refs, *address_refs(person.email, person.phone)]
 
 
 def _person(person: Person) -> PersonCreate | None:
@@ -362,16 +410,15 @@ async def import_chunk(
     auth: AuthContext,
     rows: Sequence[Row],
     summary: Summary,
-    refs: dict[str, str],
+    refs: dict[str, str | None],
 ) -> None:
     """One transaction's worth: the people, then the responses in one batch."""
-    refs, new_people = await _customers(session, auth.tenant_id, rows, refs)
-    summary.people += new_people
+    summary.people += await _customers(session, auth.tenant_id, rows, refs)
     items: list[Row] = []
     for row in rows:
         ref = refs.get(row.person_key) if row.person_key else None
         if row.person_key is not None and ref is None:
-            summary.reject(row.number, "the person was erased here")
+            summary.reject(row.number, "the person was erased here, or cannot be stored")
             continue
         row.item["customer"] = ref
         items.append(row)
@@ -408,6 +455,20 @@ async def import_chunk(
                 summary.updated += 1
 
 
+async def _revoke_leftovers(session: AsyncSession, tenant_id: UUID) -> None:
+    """A run killed before its end left its key active: revoke those (a tenant has few
+    keys; a concurrent run's key is revoked too, which it does not need again)."""
+    after = None
+    while True:
+        keys, cursor = await api_key_service.list_page(session, tenant_id, limit=100, after=after)
+        for key in keys:
+            if key.name.startswith(KEY_NAME) and key.revoked_at is None:
+                await api_key_service.revoke(session, tenant_id, key.id, actor=None)
+        if cursor is None or not keys:
+            return
+        after = (keys[-1].created_at, keys[-1].id)
+
+
 def chunks(rows: Iterable[Row], size: int = CHUNK) -> Iterator[list[Row]]:
     batch: list[Row] = []
     for row in rows:
@@ -438,10 +499,11 @@ async def run(
             summary.reasons[f"people file: {reason}"] += 1
     async with sessionmaker() as session:
         tenant = await tenant_service.get(session, tenant_id)
+        await _revoke_leftovers(session, tenant_id)
         key, _ = await api_key_service.create(
             session,
             tenant_id,
-            name=f"Delighted import {datetime.now(UTC):%Y-%m-%d %H:%M}",
+            name=f"{KEY_NAME}{datetime.now(UTC):%Y-%m-%d %H:%M}",
             scopes=SCOPES,
             publishable=False,
         )
@@ -453,7 +515,7 @@ async def run(
         kind="secret",
         scopes=frozenset(SCOPES),
     )
-    refs: dict[str, str] = {}
+    refs: dict[str, str | None] = {}
     try:
         rows = read_responses(responses, mapping, known, kind, summary, progress)
         for batch in chunks(rows):

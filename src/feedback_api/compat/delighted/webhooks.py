@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import structlog
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.compat.delighted import people
@@ -22,6 +24,8 @@ from feedback_api.customers.service import customer as customer_service
 from feedback_api.events.catalogue import EventType
 from feedback_api.models import Customer, Event
 from feedback_api.webhooks.formats import WebhookFormat
+
+logger = structlog.get_logger("feedback_api.compat.delighted")
 
 #: Our event type → Delighted's.
 EVENT_TYPES = {
@@ -82,10 +86,17 @@ async def shape(session: AsyncSession, tenant_id: UUID, events: Sequence[Event])
     bodies = {}
     for event in events:
         ref = _ref(event)
+        try:
+            data = _data(event, customers.get(ref) if ref else None)
+        except (KeyError, TypeError, ValueError, ValidationError):
+            # An event this format cannot read (an older or damaged one): left out, its
+            # delivery fails unsent, the others go.
+            logger.error("delighted_webhook_unshapeable", event_id=str(event.id), exc_info=True)
+            continue
         body = {
             "event_type": EVENT_TYPES.get(event.type, event.type),
             "event_id": str(event.id),
-            "event_data": _data(event, customers.get(ref) if ref else None),
+            "event_data": data,
         }
         bodies[event.id] = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
     return bodies

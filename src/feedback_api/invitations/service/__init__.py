@@ -8,8 +8,8 @@ settings (`public_url`) from their caller."""
 
 from __future__ import annotations
 
+from feedback_api.invitations.service.contacts import address_refs, ref_hash
 from feedback_api.invitations.service.contacts import contacts as contact_service
-from feedback_api.invitations.service.contacts import ref_hash
 from feedback_api.invitations.service.dispatch import dispatch as dispatch_service
 from feedback_api.invitations.service.funnel import funnel as funnel_service
 from feedback_api.invitations.service.links import links as link_service
@@ -17,7 +17,7 @@ from feedback_api.invitations.service.privacy import privacy as privacy_service
 from feedback_api.invitations.service.scheduling import scheduling as scheduling_service
 from feedback_api.invitations.service.surveys import surveys as survey_service
 
-__all__ = ["InvitationService", "invitation", "ref_hash"]
+__all__ = ["InvitationService", "address_refs", "invitation", "ref_hash"]
 
 
 class InvitationService:
@@ -53,6 +53,7 @@ class InvitationService:
         self.forget_customer = privacy_service.forget_customer
         self.block_hash = contact_service.block_hash
         self.blocks_for = contact_service.blocks_for
+        self.erased = contact_service.erased
         self.blocked_customers = contact_service.blocked_customers
 
 

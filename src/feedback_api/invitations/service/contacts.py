@@ -70,6 +70,16 @@ def _rules_read(rules: ContactRules) -> ContactRulesRead:
     )
 
 
+def address_refs(email: str | None, phone: str | None) -> list[str]:
+    """What an erasure remembers besides the ref, as keyed hashes: the person's addresses
+    (`mailto:` lower-cased, `tel:`), so that an import that knows them by address only does
+    not bring them back (compat/delighted/importer.py)."""
+    return [
+        *([f"mailto:{email.strip().lower()}"] if email else []),
+        *([f"tel:{phone.strip()}"] if phone else []),
+    ]
+
+
 class ContactService:
     # --- the rules ---------------------------------------------------------------------------
 
@@ -222,6 +232,11 @@ class ContactService:
         """The keyed hash a ref's contact blocks are stored under (see `ref_hash`)."""
         key = await InvitationRepository(session).ref_key(tenant_id)
         return ref_hash(key, tenant_id, ref)
+
+    async def erased(self, session: AsyncSession, tenant_id: UUID, refs: Sequence[str]) -> set[str]:
+        """Of these refs (or `address_refs`), those of someone erased here."""
+        blocks = await self.blocks_for(session, tenant_id, refs)
+        return {ref for ref, channels in blocks.items() if channels.get(ALL_CHANNELS) == "erased"}
 
     async def blocks_for(
         self, session: AsyncSession, tenant_id: UUID, refs: Sequence[str]

@@ -11,6 +11,7 @@ from feedback_api.config import Settings
 from feedback_api.invitations.repository import InvitationRepository
 from feedback_api.invitations.rules import ALL_CHANNELS
 from feedback_api.invitations.schemas import InvitationRead
+from feedback_api.invitations.service.contacts import address_refs
 from feedback_api.invitations.service.contacts import contacts as contact_service
 from feedback_api.invitations.service.links import links as link_service
 from feedback_api.invitations.service.links import show_row
@@ -25,15 +26,24 @@ class PrivacyService:
         return [show_row(r, links) for r in rows]
 
     async def forget_customer(
-        self, session: AsyncSession, tenant_id: UUID, customer_id: UUID, ref: str
+        self,
+        session: AsyncSession,
+        tenant_id: UUID,
+        customer_id: UUID,
+        ref: str,
+        *,
+        email: str | None = None,
+        phone: str | None = None,
     ) -> list[UUID]:
         """Erasure: unlink their invitations and drop what they said about the person (trigger
         ref, context, the customer's locale and time zone), stop what was pending, and
-        remember (by the keyed hash of the ref) never to invite them again. Returns the
-        invitations unlinked."""
-        hashed = await contact_service.block_hash(session, tenant_id, ref)
+        remember (by keyed hashes of the ref, and of the e-mail address and phone number)
+        never to invite them again, nor to import them back. Returns the invitations
+        unlinked."""
         repo = InvitationRepository(session)
-        await repo.replace_blocks(tenant_id, hashed, ALL_CHANNELS, "erased")
+        for erased in (ref, *address_refs(email, phone)):
+            hashed = await contact_service.block_hash(session, tenant_id, erased)
+            await repo.replace_blocks(tenant_id, hashed, ALL_CHANNELS, "erased")
         return await repo.forget_customer(tenant_id, customer_id)
 
 
