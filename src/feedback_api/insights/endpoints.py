@@ -11,7 +11,6 @@ from feedback_api.auth.context import AuthContext
 from feedback_api.auth.scopes import Scope
 from feedback_api.db import SessionDep
 from feedback_api.insights.discovery import candidates
-from feedback_api.insights.drivers import driver_report
 from feedback_api.insights.priorities import priorities
 from feedback_api.insights.report import theme_report
 from feedback_api.insights.schemas import (
@@ -30,7 +29,6 @@ from feedback_api.insights.schemas import (
     ThemeTrend,
     ThemeUpsert,
 )
-from feedback_api.insights.segments import attribute_names, segment_report
 from feedback_api.insights.service import theme as theme_service
 from feedback_api.insights.trends import rising, theme_trend
 from feedback_api.keys.dependencies import require
@@ -231,6 +229,8 @@ async def drivers(
     with percentile-bootstrap intervals and n. Drivers with fewer than `min_n` responses
     with them, or without them, are listed as not estimable and never ranked. The effects
     are associations in the data, not proof of cause. Takes the metrics' filters."""
+    from feedback_api.insights.drivers import driver_report  # numpy: loaded on first use
+
     return await driver_report(session, kind, metric_query(kind, filters), by)
 
 
@@ -258,6 +258,8 @@ async def segments(
     difference is reported once: a pair that differs only through one of its values, or a
     value that differs only through a pair inside it, is listed under `explained`. Takes
     the metrics' filters."""
+    from feedback_api.insights.segments import attribute_names, segment_report  # numpy
+
     names = attribute_names(attr)
     return await segment_report(session, kind, metric_query(kind, filters), names, fdr)
 

@@ -9,7 +9,6 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from feedback_api.insights.drivers import driver_report
 from feedback_api.insights.hooks import efforts as effort_source
 from feedback_api.insights.schemas import (
     Driver,
@@ -92,6 +91,8 @@ async def priorities(
         if efforts is not None
         else await effort_source.get()(session, selection.tenant_id, low_effort_days)
     )
+    from feedback_api.insights.drivers import driver_report  # numpy: loaded on first use
+
     themes = await driver_report(session, kind, query, DriverBy.THEME)
     touchpoints = await driver_report(session, kind, query, DriverBy.TOUCHPOINT)
     items = [_priority("theme", d, threshold, known) for d in themes.items]

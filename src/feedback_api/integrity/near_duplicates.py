@@ -20,13 +20,15 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from uuid import UUID
 
-import numpy as np
-import rjieba
-from datasketch import MinHash
-from rapidfuzz import fuzz
-from rapidfuzz.process import cdist
+if TYPE_CHECKING:
+    from datasketch import MinHash
+
+# numpy, rjieba, datasketch (which loads scipy) and rapidfuzz are imported where they are
+# used: screening runs in the worker, and an API process should not carry them (about
+# 120 MB of its memory, docs/benchmarks.md).
 
 from feedback_api.integrity.records import Finding, Record
 
@@ -47,6 +49,8 @@ def tokens(text: str) -> list[str]:
                 if not part:
                     continue
                 if CJK.fullmatch(part):
+                    import rjieba
+
                     found.extend(t for t in rjieba.cut(part) if t.strip())
                 else:
                     found.append(part)
@@ -61,11 +65,16 @@ def canonical(text: str) -> str:
 
 @lru_cache(maxsize=1)
 def _template() -> MinHash:
+    from datasketch import MinHash
+
     return MinHash(num_perm=NUM_PERM, seed=20261123)
 
 
 def bands(text: str) -> list[int]:
     """The LSH band hashes of a canonical text, as signed 64-bit integers."""
+    import numpy as np
+    from datasketch import MinHash
+
     template = _template()
     sketch = MinHash(
         num_perm=NUM_PERM,
@@ -145,6 +154,10 @@ def find(
 def _rings(texts: list[str], fresh: list[int], cutoff: float) -> list[list[int]]:
     """The texts (by index) grouped into rings: linked when one of them is fresh and their
     similarity is at least `cutoff` (0-100), rings being what links join (union-find)."""
+    import numpy as np
+    from rapidfuzz import fuzz
+    from rapidfuzz.process import cdist
+
     scores = cdist(
         [texts[i] for i in fresh], texts, scorer=fuzz.ratio, score_cutoff=cutoff, workers=1
     )

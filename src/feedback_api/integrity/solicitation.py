@@ -21,8 +21,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy.stats import false_discovery_control, norm
-
 
 @dataclass(frozen=True, slots=True)
 class GroupCounts:
@@ -72,6 +70,8 @@ def two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float]:
     if se == 0:
         return 0.0, 1.0
     z = (x1 / n1 - x2 / n2) / se
+    from scipy.stats import norm  # loaded where the test runs (the worker), see near_duplicates
+
     return z, float(norm.sf(z))
 
 
@@ -79,6 +79,8 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     """BH-adjusted p-values (q-values), in the input order."""
     if not p_values:
         return []
+    from scipy.stats import false_discovery_control
+
     return [float(q) for q in false_discovery_control(list(p_values), method="bh")]
 
 
