@@ -8,6 +8,7 @@ from __future__ import annotations
 from feedback_api.actions.service import action
 from feedback_api.compat.delighted.webhooks import DELIGHTED
 from feedback_api.insights.hooks import efforts
+from feedback_api.insights.service import needs_classifying
 from feedback_api.insights.service import on_stored as classify_comments
 from feedback_api.insights.service import wants as classifies
 from feedback_api.integrity.service import integrity
@@ -21,7 +22,9 @@ from feedback_api.webhooks.formats import formats as webhook_formats
 def connect() -> None:
     """Idempotent: subscribing again under a name replaces the subscriber."""
     responses_stored.subscribe("tickets", open_tickets, wants=may_open_a_ticket)
-    responses_stored.subscribe("insights", classify_comments, wants=classifies)
+    responses_stored.subscribe(
+        "insights", classify_comments, wants=classifies, gate=needs_classifying
+    )
     token_answers.provide(answers.answer_with_token)
     provenance.provide(integrity.provenance)
     efforts.provide(action.efforts)

@@ -105,13 +105,33 @@ def wants(stored: StoredResponse) -> bool:
     return bool(stored.comment) or stored.replaced
 
 
+#: Where `needs_classifying` leaves the version it read for `on_stored` (same transaction).
+_VERSION = "insights.ingest_version"
+
+
+async def needs_classifying(
+    session: AsyncSession, tenant_id: UUID, items: Sequence[StoredResponse]
+) -> bool:
+    """The subscriber's gate: marks the transaction as classifying (see
+    `version_for_ingest`) and says whether there is anything to find. A tenant whose
+    dictionary has no term (most, and every new one) pays one round trip, no savepoint; a
+    changed answer always goes on (its earlier mentions may have to go)."""
+    repo = ThemeRepository(session)
+    version = await repo.version_for_ingest(tenant_id)
+    if version is None:
+        return False  # never had a dictionary: nothing to find
+    session.info[_VERSION] = (tenant_id, version)
+    return bool(await _classifier(repo, tenant_id, version)) or any(i.replaced for i in items)
+
+
 async def on_stored(
     session: AsyncSession, tenant_id: UUID, items: Sequence[StoredResponse]
 ) -> None:
     """The `responses_stored` subscriber: the themes each new or changed comment mentions,
     in the storing transaction (so they are there when the response is acknowledged)."""
     repo = ThemeRepository(session)
-    version = await repo.version_for_ingest(tenant_id)
+    read = session.info.pop(_VERSION, None)
+    version = read[1] if read and read[0] == tenant_id else await repo.version_for_ingest(tenant_id)
     if version is None:
         return  # never had a dictionary: nothing to find
     classifier = await _classifier(repo, tenant_id, version)

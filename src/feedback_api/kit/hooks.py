@@ -40,22 +40,34 @@ T = TypeVar("T")
 Subscriber = Callable[[AsyncSession, UUID, Sequence[T]], Awaitable[None]]
 # (session, hook name, subscriber name, tenant, items): keep them to run again later.
 OnFailure = Callable[[AsyncSession, str, str, UUID, Sequence[T]], Awaitable[None]]
+# (session, tenant, wanted items) → whether the subscriber has anything to do. Run outside
+# the savepoint: a subscriber with nothing to do costs no SAVEPOINT and RELEASE (two round
+# trips on the ingest path). What it reads or locks belongs to the firing transaction.
+Gate = Callable[[AsyncSession, UUID, Sequence[T]], Awaitable[bool]]
 
 
 class Hook(Generic[T]):
     def __init__(self, name: str) -> None:
         self.name = name
-        self._subscribers: dict[str, tuple[Subscriber[T], Callable[[T], bool] | None]] = {}
+        self._subscribers: dict[
+            str, tuple[Subscriber[T], Callable[[T], bool] | None, Gate[T] | None]
+        ] = {}
         self.on_failure: OnFailure[T] | None = None
 
     def subscribe(
-        self, name: str, subscriber: Subscriber[T], *, wants: Callable[[T], bool] | None = None
+        self,
+        name: str,
+        subscriber: Subscriber[T],
+        *,
+        wants: Callable[[T], bool] | None = None,
+        gate: Gate[T] | None = None,
     ) -> None:
         """Add a subscriber under a stable name (the name a retry job finds it by).
         `wants` picks the items it is handed; when none is wanted the subscriber is not run
         at all (no savepoint: the ingest path pays nothing for a reaction it does not need).
-        Subscribing again under the same name replaces it (assembly may run twice)."""
-        self._subscribers[name] = (subscriber, wants)
+        `gate`, when given, is asked next (see `Gate`). Subscribing again under the same
+        name replaces it (assembly may run twice)."""
+        self._subscribers[name] = (subscriber, wants, gate)
 
     def subscriber(self, name: str) -> Subscriber[T] | None:
         entry = self._subscribers.get(name)
@@ -64,9 +76,9 @@ class Hook(Generic[T]):
     async def fire(self, session: AsyncSession, tenant_id: UUID, items: Sequence[T]) -> None:
         if not items:
             return
-        for name, (subscriber, wants) in self._subscribers.items():
+        for name, (subscriber, wants, gate) in self._subscribers.items():
             wanted = items if wants is None else [i for i in items if wants(i)]
-            if not wanted:
+            if not wanted or (gate is not None and not await gate(session, tenant_id, wanted)):
                 continue
             try:
                 async with session.begin_nested():
