@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -89,13 +90,26 @@ def start_embedded_server(data_dir: Path) -> str:
     return normalize_url(str(server.get_uri(EMBEDDED_DATABASE)))
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request; it commits after the endpoint returns and *before* the
-    response is sent (``scope="function"``), so an acknowledged write is durable."""
+@asynccontextmanager
+async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session, committed when the block ends without an error (and rolled
+    back otherwise). A test app puts its own in ``app.state.session_scope``."""
+    scope = getattr(request.app.state, "session_scope", None)
+    if scope is not None:
+        async with scope() as session:
+            yield session
+        return
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with sessionmaker() as session:
         yield session
         await session.commit()
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request; it commits after the endpoint returns and *before* the
+    response is sent (``scope="function"``), so an acknowledged write is durable."""
+    async with request_session(request) as session:
+        yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -12,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from feedback_api.auth.context import AuthContext
 from feedback_api.auth.origins import OriginNotAllowed, check_origin
 from feedback_api.auth.scopes import Scope
-from feedback_api.db import SessionDep, SettingsDep
+from feedback_api.config import Settings
+from feedback_api.db import SessionDep, SettingsDep, request_session
 from feedback_api.exceptions import MissingScope, PublishableKeyForbidden, Unauthenticated
 from feedback_api.keys.service import api_key as api_key_service
 from feedback_api.kit.crypto import constant_time_equals
@@ -53,6 +55,51 @@ def require(
         )
 
     return dependency
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """What a hot write route needs, resolved as one dependency (`unit_of_work`)."""
+
+    session: AsyncSession
+    auth: AuthContext
+    settings: Settings
+
+
+def unit_of_work(
+    *scopes: Scope, allow_publishable: bool = False
+) -> Callable[[Request], AsyncIterator[Work]]:
+    """`SessionDep` + `require(...)` + `SettingsDep` as one dependency, for the ingest
+    route: FastAPI resolves each dependency and sub-dependency on every request, which
+    cost more than the database work there (docs/benchmarks.md). The same semantics: the
+    session commits after the endpoint returns and before the answer is sent (use it with
+    `Depends(..., scope="function")`), the key is admitted as `require` admits it. The
+    route states its security scheme itself (`openapi_extra=BEARER_SECURITY`)."""
+
+    async def dependency(request: Request) -> AsyncIterator[Work]:
+        async with request_session(request) as session:
+            auth = await admit(
+                request,
+                session,
+                bearer_secret(request),
+                scopes,
+                allow_publishable,
+                "send `Authorization: Bearer <API key>`",
+            )
+            yield Work(session, auth, request.app.state.settings)
+
+    return dependency
+
+
+BEARER_SECURITY: dict[str, Any] = {"security": [{"ApiKey": []}]}
+
+
+def bearer_secret(request: Request) -> str | None:
+    """The credentials of `Authorization: Bearer <key>`, as HTTPBearer reads them."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials:
+        return None
+    return credentials
 
 
 async def admit(

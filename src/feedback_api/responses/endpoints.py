@@ -11,7 +11,7 @@ from feedback_api.auth.context import AuthContext
 from feedback_api.auth.scopes import Scope
 from feedback_api.db import SessionDep, SettingsDep
 from feedback_api.idempotency.dependencies import IdempotencyKeyHeader, run_idempotent
-from feedback_api.keys.dependencies import require
+from feedback_api.keys.dependencies import BEARER_SECURITY, Work, require, unit_of_work
 from feedback_api.kit.params import Cursor, Limit, parse_cursor
 from feedback_api.kit.schemas import Page, problem_responses
 from feedback_api.kit.types import Text, Timestamp
@@ -62,13 +62,15 @@ RatingsSubmit = Annotated[
         },
         **problem_responses(403, 409, body=True),
     },
+    openapi_extra=BEARER_SECURITY,
 )
 async def create_response(
     body: ResponseCreate,
     request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    auth: RatingsSubmit,
+    work: Annotated[
+        Work,
+        Depends(unit_of_work(Scope.RESPONSES_WRITE, allow_publishable=True), scope="function"),
+    ],
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Submit one piece of feedback.
@@ -79,6 +81,7 @@ async def create_response(
 
     Safe to retry: send `external_id` (your id for the feedback) and/or an
     `Idempotency-Key` header. Stored before the answer is sent."""
+    session, auth, settings = work.session, work.auth, work.settings
 
     async def handler() -> tuple[int, ResponseRead]:
         # Public submissions (publishable keys) carry the client's IP and user agent, hashed
