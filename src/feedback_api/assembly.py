@@ -14,14 +14,16 @@ from feedback_api.insights.service import wants as classifies
 from feedback_api.integrity.service import integrity
 from feedback_api.invitations.answers import answers
 from feedback_api.responses.hooks import provenance, responses_stored, token_answers
-from feedback_api.tickets.service import may_open_a_ticket
+from feedback_api.tickets.service import matches_a_rule, may_open_a_ticket
 from feedback_api.tickets.service import on_stored as open_tickets
 from feedback_api.webhooks.formats import formats as webhook_formats
 
 
 def connect() -> None:
     """Idempotent: subscribing again under a name replaces the subscriber."""
-    responses_stored.subscribe("tickets", open_tickets, wants=may_open_a_ticket)
+    responses_stored.subscribe(
+        "tickets", open_tickets, wants=may_open_a_ticket, gate=matches_a_rule
+    )
     responses_stored.subscribe(
         "insights", classify_comments, wants=classifies, gate=needs_classifying
     )

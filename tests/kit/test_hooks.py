@@ -10,8 +10,9 @@ from uuid import UUID, uuid4
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import SessionTransaction
 
 from feedback_api.config import Settings
 from feedback_api.kit.hooks import Hook, Slot
@@ -118,6 +119,54 @@ async def test_a_subscriber_gets_only_what_it_wants(session: AsyncSession) -> No
     assert calls == []
     await hook.fire(session, tenant, [1, 2, 3, 4])
     assert calls == [[2, 4]]
+
+
+async def test_a_gate_keeps_a_subscriber_with_nothing_to_do_out_of_a_savepoint(
+    session: AsyncSession,
+) -> None:
+    """A gate answers outside the savepoint (a tenant without a theme term, a promoter no
+    rule matches: no SAVEPOINT, no RELEASE); a bug in a gate lets the subscriber run in
+    its savepoint, where failures are kept for later; the database's refusal goes up."""
+    hook: Hook[int] = Hook("test.gated")
+    calls: list[list[int]] = []
+    answers: list[object] = [False, True, ValueError("a bug in the gate")]
+
+    async def gate(_: AsyncSession, __: UUID, items: Sequence[int]) -> bool:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return bool(answer)
+
+    async def work(_: AsyncSession, __: UUID, items: Sequence[int]) -> None:
+        calls.append(list(items))
+
+    hook.subscribe("gated", work, gate=gate)
+    tenant = uuid4()
+    savepoints: list[object] = []
+
+    def on_create(_: object, transaction: SessionTransaction) -> None:
+        if transaction.nested:
+            savepoints.append(transaction)
+
+    event.listen(session.sync_session, "after_transaction_create", on_create)
+    try:
+        await hook.fire(session, tenant, [1])
+        assert (calls, savepoints) == ([], [])
+        await hook.fire(session, tenant, [2])
+        assert len(savepoints) == 1
+    finally:
+        event.remove(session.sync_session, "after_transaction_create", on_create)
+    await hook.fire(session, tenant, [3])
+    assert calls == [[2], [3]]
+
+    async def refused(session: AsyncSession, _: UUID, __: Sequence[int]) -> bool:
+        await session.execute(text("SELECT 1/0"))
+        return True
+
+    hook.subscribe("gated", work, gate=refused)
+    with pytest.raises(Exception, match="division by zero"):
+        async with session.begin_nested():
+            await hook.fire(session, tenant, [4])
 
 
 def test_a_slot_hands_work_to_its_one_provider() -> None:

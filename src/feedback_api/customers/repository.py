@@ -64,18 +64,25 @@ class CustomerRepository:
         )
         return {row[0]: row[1] for row in rows}
 
-    async def insert_bare(self, tenant_id: UUID, refs: Collection[str]) -> dict[str, UUID]:
-        """Create customers known only by their ref; refs that exist already are skipped.
-
-        In sorted order: two requests creating overlapping refs then wait on each other in
-        the same order, never in a cycle (unsorted, concurrent batches deadlocked)."""
+    async def ensure_ids(self, tenant_id: UUID, refs: Collection[str]) -> dict[str, UUID]:
+        """Ids for these refs, creating bare customers for the new ones, in one round trip
+        (the ingest path: a new customer ref with nearly every answer). New refs go in
+        sorted, so two requests creating overlapping refs wait on each other in one order.
+        A ref a concurrent transaction committed meanwhile is missing from the answer (its
+        row is outside this statement's snapshot): ask again for those."""
         refs = sorted(set(refs))
         conn = await driver_connection(self.session)
         rows = await conn.fetch(
-            "INSERT INTO customers (tenant_id, id, external_ref)"
+            "WITH inserted AS ("
+            " INSERT INTO customers (tenant_id, id, external_ref)"
             " SELECT $1, u.id, u.ref FROM unnest($2::uuid[], $3::text[]) AS u(id, ref)"
+            " ORDER BY u.ref"
             " ON CONFLICT (tenant_id, external_ref) DO NOTHING"
-            " RETURNING external_ref, id",
+            " RETURNING external_ref, id)"
+            " SELECT external_ref, id FROM inserted"
+            " UNION ALL"
+            " SELECT external_ref, id FROM customers"
+            " WHERE tenant_id = $1 AND external_ref = ANY($3::text[])",
             tenant_id,
             [new_id() for _ in refs],
             refs,

@@ -30,17 +30,15 @@ class CustomerService:
     ) -> dict[str, UUID]:
         """Ids for these refs, creating bare customers for the ones not seen before.
 
-        Most feedback comes from known customers, so look first and insert only the rest."""
+        One statement looks up and inserts; a ref another request created meanwhile is
+        read again."""
         if not refs:
             return {}
         repo = CustomerRepository(session)
-        ids = await repo.ids_by_ref(tenant_id, refs)
-        missing = [r for r in refs if r not in ids]
-        if missing:
-            ids |= await repo.insert_bare(tenant_id, missing)
-            raced = [r for r in missing if r not in ids]
-            if raced:  # created by a concurrent request between our read and our insert
-                ids |= await repo.ids_by_ref(tenant_id, raced)
+        ids = await repo.ensure_ids(tenant_id, refs)
+        raced = [r for r in refs if r not in ids]
+        if raced:  # committed by a concurrent request after our statement began
+            ids |= await repo.ids_by_ref(tenant_id, raced)
         return ids
 
     async def list_page(

@@ -26,7 +26,7 @@ import structlog
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from feedback_api.kit.poison import is_transient
+from feedback_api.kit.poison import is_transient, sqlstate
 
 logger = structlog.get_logger("feedback_api.hooks")
 
@@ -78,7 +78,9 @@ class Hook(Generic[T]):
             return
         for name, (subscriber, wants, gate) in self._subscribers.items():
             wanted = items if wants is None else [i for i in items if wants(i)]
-            if not wanted or (gate is not None and not await gate(session, tenant_id, wanted)):
+            if not wanted or (
+                gate is not None and not await _open(gate, session, tenant_id, wanted)
+            ):
                 continue
             try:
                 async with session.begin_nested():
@@ -95,6 +97,19 @@ class Hook(Generic[T]):
                     exc_info=exc,
                 )
                 await self.on_failure(session, self.name, name, tenant_id, wanted)
+
+
+async def _open(gate: Gate[T], session: AsyncSession, tenant_id: UUID, items: Sequence[T]) -> bool:
+    """A gate's answer. A bug in it (not the database's refusal, which has ended the
+    transaction anyway) lets the subscriber run, in its savepoint, where the same failure is
+    caught and its work kept for later."""
+    try:
+        return await gate(session, tenant_id, items)
+    except Exception as exc:
+        if is_transient(exc) or sqlstate(exc) is not None:
+            raise
+        logger.warning("hook_gate_failed", error_type=type(exc).__name__, exc_info=exc)
+        return True
 
 
 class Slot(Generic[T]):

@@ -34,6 +34,7 @@ from feedback_api.tickets.service.reads import reads as read_service
 from feedback_api.tickets.service.routing import (
     AUTO_TICKET_MAX_AGE,
     Complaint,
+    matches_a_rule,
     may_open_a_ticket,
     on_stored,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "SLA_BATCH",
     "Complaint",
     "TicketService",
+    "matches_a_rule",
     "may_open_a_ticket",
     "on_stored",
     "ticket",

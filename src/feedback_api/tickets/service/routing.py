@@ -32,11 +32,31 @@ AUTO_TICKET_MAX_AGE = timedelta(days=7)
 Complaint = StoredResponse
 
 
+#: Where `matches_a_rule` leaves what it matched for `on_stored` (same transaction).
+_MATCHED = "tickets.matched"
+
+
+async def matches_a_rule(
+    session: AsyncSession, tenant_id: UUID, stored: Sequence[StoredResponse]
+) -> bool:
+    """The subscriber's gate (kit.hooks): whether any of these responses matches a rule.
+    Most answers match none (every promoter, with the default rules): they then cost the
+    rules' one read, no savepoint."""
+    candidates = [c for c in stored if _may_open(c, utcnow())]
+    matched = await routing.match(session, tenant_id, candidates) if candidates else []
+    session.info[_MATCHED] = (tenant_id, [c.response_id for c in stored], matched)
+    return bool(matched)
+
+
 async def on_stored(
     session: AsyncSession, tenant_id: UUID, stored: Sequence[StoredResponse]
 ) -> None:
     """The `responses_stored` subscriber (connected in feedback_api.assembly)."""
-    await routing.on_responses(session, tenant_id, stored)
+    gated = session.info.pop(_MATCHED, None)
+    if gated is not None and gated[:2] == (tenant_id, [c.response_id for c in stored]):
+        await routing.route(session, tenant_id, gated[2])
+    else:
+        await routing.on_responses(session, tenant_id, stored)
 
 
 def may_open_a_ticket(stored: StoredResponse) -> bool:
@@ -88,13 +108,20 @@ class RoutingService:
     ) -> None:
         """Run the rules over freshly stored responses, in the caller's transaction: a
         ticket exists the moment the response is acknowledged."""
-        now = utcnow()
-        candidates = [c for c in complaints if _may_open(c, now)]
-        if not candidates:
-            return
-        matched = await self._match(session, tenant_id, candidates)
+        candidates = [c for c in complaints if _may_open(c, utcnow())]
+        if candidates:
+            await self.route(session, tenant_id, await self.match(session, tenant_id, candidates))
+
+    async def route(
+        self,
+        session: AsyncSession,
+        tenant_id: UUID,
+        matched: list[tuple[Complaint, TicketRule]],
+    ) -> None:
+        """Open, attach to or reopen the tickets of these matches."""
         if not matched:
             return
+        now = utcnow()
         ctx = await TicketContext.load(session, tenant_id)
         ctx.refs |= {
             c.customer_id: c.customer_ref for c, _ in matched if c.customer_id and c.customer_ref
@@ -105,7 +132,7 @@ class RoutingService:
         for complaint, rule in matched:
             await run.route(complaint, rule)
 
-    async def _match(
+    async def match(
         self, session: AsyncSession, tenant_id: UUID, candidates: Sequence[Complaint]
     ) -> list[tuple[Complaint, TicketRule]]:
         """Each complaint with the first enabled rule it matches (those matching none left
