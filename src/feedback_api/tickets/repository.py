@@ -122,6 +122,25 @@ class TicketRepository:
         ).first()
         return TicketSettings(row[0], row[1], row[2]) if row else None
 
+    async def settings_and_policies(
+        self, tenant_id: UUID
+    ) -> tuple[TicketSettings | None, list[SlaPolicy]]:
+        """`settings` and `policies` in one round trip (every ticket a response opens
+        needs both)."""
+        stmt = (
+            select(Tenant.timezone, Tenant.ticket_reopen_days, Tenant.metrics_min_cell_n, SlaPolicy)
+            .select_from(Tenant)
+            .outerjoin(SlaPolicy, SlaPolicy.tenant_id == Tenant.id)
+            .where(Tenant.id == tenant_id)
+            .order_by(SlaPolicy.key)
+        )
+        rows = (await self.session.execute(stmt)).all()
+        if not rows:
+            return None, []
+        first = rows[0]
+        policies = [row[3] for row in rows if row[3] is not None]
+        return TicketSettings(first[0], first[1], first[2]), policies
+
     # --- policies ---
     async def policies(self, tenant_id: UUID) -> list[SlaPolicy]:
         stmt = select(SlaPolicy).where(SlaPolicy.tenant_id == tenant_id).order_by(SlaPolicy.key)

@@ -29,12 +29,10 @@ class TicketContext:
 
     @classmethod
     async def load(cls, session: AsyncSession, tenant_id: UUID) -> TicketContext:
-        repo = TicketRepository(session)
-        settings = await repo.settings(tenant_id)
+        settings, policies = await TicketRepository(session).settings_and_policies(tenant_id)
         if settings is None:
             raise NotFound("no such tenant")
-        policies = {p.id: p for p in await repo.policies(tenant_id)}
-        return cls(tenant_id, settings, policies)
+        return cls(tenant_id, settings, {p.id: p for p in policies})
 
     @property
     def default_policy(self) -> SlaPolicy:
