@@ -82,7 +82,10 @@ class CustomerRepository:
             " SELECT external_ref, id FROM inserted"
             " UNION ALL"
             " SELECT external_ref, id FROM customers"
-            " WHERE tenant_id = $1 AND external_ref = ANY($3::text[])",
+            " WHERE tenant_id = $1 AND external_ref = ANY($3::text[])"
+            # A row this statement's snapshot still shows may have been deleted meanwhile
+            # (an erasure) and its ref inserted anew just now: the new row wins.
+            " AND external_ref NOT IN (SELECT external_ref FROM inserted)",
             tenant_id,
             [new_id() for _ in refs],
             refs,

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback_api.auth.context import AuthContext
@@ -95,8 +96,9 @@ BEARER_SECURITY: dict[str, Any] = {"security": [{"ApiKey": []}]}
 
 
 def bearer_secret(request: Request) -> str | None:
-    """The credentials of `Authorization: Bearer <key>`, as HTTPBearer reads them."""
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    """The credentials of `Authorization: Bearer <key>`, read by the function HTTPBearer
+    reads them with (so `require` and `unit_of_work` admit the same headers)."""
+    scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
     if scheme.lower() != "bearer" or not credentials:
         return None
     return credentials
