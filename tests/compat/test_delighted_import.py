@@ -120,15 +120,8 @@ def _write(path: Path, header: list[str], rows: list[list[str]]) -> Path:
 
 
 @pytest.fixture
-def history(processes: Processes, database_url: str) -> Iterator[dict[str, Any]]:
-    made = subprocess.run(
-        [sys.executable, "-m", "feedback_api", "tenant", "create", "--name", TENANT],
-        env=processes.env,
-        capture_output=True,
-        check=True,
-    )
-    created = json.loads(made.stdout)
-    yield {"id": created["tenant"]["id"], "key": created["api_key"]["secret"]}
+def history(processes: Processes, database_url: str) -> Iterator[dict[str, str]]:
+    yield processes.created_tenant(TENANT)
     execute_sql(database_url, f"DELETE FROM tenants WHERE name = '{TENANT}'")
 
 
@@ -145,7 +138,7 @@ def _import(processes: Processes, tenant: str, *args: str) -> dict[str, Any]:
 
 
 def test_a_delighted_history_comes_in_once_and_its_numbers_match(
-    processes: Processes, history: dict[str, Any], tmp_path: Path
+    processes: Processes, history: dict[str, str], tmp_path: Path
 ) -> None:
     base = f"http://127.0.0.1:{processes.serve()}"
     compat = f"{base}/compat/delighted/v1"

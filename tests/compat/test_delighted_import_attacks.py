@@ -27,14 +27,7 @@ HEADER = "Response ID,Score,Comment,Created At,Email,Name,Phone Number\r\n"
 @pytest.fixture
 def tenant(processes: Processes, database_url: str) -> Iterator[dict[str, Any]]:
     name = f"import attack {uuid.uuid4().hex[:8]}"
-    made = subprocess.run(
-        [sys.executable, "-m", "feedback_api", "tenant", "create", "--name", name],
-        env=processes.env,
-        capture_output=True,
-        check=True,
-    )
-    created = json.loads(made.stdout)
-    yield {"id": created["tenant"]["id"], "key": created["api_key"]["secret"]}
+    yield processes.created_tenant(name)
     execute_sql(database_url, f"DELETE FROM tenants WHERE name = '{name}'")
 
 
