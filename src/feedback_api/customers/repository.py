@@ -48,6 +48,12 @@ class CustomerRepository:
         )
         return (await self.session.scalars(stmt)).one_or_none()
 
+    async def refs_by_id(self, tenant_id: UUID, customer_ids: Collection[UUID]) -> dict[UUID, str]:
+        stmt = select(Customer.id, Customer.external_ref).where(
+            Customer.tenant_id == tenant_id, Customer.id.in_(list(customer_ids))
+        )
+        return {row[0]: row[1] for row in await self.session.execute(stmt)}
+
     async def by_refs(self, tenant_id: UUID, refs: Collection[str]) -> dict[str, Customer]:
         stmt = select(Customer).where(
             Customer.tenant_id == tenant_id, Customer.external_ref.in_(list(refs))

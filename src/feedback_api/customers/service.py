@@ -64,6 +64,14 @@ class CustomerService:
             return {}
         return await CustomerRepository(session).by_refs(tenant_id, refs)
 
+    async def refs_by_id(
+        self, session: AsyncSession, tenant_id: UUID, customer_ids: Collection[UUID]
+    ) -> dict[UUID, str]:
+        """The external refs of these customers (gone ones left out), in one query."""
+        if not customer_ids:
+            return {}
+        return await CustomerRepository(session).refs_by_id(tenant_id, customer_ids)
+
     async def find(
         self,
         session: AsyncSession,

@@ -114,21 +114,22 @@ class _Due:
 async def _round(
     session: AsyncSession,
     member: _Due,
-    customer: Customer,
+    ref: str,
     frequency: timedelta,
     settings: Settings,
 ) -> None:
-    """Schedule the member's survey for this round and set when the next round is due."""
+    """Schedule the survey of the member (customer `ref`) for this round and set when the
+    next round is due."""
     now = utcnow()
     _, context, _ = split(member.properties)
     # One invitation per member and round (the round's due time, to the microsecond), even
     # if a round were run twice.
-    round_ref = f"{member.platform}:{customer.id}:{member.next_at.timestamp():.6f}"
+    round_ref = f"{member.platform}:{member.customer_id}:{member.next_at.timestamp():.6f}"
     invitation, _ = await invitation_service.schedule(
         session,
         member.tenant_id,
         InvitationCreate(
-            customer=customer.external_ref,
+            customer=ref,
             survey=people.SURVEY,
             channel=member.platform,  # type: ignore[arg-type]
             trigger_ref=f"autopilot:{round_ref}",
@@ -183,7 +184,7 @@ async def join(
         survey = await _survey(session, tenant_id)
         if survey is not None and survey.active:
             frequency = await _frequency(session, tenant_id, survey)
-            await _round(session, _Due.of(membership), customer, frequency, settings)
+            await _round(session, _Due.of(membership), customer.external_ref, frequency, settings)
     return MembershipCreated(person=people.person(customer), properties=membership.properties)
 
 
@@ -271,14 +272,15 @@ async def _tenant_rounds(
         later = utcnow() + PAUSED_RETRY
         await repo.advance(tenant_id, member.platform, member.customer_id, next_at=later)
 
+    # The members' refs in one query, as plain values (nothing to expire in a savepoint).
+    refs = await customer_service.refs_by_id(session, tenant_id, [m.customer_id for m in members])
+
     async def rounds(batch: Sequence[_Due]) -> None:
         for member in batch:
-            customer = await customer_service.find(
-                session, tenant_id, customer_id=member.customer_id
-            )
-            if customer is None or survey is None or not survey.active:
+            ref = refs.get(member.customer_id)
+            if ref is None or survey is None or not survey.active:
                 await postpone(member)  # resumes within a day of reactivation
             else:
-                await _round(session, member, customer, frequency, settings)
+                await _round(session, member, ref, frequency, settings)
 
     await isolate(session, "autopilot.rounds", members, rounds, postpone)
