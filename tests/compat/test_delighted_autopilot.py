@@ -233,3 +233,33 @@ async def test_erasure_ends_the_membership(tenant: TenantHandle) -> None:
     erased = await call(tenant, "DELETE", f"/people/{joined.json()['person']['id']}")
     assert erased.status_code == 202
     assert (await members(tenant)).json() == []
+
+
+async def test_another_tenants_key_cannot_see_add_or_remove_a_member(
+    tenant: TenantHandle, other_tenant: TenantHandle
+) -> None:
+    joined = await call(
+        tenant, "POST", "/autopilot/email/memberships", json={"person_email": "e@example.com"}
+    )
+    person_id = joined.json()["person"]["id"]
+    theirs = other_tenant.admin_key
+    by_id = {"person_id": person_id}
+    assert (
+        await call(other_tenant, "POST", "/autopilot/email/memberships", key=theirs, json=by_id)
+    ).status_code == 404
+    assert (
+        await call(other_tenant, "DELETE", "/autopilot/email/memberships", key=theirs, json=by_id)
+    ).status_code == 404
+    removed_by_email = await call(
+        other_tenant,
+        "DELETE",
+        "/autopilot/email/memberships",
+        key=theirs,
+        params={"person_email": "e@example.com"},
+    )
+    assert removed_by_email.status_code == 404
+    listed = await call(
+        other_tenant, "GET", "/autopilot/email/memberships", key=theirs, params=by_id
+    )
+    assert listed.status_code == 404  # no such person for them
+    assert [m["person"]["id"] for m in (await members(tenant)).json()] == [person_id]
